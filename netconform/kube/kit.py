@@ -1,0 +1,370 @@
+"""Deploys the probe kit (contracts §4, DESIGN step 2), waits for it with deadlines, and removes it.
+
+Per node: `probe-<node>` (pod network), `host-<node>` (hostNetwork, dnsPolicy Default) and
+`echo-<node>` (the agent's echo backend), all pinned with `nodeName` and tolerating every taint; the
+agent itself comes from a ConfigMap. Failures become one-line reasons: an image that cannot be pulled
+or pods that never become Ready abort the run; host probes refused by admission (PodSecurity) only
+make the host-network tests skip with the admission's own words.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from netconform.kube.connect import Cluster, KubeError, api_error_line
+from netconform.kube.topology import Topology, pod_info
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "netconform"}
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=netconform"
+CREATED_ANNOTATION = "netconform.io/created"
+ROLE_LABEL = "netconform.io/role"
+AGENT_MOUNT = "/opt/netconform"
+AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent.py"
+# Pods idle in a python loop (the image only needs python3, not coreutils' sleep).
+IDLE = ["python3", "-c", "import time\nwhile True:\n    time.sleep(3600)"]
+ECHO_PORTS = {"http": 8080, "tcp": 9000, "udp": 9001}
+SERVICE_PORTS = {"http": 80, "tcp": 9000, "udp": 9001}
+PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+CRASH_FAILURES = {"CrashLoopBackOff", "CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
+
+
+@dataclass
+class KitOptions:
+    image: str = "docker.io/library/python:3.12-slim"
+    privileged: bool = False
+    ready_timeout: float = 120.0
+    lb_timeout: float = 30.0
+    delete_timeout: float = 60.0
+    stale_ttl: float = 3600.0
+
+
+@dataclass
+class Kit:
+    """What the checks need to know about the deployed kit (JSON-serialisable for xdist workers)."""
+
+    namespace: str
+    run_id: str
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject/echo id -> name, node, ip
+    unavailable: dict[str, str] = field(default_factory=dict)  # "host" / "pod" -> reason
+    clusterip: str | None = None
+    service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
+    echo_ports: dict[str, int] = field(default_factory=lambda: dict(ECHO_PORTS))
+    nodeports: dict[str, int] = field(default_factory=dict)
+    lb_ip: str | None = None
+    lb_reason: str | None = None
+
+    def ip(self, ref: str) -> str | None:
+        pod = self.pods.get(ref)
+        return pod.get("ip") if pod else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Kit:
+        return cls(**data)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod_manifest(name: str, node: str, role: str, opts: KitOptions, command: list[str]) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": role,
+        "image": opts.image,
+        "command": command,
+        "volumeMounts": [{"name": "agent", "mountPath": AGENT_MOUNT, "readOnly": True}],
+        "env": [
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+    }
+    spec: dict[str, Any] = {
+        "nodeName": node,
+        "tolerations": [{"operator": "Exists"}],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 1,
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": [{"name": "agent", "configMap": {"name": "netconform-agent"}}],
+    }
+    if role == "host":
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "Default"
+        if opts.privileged:
+            container["securityContext"] = {"privileged": True}
+    if role == "echo":
+        container["ports"] = [
+            {"containerPort": ECHO_PORTS["http"], "protocol": "TCP", "name": "http"},
+            {"containerPort": ECHO_PORTS["tcp"], "protocol": "TCP", "name": "tcp"},
+            {"containerPort": ECHO_PORTS["udp"], "protocol": "UDP", "name": "udp"},
+        ]
+    labels = {**MANAGED_BY, ROLE_LABEL: role, "netconform.io/node": node}
+    if role == "echo":
+        labels["app"] = "netconform-echo"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def _service(name: str, svc_type: str, udp: bool = True) -> dict[str, Any]:
+    ports = [
+        {"name": "http", "port": SERVICE_PORTS["http"], "targetPort": ECHO_PORTS["http"], "protocol": "TCP"},
+        {"name": "tcp", "port": SERVICE_PORTS["tcp"], "targetPort": ECHO_PORTS["tcp"], "protocol": "TCP"},
+    ]
+    if udp:
+        ports.append({"name": "udp", "port": SERVICE_PORTS["udp"], "targetPort": ECHO_PORTS["udp"], "protocol": "UDP"})
+    spec: dict[str, Any] = {"selector": {"app": "netconform-echo"}, "ports": ports}
+    if svc_type == "Headless":
+        spec["clusterIP"] = "None"
+    else:
+        spec["type"] = svc_type
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": dict(MANAGED_BY)}, "spec": spec}
+
+
+def _admission_reason(exc: ApiException, what: str) -> str:
+    return api_error_line(exc, f"{what} rejected by the cluster").replace(" rejected by the cluster: HTTP 403 Forbidden", " rejected by admission")
+
+
+def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.5) -> Any:
+    """Poll `probe` until it returns a truthy value or the deadline passes (then raise KubeError)."""
+    end = time.monotonic() + deadline_s
+    stop = threading.Event()
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= end:
+            raise KubeError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+        stop.wait(min(interval, max(0.0, end - time.monotonic())))
+
+
+class KitDeployer:
+    """Creates, waits for and deletes one run's namespace and everything in it."""
+
+    def __init__(self, cluster: Cluster, topo: Topology, opts: KitOptions, run_id: str | None = None) -> None:
+        self.cluster = cluster
+        self.topo = topo
+        self.opts = opts
+        self.run_id = run_id or new_run_id()
+        self.namespace = f"netconform-{self.run_id}"
+        self.created = False
+        self.kit = Kit(namespace=self.namespace, run_id=self.run_id)
+
+    # -- deploy -----------------------------------------------------------------------------------
+    def deploy(self) -> Kit:
+        core, timeout = self.cluster.core, self.cluster.request_timeout
+        if not AGENT_SOURCE.is_file():
+            raise KubeError(f"the probe agent {AGENT_SOURCE} is missing from this installation")
+        labels = dict(MANAGED_BY)
+        if self.opts.privileged:
+            labels["pod-security.kubernetes.io/enforce"] = "privileged"
+        ns = {"metadata": {"name": self.namespace, "labels": labels, "annotations": {CREATED_ANNOTATION: _now()}}}
+        try:
+            core.create_namespace(ns, _request_timeout=timeout)
+            self.created = True
+            cm = {
+                "metadata": {"name": "netconform-agent", "labels": dict(MANAGED_BY)},
+                "data": {"agent.py": AGENT_SOURCE.read_text(encoding="utf-8")},
+            }
+            core.create_namespaced_config_map(self.namespace, cm, _request_timeout=timeout)
+        except ApiException as exc:
+            raise KubeError(api_error_line(exc, f"creating namespace {self.namespace}")) from None
+        except Exception as exc:
+            raise KubeError(api_error_line(exc, f"creating namespace {self.namespace}")) from None
+        echo_cmd = ["python3", f"{AGENT_MOUNT}/agent.py", "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
+        for node in self.topo.node_names:
+            for role, command in (("echo", echo_cmd), ("probe", IDLE), ("host", IDLE)):
+                if role in self.kit.unavailable:
+                    continue
+                name = f"{role}-{node}"
+                try:
+                    core.create_namespaced_pod(
+                        self.namespace, _pod_manifest(name, node, role, self.opts, command), _request_timeout=timeout
+                    )
+                except ApiException as exc:
+                    if exc.status in (400, 403, 422) and role == "host":
+                        self.kit.unavailable["host"] = _admission_reason(exc, f"host-network probe {name}")
+                        continue
+                    raise KubeError(api_error_line(exc, f"creating pod {name}")) from None
+        for name, svc_type in (("echo", "ClusterIP"), ("echo-np", "NodePort"), ("echo-headless", "Headless")):
+            self._create_service(name, svc_type)
+        self._create_service("echo-lb", "LoadBalancer", udp=False)
+        self._wait_pods()
+        self._read_services()
+        return self.kit
+
+    def _create_service(self, name: str, svc_type: str, udp: bool = True) -> None:
+        try:
+            self.cluster.core.create_namespaced_service(
+                self.namespace, _service(name, svc_type, udp), _request_timeout=self.cluster.request_timeout
+            )
+        except ApiException as exc:
+            if svc_type == "LoadBalancer":
+                self.kit.lb_reason = api_error_line(exc, "creating LoadBalancer Service echo-lb")
+                return
+            raise KubeError(api_error_line(exc, f"creating Service {name}")) from None
+
+    def _pods_state(self) -> list[Any]:
+        try:
+            return list(
+                self.cluster.core.list_namespaced_pod(
+                    self.namespace, _request_timeout=self.cluster.request_timeout
+                ).items
+            )
+        except Exception as exc:
+            raise KubeError(api_error_line(exc, f"listing pods of {self.namespace}")) from None
+
+    def _wait_pods(self) -> None:
+        expected = {f"{r}-{n}" for n in self.topo.node_names for r in ("echo", "probe", "host")}
+        if "host" in self.kit.unavailable:
+            expected = {e for e in expected if not e.startswith("host-")}
+        last: dict[str, Any] = {}
+
+        def all_ready() -> bool:
+            pods = {p.metadata.name: pod_info(p) for p in self._pods_state()}
+            last.clear()
+            last.update(pods)
+            for info in pods.values():
+                if info.waiting_reason in PULL_FAILURES:
+                    raise KubeError(
+                        f"the probe image {self.opts.image} cannot be pulled on {info.node} "
+                        f"({info.waiting_reason}: {(info.message or '').splitlines()[0] if info.message else 'no detail'})"
+                        "; mirror it and pass --probe-image"
+                    )
+                if info.waiting_reason in CRASH_FAILURES and info.restarts >= 2:
+                    raise KubeError(f"pod {self.namespace}/{info.name} on {info.node}: {info.waiting_reason}")
+            return expected <= set(pods) and all(pods[e].phase == "Running" and pods[e].ready for e in expected)
+
+        try:
+            _wait(f"the probe pods in {self.namespace} to be Running and Ready", self.opts.ready_timeout, all_ready)
+        except KubeError as exc:
+            if "timed out" in str(exc):
+                missing = sorted(e for e in expected if e not in last or not last[e].ready)
+                detail = ", ".join(
+                    f"{m} ({last[m].phase}{'/' + last[m].waiting_reason if last[m].waiting_reason else ''})"
+                    if m in last else f"{m} (absent)"
+                    for m in missing[:6]
+                )
+                raise KubeError(f"{exc}: not ready: {detail}") from None
+            raise
+        for name, info in last.items():
+            role = name.split("-", 1)[0]
+            node = info.node or name.split("-", 1)[1]
+            ref = f"{role}@{node}"
+            self.kit.pods[ref] = {"name": name, "node": node, "ip": info.ip}
+
+    def _read_services(self) -> None:
+        core, timeout = self.cluster.core, self.cluster.request_timeout
+        try:
+            svc = core.read_namespaced_service("echo", self.namespace, _request_timeout=timeout)
+            self.kit.clusterip = svc.spec.cluster_ip
+            np = core.read_namespaced_service("echo-np", self.namespace, _request_timeout=timeout)
+            self.kit.nodeports = {p.name: int(p.node_port) for p in np.spec.ports or [] if p.node_port}
+        except Exception as exc:
+            raise KubeError(api_error_line(exc, "reading the echo Services")) from None
+        if self.kit.lb_reason:
+            return
+
+        def lb_ingress() -> str | None:
+            try:
+                lb = core.read_namespaced_service("echo-lb", self.namespace, _request_timeout=timeout)
+            except Exception as exc:
+                raise KubeError(api_error_line(exc, "reading Service echo-lb")) from None
+            ingress = (lb.status.load_balancer.ingress or []) if lb.status and lb.status.load_balancer else []
+            return next((i.ip for i in ingress if i.ip), None)
+
+        try:
+            self.kit.lb_ip = _wait("an address for LoadBalancer Service echo-lb", self.opts.lb_timeout, lb_ingress)
+        except KubeError:
+            self.kit.lb_reason = (
+                f"no LoadBalancer controller assigned an address to Service echo-lb within {self.opts.lb_timeout:.0f} s"
+            )
+
+    # -- cleanup ----------------------------------------------------------------------------------
+    def delete(self, wait: bool = True) -> str | None:
+        """Delete the namespace; with `wait`, poll until it is gone. Returns a problem line or None."""
+        if not self.created:
+            return None
+        return delete_namespace(self.cluster, self.namespace, self.opts.delete_timeout if wait else 0.0)
+
+
+def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | None:
+    core, timeout = cluster.core, cluster.request_timeout
+    try:
+        core.delete_namespace(namespace, propagation_policy="Background", grace_period_seconds=0, _request_timeout=timeout)
+    except ApiException as exc:
+        if exc.status != 404:
+            return api_error_line(exc, f"deleting namespace {namespace}")
+        return None
+    except Exception as exc:
+        return api_error_line(exc, f"deleting namespace {namespace}")
+    if wait_s <= 0:
+        return None
+    state: dict[str, Any] = {}
+
+    def gone() -> bool:
+        try:
+            ns = core.read_namespace(namespace, _request_timeout=timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise KubeError(api_error_line(exc, f"reading namespace {namespace}")) from None
+        state["finalizers"] = list(ns.spec.finalizers or []) if ns.spec else []
+        state["meta_finalizers"] = list(ns.metadata.finalizers or [])
+        state["conditions"] = [c.message for c in (ns.status.conditions or []) if c.status == "True"] if ns.status else []
+        return False
+
+    try:
+        _wait(f"namespace {namespace} to be deleted", wait_s, gone)
+    except KubeError as exc:
+        if "timed out" not in str(exc):
+            return str(exc)
+        finalizers = state.get("finalizers", []) + state.get("meta_finalizers", [])
+        why = "; ".join(state.get("conditions", [])[:2])
+        return (
+            f"namespace {namespace} is stuck Terminating after {wait_s:.0f} s"
+            f" (finalizers: {', '.join(finalizers) or 'none'}{'; ' + why if why else ''});"
+            f" inspect it with: kubectl get namespace {namespace} -o yaml"
+        )
+    return None
+
+
+def sweep_stale(cluster: Cluster, ttl_s: float, now: datetime | None = None) -> list[str]:
+    """Delete `netconform-*` namespaces of earlier runs older than `ttl_s` (without waiting)."""
+    now = now or datetime.now(UTC)
+    try:
+        items = cluster.core.list_namespace(label_selector=MANAGED_SELECTOR, _request_timeout=cluster.request_timeout).items
+    except Exception as exc:
+        raise KubeError(api_error_line(exc, "listing netconform namespaces")) from None
+    swept: list[str] = []
+    for ns in items:
+        name = ns.metadata.name
+        if not name.startswith("netconform-"):
+            continue
+        created_text = (ns.metadata.annotations or {}).get(CREATED_ANNOTATION)
+        try:
+            created = datetime.strptime(created_text or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            created = ns.metadata.creation_timestamp or now
+        if now - created < timedelta(seconds=ttl_s):
+            continue
+        if ns.status and ns.status.phase == "Terminating":
+            swept.append(f"{name} (already Terminating)")
+            continue
+        delete_namespace(cluster, name, 0.0)
+        swept.append(name)
+    return swept

@@ -1,0 +1,76 @@
+"""Checks, before anything is deployed, that the caller holds every permission in docs/rbac.yaml.
+
+One SelfSubjectAccessReview per (resource, verb) of the least ClusterRole; the first denial becomes
+one line naming the verb and resource, so a 403 never surfaces half-way through a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from netconform.kube.connect import Cluster, KubeError, api_error_line
+
+
+@dataclass(frozen=True)
+class Permission:
+    resource: str
+    verb: str
+    group: str = ""
+
+    def describe(self) -> str:
+        resource, _, sub = self.resource.partition("/")
+        name = f"{resource}/{sub}" if sub else resource
+        return f"{self.verb} {name}{'.' + self.group if self.group else ''}"
+
+
+# Exactly the rules of docs/rbac.yaml (a test keeps the two equal).
+RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("nodes", ("get", "list")),
+    ("namespaces", ("get", "list", "create", "delete")),
+    ("pods", ("get", "list", "create", "delete")),
+    ("pods/exec", ("create", "get")),
+    ("pods/log", ("get",)),
+    ("configmaps", ("get", "list", "create")),
+    ("services", ("get", "list", "create")),
+    ("endpoints", ("get",)),
+)
+CLUSTER_SCOPED = {"nodes", "namespaces"}
+
+
+def required_permissions() -> list[Permission]:
+    return [Permission(resource, verb) for resource, verbs in RULES for verb in verbs]
+
+
+def check_permissions(cluster: Cluster, namespace: str) -> list[Permission]:
+    """Return the permissions of docs/rbac.yaml that the caller does not hold (empty: all held)."""
+    api = client.AuthorizationV1Api(cluster.api_client)
+    missing: list[Permission] = []
+    for perm in required_permissions():
+        resource, _, sub = perm.resource.partition("/")
+        attrs: dict[str, str] = {"verb": perm.verb, "resource": resource, "group": perm.group}
+        if sub:
+            attrs["subresource"] = sub
+        if resource not in CLUSTER_SCOPED:
+            attrs["namespace"] = namespace
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        try:
+            review = api.create_self_subject_access_review(body, _request_timeout=cluster.request_timeout)
+        except Exception as exc:
+            raise KubeError(api_error_line(exc, "checking permissions (SelfSubjectAccessReview)")) from None
+        if not review.status or not review.status.allowed:
+            missing.append(perm)
+    return missing
+
+
+def preflight(cluster: Cluster, namespace: str) -> None:
+    """Raise KubeError naming every missing permission (in the order of docs/rbac.yaml)."""
+    missing = check_permissions(cluster, namespace)
+    if missing:
+        names = ", ".join(p.describe() for p in missing)
+        raise KubeError(
+            f"missing permission{'s' if len(missing) > 1 else ''}: {names} "
+            f"(the least ClusterRole the suite needs is docs/rbac.yaml)"
+        )

@@ -1,0 +1,238 @@
+"""Discovers what the suite needs to know about a cluster, into a JSON-serialisable `Topology`.
+
+Taken once per run by the pytest controller and written to a snapshot file, so every xdist worker
+parametrizes the tests over exactly the same nodes and components (workers must collect identically).
+The number of API requests here is fixed (a handful of list calls), whatever the cluster's size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netconform.kube.connect import Cluster, KubeError, api_error_line, server_version
+
+# Dataplane / CNI agents, by the name their pods carry (kube-system, or any namespace for some).
+CNI_PATTERNS: dict[str, re.Pattern[str]] = {
+    "anetd": re.compile(r"^anetd-"),
+    "cilium": re.compile(r"^cilium-(?!operator)"),
+    "calico": re.compile(r"^calico-node-"),
+    "flannel": re.compile(r"^(kube-)?flannel(-ds)?-"),
+    "weave": re.compile(r"^weave-net-"),
+    "antrea": re.compile(r"^antrea-agent-"),
+    "kube-router": re.compile(r"^kube-router-"),
+    "lab-cni": re.compile(r"^lab-cni-"),
+}
+# Load-balancer controllers (MetalLB, F5 BIG-IP CIS, and the lab's MetalLB-like announcer).
+LB_PATTERNS: dict[str, re.Pattern[str]] = {
+    "metallb": re.compile(r"metallb"),
+    "f5": re.compile(r"^(k8s-bigip-ctlr|load-balancer-f5)"),
+    "lab-lb": re.compile(r"^lab-lb"),
+}
+KUBE_PROXY = re.compile(r"^kube-proxy-")
+CLUSTER_DOMAIN_IN_COREFILE = re.compile(r"^\s*kubernetes\s+(\S+)", re.M)
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    internal_ip: str | None
+    addresses: dict[str, str]
+    pod_cidrs: list[str]
+    roles: list[str]
+    taints: list[dict[str, str]]
+    conditions: dict[str, dict[str, str]]
+
+    @property
+    def ready(self) -> bool:
+        return self.conditions.get("Ready", {}).get("status") == "True"
+
+
+@dataclass
+class PodInfo:
+    name: str
+    namespace: str
+    node: str | None
+    ip: str | None
+    phase: str
+    ready: bool
+    restarts: int
+    waiting_reason: str | None
+    message: str | None = None
+
+
+@dataclass
+class Topology:
+    """Everything the scope and the checks are computed from."""
+
+    server: str
+    version: str
+    context: str | None
+    nodes: list[NodeInfo]
+    cluster_domain: str = "cluster.local"
+    dns_service_ip: str | None = None
+    dns_ports: list[dict[str, Any]] = field(default_factory=list)
+    coredns: list[PodInfo] = field(default_factory=list)
+    cni: dict[str, list[PodInfo]] = field(default_factory=dict)
+    lb_controllers: dict[str, list[PodInfo]] = field(default_factory=dict)
+    kube_proxy: list[PodInfo] = field(default_factory=list)
+    api_endpoints: list[str] = field(default_factory=list)
+
+    @property
+    def node_names(self) -> list[str]:
+        return sorted(n.name for n in self.nodes)
+
+    def node(self, name: str) -> NodeInfo:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def coredns_nodes(self) -> list[str]:
+        return sorted({p.node for p in self.coredns if p.node})
+
+    @property
+    def cilium_pods(self) -> list[PodInfo]:
+        return self.cni.get("anetd", []) + self.cni.get("cilium", [])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Topology:
+        def pods(items: list[dict[str, Any]]) -> list[PodInfo]:
+            return [PodInfo(**p) for p in items]
+
+        return cls(
+            server=data["server"],
+            version=data["version"],
+            context=data.get("context"),
+            nodes=[NodeInfo(**n) for n in data["nodes"]],
+            cluster_domain=data.get("cluster_domain", "cluster.local"),
+            dns_service_ip=data.get("dns_service_ip"),
+            dns_ports=data.get("dns_ports", []),
+            coredns=pods(data.get("coredns", [])),
+            cni={k: pods(v) for k, v in data.get("cni", {}).items()},
+            lb_controllers={k: pods(v) for k, v in data.get("lb_controllers", {}).items()},
+            kube_proxy=pods(data.get("kube_proxy", [])),
+            api_endpoints=data.get("api_endpoints", []),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Topology:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json(), encoding="utf-8")
+
+
+def node_info(obj: Any) -> NodeInfo:
+    status, spec, meta = obj.status, obj.spec, obj.metadata
+    addresses = {a.type: a.address for a in (status.addresses or [])}
+    roles = sorted(
+        key.split("/", 1)[1] or "control-plane"
+        for key in (meta.labels or {})
+        if key.startswith("node-role.kubernetes.io/")
+    )
+    cidrs = list(spec.pod_cid_rs or ([spec.pod_cidr] if spec.pod_cidr else []))
+    taints = [{"key": t.key, "value": t.value or "", "effect": t.effect} for t in (spec.taints or [])]
+    conditions = {
+        c.type: {"status": c.status, "reason": c.reason or "", "message": (c.message or "")[:300]}
+        for c in (status.conditions or [])
+    }
+    return NodeInfo(
+        name=meta.name,
+        internal_ip=addresses.get("InternalIP"),
+        addresses=addresses,
+        pod_cidrs=cidrs,
+        roles=roles,
+        taints=taints,
+        conditions=conditions,
+    )
+
+
+def pod_info(obj: Any) -> PodInfo:
+    status = obj.status
+    statuses = status.container_statuses or []
+    waiting = next((s.state.waiting for s in statuses if s.state and s.state.waiting), None)
+    ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
+    return PodInfo(
+        name=obj.metadata.name,
+        namespace=obj.metadata.namespace,
+        node=obj.spec.node_name,
+        ip=status.pod_ip,
+        phase=status.phase or "Unknown",
+        ready=ready,
+        restarts=sum(int(s.restart_count or 0) for s in statuses),
+        waiting_reason=waiting.reason if waiting else None,
+        message=((waiting.message if waiting else None) or status.message or None),
+    )
+
+
+def _cluster_domain(cluster: Cluster) -> str:
+    """CoreDNS's Corefile names the cluster domain (`kubernetes cluster.local ...`); default otherwise."""
+    try:
+        cm = cluster.core.read_namespaced_config_map(
+            "coredns", "kube-system", _request_timeout=cluster.request_timeout
+        )
+    except Exception:
+        return "cluster.local"
+    match = CLUSTER_DOMAIN_IN_COREFILE.search((cm.data or {}).get("Corefile", ""))
+    return match.group(1).rstrip(".") if match else "cluster.local"
+
+
+def discover(cluster: Cluster) -> Topology:
+    """Read nodes, kube-system pods, the kube-dns Service and the API endpoints (fixed request count)."""
+    version = server_version(cluster)
+    core, timeout = cluster.core, cluster.request_timeout
+    try:
+        nodes = [node_info(n) for n in core.list_node(_request_timeout=timeout).items]
+        system_pods = [pod_info(p) for p in core.list_namespaced_pod("kube-system", _request_timeout=timeout).items]
+    except Exception as exc:
+        raise KubeError(api_error_line(exc, "discovering nodes and kube-system pods")) from None
+    if not nodes:
+        raise KubeError(f"the cluster at {cluster.server} has no nodes")
+    dns_ip: str | None = None
+    dns_ports: list[dict[str, Any]] = []
+    try:
+        svc = core.read_namespaced_service("kube-dns", "kube-system", _request_timeout=timeout)
+        dns_ip = svc.spec.cluster_ip
+        dns_ports = [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in svc.spec.ports or []]
+    except Exception:
+        dns_ip = None
+    endpoints: list[str] = []
+    try:
+        ep = core.read_namespaced_endpoints("kubernetes", "default", _request_timeout=timeout)
+        endpoints = sorted(a.ip for s in (ep.subsets or []) for a in (s.addresses or []))
+    except Exception:
+        endpoints = []
+    coredns = sorted(
+        (p for p in system_pods if p.name.startswith("coredns") or p.name.startswith("kube-dns")),
+        key=lambda p: p.name,
+    )
+    cni: dict[str, list[PodInfo]] = {}
+    lbs: dict[str, list[PodInfo]] = {}
+    for pod in system_pods:
+        for name, pattern in CNI_PATTERNS.items():
+            if pattern.search(pod.name):
+                cni.setdefault(name, []).append(pod)
+        for name, pattern in LB_PATTERNS.items():
+            if pattern.search(pod.name):
+                lbs.setdefault(name, []).append(pod)
+    return Topology(
+        server=cluster.server,
+        version=version,
+        context=cluster.context,
+        nodes=sorted(nodes, key=lambda n: n.name),
+        cluster_domain=_cluster_domain(cluster),
+        dns_service_ip=dns_ip,
+        dns_ports=dns_ports,
+        coredns=coredns,
+        cni=cni,
+        lb_controllers=lbs,
+        kube_proxy=[p for p in system_pods if KUBE_PROXY.search(p.name)],
+        api_endpoints=endpoints,
+    )
