@@ -1,0 +1,1169 @@
+#!/usr/bin/env python3
+"""netconform probe agent: network primitives that run inside any image with python3 >= 3.8.
+
+One file, standard library only, no imports from the netconform package: the suite ships this file
+to probe pods in a ConfigMap. It moves bytes and reports what the kernel said; policy (what a
+result means) lives in the orchestrator.
+
+    python3 agent.py run [--plan-file F]        # plan = first line of stdin; one JSON doc on stdout
+    python3 agent.py serve --http P --tcp P --udp P [--https P --cert F --key F]
+
+The plan/result format, the kinds and the error codes are documented in docs/agent.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import errno
+import fcntl
+import http.client
+import http.server
+import json
+import os
+import select
+import signal
+import socket
+import socketserver
+import ssl
+import struct
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+VERSION = "netconform-agent/1"
+
+ERROR_CODES = (
+    "timeout",
+    "refused",
+    "reset",
+    "host-unreachable",
+    "net-unreachable",
+    "tls",
+    "http-status",
+    "name-not-found",
+    "resolver-failure",
+    "protocol",
+    "permission",
+    "bad-plan",
+    "other",
+)
+
+# errno -> error code. The only place where kernel errors become the agent's vocabulary.
+ERRNO_CODES = {
+    errno.ETIMEDOUT: "timeout",
+    errno.ECONNREFUSED: "refused",
+    errno.ECONNRESET: "reset",
+    errno.ECONNABORTED: "reset",
+    errno.EPIPE: "reset",
+    errno.EHOSTUNREACH: "host-unreachable",
+    errno.EHOSTDOWN: "host-unreachable",
+    errno.ENETUNREACH: "net-unreachable",
+    errno.ENETDOWN: "net-unreachable",
+    errno.EACCES: "permission",
+    errno.EPERM: "permission",
+}
+
+# getaddrinfo's EAI_* codes that mean "the name does not exist" (everything else is a resolver failure).
+_EAI_NOT_FOUND = {
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+}
+
+# ICMP destination-unreachable code -> errno, as the Linux kernel converts them (icmp_err_convert).
+_ICMP_UNREACH_ERRNO = {
+    0: errno.ENETUNREACH,
+    1: errno.EHOSTUNREACH,
+    2: errno.ENOPROTOOPT,
+    3: errno.ECONNREFUSED,
+    4: errno.EMSGSIZE,
+    5: errno.EOPNOTSUPP,
+    6: errno.ENETUNREACH,
+    7: errno.EHOSTDOWN,
+    9: errno.ENETUNREACH,
+    10: errno.EHOSTUNREACH,
+    11: errno.ENETUNREACH,
+    12: errno.EHOSTUNREACH,
+    13: errno.EHOSTUNREACH,
+    14: errno.EHOSTUNREACH,
+    15: errno.EHOSTUNREACH,
+}
+# ICMPv6 destination-unreachable code -> errno (icmpv6_err_convert).
+_ICMP6_UNREACH_ERRNO = {
+    0: errno.ENETUNREACH,
+    1: errno.EACCES,
+    2: errno.EHOSTUNREACH,
+    3: errno.EHOSTUNREACH,
+    4: errno.ECONNREFUSED,
+    5: errno.EACCES,
+    6: errno.EACCES,
+}
+
+# Linux socket option numbers that older Pythons do not export.
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+IP_MTU = getattr(socket, "IP_MTU", 14)
+IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+IPV6_PMTUDISC_DO = getattr(socket, "IPV6_PMTUDISC_DO", 2)
+IPV6_MTU = getattr(socket, "IPV6_MTU", 24)
+ETH_P_ARP = 0x0806
+SIOCGIFADDR = 0x8915
+
+MAX_ATTEMPTS = 10
+MAX_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 2.0
+STDIN_DEADLINE = 60.0  # how long `run` waits for the plan line before giving up
+
+
+class PlanError(Exception):
+    """A check (or the whole plan) is malformed: reported as `bad-plan`, never as a traceback."""
+
+
+class CheckFailure(Exception):
+    """A check failed with a code decided by the check itself (e.g. http-status, protocol)."""
+
+    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = fields or {}
+
+
+# ----------------------------------------------------------------------------------------------
+# error mapping
+
+
+def error_of(exc: BaseException) -> tuple[str, int | None, str]:
+    """(code, errno, message) for an exception, decided by type and errno only, never message text."""
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, CheckFailure):
+        return exc.code, None, str(exc)
+    if isinstance(exc, PlanError):
+        return "bad-plan", None, str(exc)
+    if isinstance(exc, socket.timeout):  # TimeoutError on >= 3.10, its own class before
+        return "timeout", errno.ETIMEDOUT, message
+    if isinstance(exc, socket.gaierror):
+        code = "name-not-found" if exc.errno in _EAI_NOT_FOUND else "resolver-failure"
+        return code, exc.errno, message
+    if isinstance(exc, ssl.SSLError):  # its errno is an OpenSSL code, not a kernel one
+        return "tls", None, message
+    if isinstance(exc, OSError) and exc.errno in ERRNO_CODES:
+        return ERRNO_CODES[exc.errno], exc.errno, message
+    if isinstance(exc, http.client.HTTPException):
+        return "protocol", None, message
+    for exc_type, code in (
+        (TimeoutError, "timeout"),
+        (ConnectionRefusedError, "refused"),
+        (ConnectionResetError, "reset"),
+        (ConnectionAbortedError, "reset"),
+        (BrokenPipeError, "reset"),
+        (PermissionError, "permission"),
+    ):
+        if isinstance(exc, exc_type):
+            return code, getattr(exc, "errno", None), message
+    return "other", getattr(exc, "errno", None), message
+
+
+def _oserror(num: int) -> OSError:
+    return OSError(num, os.strerror(num))
+
+
+# ----------------------------------------------------------------------------------------------
+# plan field helpers
+
+
+def _field(check: dict[str, Any], name: str, types: Any, default: Any = None, required: bool = False) -> Any:
+    if name not in check or check[name] is None:
+        if required:
+            raise PlanError(f"missing field {name!r}")
+        return default
+    value = check[name]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise PlanError(f"field {name!r} must be {_type_names(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise PlanError(f"field {name!r} must be {_type_names(types)}, got {type(value).__name__}")
+    return value
+
+
+def _type_names(types: Any) -> str:
+    seq = types if isinstance(types, tuple) else (types,)
+    return " or ".join(
+        {
+            str: "a string",
+            int: "an integer",
+            float: "a number",
+            bool: "a boolean",
+            list: "a list",
+            dict: "an object",
+        }.get(t, t.__name__)
+        for t in seq
+    )
+
+
+def _host(check: dict[str, Any], name: str = "host") -> str:
+    value = _field(check, name, str, required=True)
+    if not value or len(value) > 253:
+        raise PlanError(f"field {name!r} must be a non-empty host name or address")
+    return str(value)
+
+
+def _port(check: dict[str, Any], name: str = "port", default: int | None = None) -> int:
+    value = _field(check, name, int, default=default, required=default is None)
+    if not 1 <= value <= 65535:
+        raise PlanError(f"field {name!r} must be a port 1-65535, got {value}")
+    return int(value)
+
+
+def _b64(check: dict[str, Any], name: str, required: bool = False) -> bytes | None:
+    value = _field(check, name, str, required=required)
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise PlanError(f"field {name!r} is not valid base64 ({exc})") from None
+
+
+def _number(check: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = _field(check, name, (int, float), default=default)
+    if not low <= value <= high:
+        raise PlanError(f"field {name!r} must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _b64s(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _addr(sockaddr: Any) -> str:
+    """'ip:port' (or '[ip6]:port') for a socket address; v4-mapped v6 addresses shown as v4."""
+    host, port = str(sockaddr[0]), int(sockaddr[1])
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("deadline reached")
+    return left
+
+
+def _resolve_one(host: str, port: int, socktype: int, deadline: float) -> tuple[int, Any]:
+    """(family, sockaddr) for host, with the check's deadline applied to getaddrinfo as well."""
+    infos = _getaddrinfo_bounded(host, port, socket.AF_UNSPEC, socktype, deadline)
+    if not infos:
+        raise socket.gaierror(getattr(socket, "EAI_NONAME", -2), f"no address for {host}")
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def _getaddrinfo_bounded(host: str, port: Any, family: int, socktype: int, deadline: float) -> list[Any]:
+    """getaddrinfo has no timeout of its own: run it in a helper thread and stop waiting at deadline."""
+    try:  # literal addresses need no resolver and no thread
+        return socket.getaddrinfo(host, port, family, socktype, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = socket.getaddrinfo(host, port, family, socktype)
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="getaddrinfo", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise socket.timeout(f"getaddrinfo({host}) did not return before the deadline")
+    if "error" in box:
+        raise box["error"]
+    return list(box["value"])
+
+
+# ----------------------------------------------------------------------------------------------
+# kinds: each takes the check dict and an absolute monotonic deadline, returns kind fields or raises
+
+
+def check_tcp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    host, port = _host(check), _port(check)
+    send, expect = _b64(check, "send_b64"), _b64(check, "expect_b64")
+    family, sockaddr = _resolve_one(host, port, socket.SOCK_STREAM, deadline)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(_remaining(deadline))
+        sock.connect(sockaddr)
+        fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
+        if send is None and expect is None:
+            return fields
+        if send:
+            sock.settimeout(_remaining(deadline))
+            sock.sendall(send)
+        received = b""
+        while (expect is None and not received) or (expect is not None and len(received) < len(expect)):
+            sock.settimeout(_remaining(deadline))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        fields["reply_b64"] = _b64s(received)
+        if expect is not None and not received.startswith(expect):
+            raise CheckFailure("protocol", "reply does not start with the expected bytes", fields)
+        return fields
+
+
+def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    url = _field(check, "url", str, required=True)
+    host_header = _field(check, "host_header", str)
+    insecure = _field(check, "insecure", bool, default=False)
+    max_body = int(_number(check, "max_body", 65536, 0, 16 * 1024 * 1024))
+    method = _field(check, "method", str, default="GET")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PlanError(f"field 'url' must be an http:// or https:// URL with a host, got {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise PlanError(f"field 'url' has a bad port: {exc}") from None
+    path = _field(check, "path", str) or (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    family, sockaddr = _resolve_one(parts.hostname, port, socket.SOCK_STREAM, deadline)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_remaining(deadline))
+        sock.connect(sockaddr)
+        fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            if insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            sock.settimeout(_remaining(deadline))
+            sock = context.wrap_socket(sock, server_hostname=(host_header or parts.hostname).split(":")[0])
+            fields["tls_version"] = sock.version()
+        conn = http.client.HTTPConnection(parts.hostname, port, timeout=_remaining(deadline))
+        conn.sock = sock
+        conn.putrequest(method, path, skip_host=host_header is not None, skip_accept_encoding=True)
+        if host_header is not None:
+            conn.putheader("Host", host_header)
+        conn.putheader("User-Agent", VERSION)
+        conn.putheader("Connection", "close")
+        conn.endheaders()
+        sock.settimeout(_remaining(deadline))
+        response = conn.getresponse()
+        body = b""
+        while len(body) < max_body:
+            sock.settimeout(_remaining(deadline))
+            chunk = response.read(min(65536, max_body - len(body)))
+            if not chunk:
+                break
+            body += chunk
+    finally:
+        sock.close()
+    fields["status"] = response.status
+    fields["body_prefix"] = body[:1024].decode("utf-8", "replace")
+    fields["echo"] = _json_object(body)
+    if response.status >= 400:
+        raise CheckFailure("http-status", f"HTTP {response.status} {response.reason}", fields)
+    return fields
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _udp_socket(host: str, port: int, deadline: float) -> socket.socket:
+    """A connected UDP socket: the kernel then reports ICMP errors (port/host unreachable) to us."""
+    family, sockaddr = _resolve_one(host, port, socket.SOCK_DGRAM, deadline)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.connect(sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def check_udp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    host, port = _host(check), _port(check)
+    payload = _b64(check, "payload_b64", required=True) or b""
+    with _udp_socket(host, port, deadline) as sock:
+        fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
+        sock.send(payload)
+        sock.settimeout(_remaining(deadline))
+        fields["reply_b64"] = _b64s(sock.recv(65535))
+        return fields
+
+
+def check_dns(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    server, port = _host(check, "server"), _port(check, default=53)
+    query = _b64(check, "query_b64", required=True) or b""
+    transport = _field(check, "transport", str, default="udp")
+    if transport not in ("udp", "tcp"):
+        raise PlanError(f"field 'transport' must be 'udp' or 'tcp', got {transport!r}")
+    if len(query) < 12:
+        raise PlanError("field 'query_b64' is shorter than a DNS header (12 bytes)")
+    if transport == "tcp":
+        family, sockaddr = _resolve_one(server, port, socket.SOCK_STREAM, deadline)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(sockaddr)
+            sock.sendall(struct.pack("!H", len(query)) + query)
+            (length,) = struct.unpack("!H", _recv_exact(sock, 2, deadline))
+            answer = _recv_exact(sock, length, deadline)
+            return {"answer_b64": _b64s(answer), "transport": "tcp", "peer": _addr(sockaddr)}
+    with _udp_socket(server, port, deadline) as sock:
+        sock.send(query)
+        while True:  # ignore stray datagrams whose DNS id is not ours
+            sock.settimeout(_remaining(deadline))
+            answer = sock.recv(65535)
+            if answer[:2] == query[:2]:
+                return {"answer_b64": _b64s(answer), "transport": "udp", "peer": _addr(sock.getpeername())}
+
+
+def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < size:
+        sock.settimeout(_remaining(deadline))
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise CheckFailure("protocol", f"connection closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+_FAMILIES = {
+    "any": socket.AF_UNSPEC,
+    "inet": socket.AF_INET,
+    "inet6": socket.AF_INET6,
+    "4": socket.AF_INET,
+    "6": socket.AF_INET6,
+}
+
+
+def check_resolve(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    name = _host(check, "name")
+    family_name = str(_field(check, "family", (str, int), default="any"))
+    if family_name not in _FAMILIES:
+        raise PlanError(f"field 'family' must be one of {', '.join(_FAMILIES)}, got {family_name!r}")
+    infos = _getaddrinfo_bounded(name, None, _FAMILIES[family_name], socket.SOCK_STREAM, deadline)
+    addresses: list[str] = []
+    for info in infos:
+        if info[4][0] not in addresses:
+            addresses.append(str(info[4][0]))
+    return {"addresses": addresses}
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    host = _host(check)
+    count = int(_number(check, "count", 1, 1, 100))
+    interval = _number(check, "interval", 0.2, 0.0, 10.0)
+    family, sockaddr = _resolve_one(host, 0, socket.SOCK_DGRAM, deadline)
+    v6 = family == socket.AF_INET6
+    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+    try:  # unprivileged "ping socket"; needs net.ipv4.ping_group_range to include our group
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        mode = "dgram"
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
+            raise
+        sock = socket.socket(family, socket.SOCK_RAW, proto)  # needs CAP_NET_RAW
+        mode = "raw"
+    with sock:
+        sock.connect(sockaddr)
+        ident = (os.getpid() ^ threading.get_ident()) & 0xFFFF
+        rtts: list[float] = []
+        sent_at: dict[int, float] = {}
+        next_send = time.monotonic()
+        error: OSError | None = None
+        while len(rtts) < count and error is None:
+            now = time.monotonic()
+            if len(sent_at) < count and now >= next_send:
+                seq = len(sent_at) + 1
+                header = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, seq)
+                payload = b"netconform" + struct.pack("!d", now)
+                csum = 0 if v6 else _checksum(header + payload)
+                sock.send(struct.pack("!BBHHH", 128 if v6 else 8, 0, csum, ident, seq) + payload)
+                sent_at[seq] = now
+                next_send = now + interval
+            wait = _remaining(deadline)
+            if len(sent_at) < count:
+                wait = min(wait, max(0.0, next_send - time.monotonic()))
+            sock.settimeout(max(wait, 0.001))
+            try:
+                packet = sock.recv(65535)
+            except socket.timeout:
+                _remaining(deadline)
+                continue
+            reply = _icmp_parse(packet, mode, v6, ident)
+            if isinstance(reply, OSError):
+                error = reply
+            elif reply is not None and reply in sent_at:
+                rtts.append((time.monotonic() - sent_at[reply]) * 1000.0)
+        if error is not None:
+            raise error
+    return {
+        "rtt_ms": round(sum(rtts) / len(rtts), 3),
+        "replies": len(rtts),
+        "sent": len(sent_at),
+        "socket": mode,
+    }
+
+
+def _icmp_parse(packet: bytes, mode: str, v6: bool, ident: int) -> int | OSError | None:
+    """The echo-reply sequence number, an OSError for an ICMP error about our echo, or None."""
+    if mode == "raw" and not v6:
+        packet = packet[(packet[0] & 0x0F) * 4 :] if packet else packet
+    if len(packet) < 8:
+        return None
+    kind, code, _, rid, seq = struct.unpack("!BBHHH", packet[:8])
+    if kind == (129 if v6 else 0):
+        # ping sockets rewrite the id to their own port, and the kernel filters for us
+        return seq if mode == "dgram" or rid == ident else None
+    if kind == (1 if v6 else 3) and mode == "raw":
+        inner = packet[8:]
+        inner = (inner[(inner[0] & 15) * 4 :] if inner else inner) if not v6 else inner[40:]
+        if len(inner) >= 8 and struct.unpack("!H", inner[4:6])[0] == ident:
+            table = _ICMP6_UNREACH_ERRNO if v6 else _ICMP_UNREACH_ERRNO
+            return _oserror(table.get(code, errno.EHOSTUNREACH))
+    return None
+
+
+def _route_interface(ip: str) -> str:
+    """The interface of the IPv4 route that reaches ip (longest prefix, then lowest metric)."""
+    target = struct.unpack("<I", socket.inet_aton(ip))[0]
+    best: tuple[int, int, str] | None = None
+    with open("/proc/net/route") as handle:
+        for line in handle.readlines()[1:]:
+            cols = line.split()
+            if len(cols) < 8:
+                continue
+            iface, dest, flags, metric, mask = (
+                cols[0],
+                int(cols[1], 16),
+                int(cols[3], 16),
+                int(cols[6]),
+                int(cols[7], 16),
+            )
+            if not flags & 0x1 or target & mask != dest:  # RTF_UP
+                continue
+            prefix = bin(mask).count("1")
+            if best is None or (prefix, -metric) > (best[0], -best[1]):
+                best = (prefix, metric, iface)
+    if best is None:
+        raise _oserror(errno.ENETUNREACH)
+    return best[2]
+
+
+def _interface_ipv4(iface: str) -> bytes:
+    """The interface's primary IPv4 address (SIOCGIFADDR), or 0.0.0.0 (an ARP probe) if it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", iface.encode()[:15]))
+        except OSError:
+            return b"\0\0\0\0"
+    return ifreq[20:24]
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    ip = _host(check, "ip")
+    try:
+        target = socket.inet_aton(ip)
+    except OSError:
+        raise PlanError(f"field 'ip' must be an IPv4 address, got {ip!r}") from None
+    iface = _field(check, "interface", str) or _route_interface(ip)
+    window = _number(check, "window", 1.0, 0.05, MAX_TIMEOUT)
+    end = min(deadline, time.monotonic() + window)
+    if not hasattr(socket, "AF_PACKET"):
+        raise CheckFailure("other", "AF_PACKET sockets are not available on this system")
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
+        sock.bind((iface, ETH_P_ARP))
+        own_mac = sock.getsockname()[4][:6]
+        request = (
+            b"\xff" * 6
+            + own_mac
+            + struct.pack("!H", ETH_P_ARP)
+            + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+            + own_mac
+            + _interface_ipv4(iface)
+            + b"\0" * 6
+            + target
+        )
+        macs: list[str] = []
+        sends = 0
+        next_send = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if sends < 3 and now >= next_send:  # a few requests in the window, in case one is lost
+                sock.send(request)
+                sends += 1
+                next_send = now + window / 3.0
+            wait = min(end, next_send if sends < 3 else end) - time.monotonic()
+            readable, _, _ = select.select([sock], [], [], max(0.0, wait))
+            if not readable:
+                continue
+            frame = sock.recv(1500)
+            if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+                continue
+            op = struct.unpack("!H", frame[20:22])[0]
+            if op == 2 and frame[28:32] == target:
+                mac = _mac(frame[22:28])
+                if mac not in macs:
+                    macs.append(mac)
+    fields = {"macs": macs, "interface": iface, "requests": sends}
+    if not macs:
+        raise CheckFailure("timeout", f"no ARP reply for {ip} on {iface} within {window:.2f} s", fields)
+    return fields
+
+
+def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    host, port = _host(check), _port(check)
+    sizes = _field(check, "sizes", list, required=True)
+    if not sizes or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 68 <= s <= 65507 for s in sizes
+    ):
+        raise PlanError("field 'sizes' must be a non-empty list of IP packet sizes 68-65507")
+    with _udp_socket(host, port, deadline) as sock:
+        v6 = sock.family == socket.AF_INET6
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        overhead = 48 if v6 else 28  # IP + UDP headers: sizes are whole IP packets
+        nonce = f"{int(time.time() * 1e6) & 0xFFFFFFFF:x}"
+        tokens = {s: f"ncmtu:{s}:{nonce}:".encode() for s in sorted(set(sizes))}
+        pending = set(tokens)
+        too_big: set[int] = set()
+        ok: set[int] = set()
+        for size, token in tokens.items():
+            try:
+                sock.send(token + b"." * max(0, size - overhead - len(token)))
+            except OSError as exc:
+                if exc.errno != errno.EMSGSIZE:
+                    raise
+                too_big.add(size)  # the kernel already knows the path MTU is smaller
+                pending.discard(size)
+        error: BaseException | None = None
+        while pending:
+            try:
+                sock.settimeout(_remaining(deadline))
+                reply = sock.recv(65535)
+            except socket.timeout:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:  # ICMP "fragmentation needed" came back
+                    mtu = _path_mtu(sock, v6)
+                    for size in list(pending):
+                        if mtu is not None and size > mtu:
+                            too_big.add(size)
+                            pending.discard(size)
+                    continue
+                error = exc
+                break
+            for size in list(pending):
+                if _mtu_echo_matches(reply, tokens[size]):
+                    ok.add(size)
+                    pending.discard(size)
+        fields = {
+            "largest_ok": max(ok) if ok else None,
+            "sizes_ok": sorted(ok),
+            "sizes_too_big": sorted(too_big),
+            "sizes_lost": sorted(pending),
+            "path_mtu": _path_mtu(sock, v6),
+        }
+    if not ok:
+        if error is not None:
+            code, _, message = error_of(error)
+            raise CheckFailure(code, message, fields)
+        raise CheckFailure("timeout", "no size was echoed before the deadline", fields)
+    return fields
+
+
+def _path_mtu(sock: socket.socket, v6: bool) -> int | None:
+    try:
+        if v6:
+            return int(sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU))
+        return int(sock.getsockopt(socket.IPPROTO_IP, IP_MTU))
+    except OSError:
+        return None
+
+
+def _mtu_echo_matches(reply: bytes, token: bytes) -> bool:
+    """A plain UDP echo returns our bytes; the agent's own `serve` answers JSON with `head_b64`."""
+    if reply.startswith(token):
+        return True
+    echo = _json_object(reply)
+    if echo is None or not isinstance(echo.get("head_b64"), str):
+        return False
+    try:
+        return base64.b64decode(echo["head_b64"]).startswith(token)
+    except ValueError:
+        return False
+
+
+def check_read(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    path = _field(check, "path", str, required=True)
+    max_bytes = int(_number(check, "max_bytes", 65536, 0, 16 * 1024 * 1024))
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    return {"content": data[:max_bytes].decode("utf-8", "replace"), "truncated": len(data) > max_bytes}
+
+
+KINDS: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
+    "tcp": check_tcp,
+    "http": check_http,
+    "udp": check_udp,
+    "dns": check_dns,
+    "resolve": check_resolve,
+    "icmp": check_icmp,
+    "arp": check_arp,
+    "mtu": check_mtu,
+    "read": check_read,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# running a plan
+
+
+def run_attempt(check: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One attempt of one check: never raises, always returns an attempt record."""
+    started = time.monotonic()
+    fields: dict[str, Any] = {}
+    try:
+        fields = KINDS[check["kind"]](check, started + timeout)
+        code: str | None = None
+        err_no: int | None = None
+        message = ""
+    except BaseException as exc:  # the agent reports, it does not die
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        code, err_no, message = error_of(exc)
+        if isinstance(exc, CheckFailure):
+            fields = exc.fields
+    elapsed = (time.monotonic() - started) * 1000.0
+    record: dict[str, Any] = {
+        "ok": code is None,
+        "error": code,
+        "errno": err_no,
+        "message": message,
+        "elapsed_ms": round(elapsed, 3),
+    }
+    record.update(fields)
+    return record
+
+
+class _Check:
+    """A validated check: id, kind, timeout and attempts, or the plan error that stops it."""
+
+    def __init__(self, index: int, raw: Any, plan: dict[str, Any], seen: set[str]) -> None:
+        self.raw: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        self.id = f"#{index}"
+        self.kind = "unknown"
+        self.problem: str | None = None
+        self.timeout = DEFAULT_TIMEOUT
+        self.attempts = 1
+        self.gap = 0.0
+        try:
+            self._validate(raw, plan, seen)
+        except PlanError as exc:
+            self.problem = str(exc)
+
+    def _validate(self, raw: Any, plan: dict[str, Any], seen: set[str]) -> None:
+        if not isinstance(raw, dict):
+            raise PlanError(f"check {self.id} is not a JSON object")
+        if isinstance(raw.get("kind"), str):
+            self.kind = raw["kind"]
+        if isinstance(raw.get("id"), str) and raw["id"]:
+            self.id = raw["id"]
+        elif "id" in raw:
+            raise PlanError("field 'id' must be a non-empty string")
+        else:
+            raise PlanError("missing field 'id'")
+        if self.id in seen:
+            raise PlanError(f"duplicate check id {self.id!r}")
+        seen.add(self.id)
+        kind = raw.get("kind")
+        if not isinstance(kind, str):
+            raise PlanError("missing field 'kind' (one of " + ", ".join(KINDS) + ")")
+        self.kind = kind
+        if kind not in KINDS:
+            raise PlanError(f"unknown kind {kind!r} (known: " + ", ".join(KINDS) + ")")
+        self.timeout = _number(raw, "timeout", plan["timeout"], 0.001, MAX_TIMEOUT)
+        if raw.get("attempts") is not None and not isinstance(raw["attempts"], int):
+            raise PlanError("field 'attempts' must be an integer")
+        self.attempts = int(_number(raw, "attempts", plan["attempts"], 1, MAX_ATTEMPTS))
+        self.gap = _number(raw, "attempt_gap", plan["attempt_gap"], 0.0, 60.0)
+
+    def budget(self) -> float:
+        """The longest this check may take; past it the watchdog reports a timeout for it."""
+        return self.attempts * self.timeout + (self.attempts - 1) * self.gap + 1.0
+
+    def run(self) -> dict[str, Any]:
+        attempts: list[dict[str, Any]] = []
+        if self.problem is not None:
+            attempts.append(
+                {"ok": False, "error": "bad-plan", "errno": None, "message": self.problem, "elapsed_ms": 0.0}
+            )
+        else:
+            for number in range(self.attempts):
+                if number and self.gap:
+                    time.sleep(self.gap)  # spacing between attempts is what the plan asks for
+                attempts.append(run_attempt(self.raw, self.timeout))
+        return self.result(attempts)
+
+    def result(self, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+        last = attempts[-1]
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        out.update(last)
+        out["total_ms"] = round(sum(a["elapsed_ms"] for a in attempts), 3)
+        out["attempts"] = attempts
+        return out
+
+
+def _plan_settings(plan: dict[str, Any]) -> dict[str, Any]:
+    settings = {"timeout": DEFAULT_TIMEOUT, "attempts": 1, "attempt_gap": 0.0}
+    settings["timeout"] = _number(plan, "timeout", DEFAULT_TIMEOUT, 0.001, MAX_TIMEOUT)
+    settings["attempts"] = int(_number(plan, "attempts", 1, 1, MAX_ATTEMPTS))
+    settings["attempt_gap"] = _number(plan, "attempt_gap", 0.0, 0.0, 60.0)
+    return settings
+
+
+def top_level_error(message: str) -> dict[str, Any]:
+    return {"agent": VERSION, "error": "bad-plan", "message": message, "results": []}
+
+
+def execute_plan(text: str) -> tuple[dict[str, Any], int]:
+    """Run a plan given as JSON text: (result document, exit code). Never raises on any input."""
+    if not text.strip():
+        return top_level_error("the plan is empty (expected one JSON document on one line)"), 2
+    try:
+        plan = json.loads(text)
+    except ValueError as exc:
+        return top_level_error(f"the plan is not JSON: {exc}"), 2
+    if not isinstance(plan, dict):
+        return top_level_error("the plan must be a JSON object with a 'checks' list"), 0
+    if not isinstance(plan.get("checks"), list):
+        return top_level_error("the plan has no 'checks' list"), 0
+    try:
+        settings = _plan_settings(plan)
+    except PlanError as exc:
+        return top_level_error(f"plan: {exc}"), 0
+    seen: set[str] = set()
+    checks = [_Check(i, raw, settings, seen) for i, raw in enumerate(plan["checks"])]
+    results: list[dict[str, Any] | None] = [None] * len(checks)
+
+    def work(index: int) -> None:
+        try:
+            results[index] = checks[index].run()
+        except BaseException as exc:  # a bug in a kind must not take the whole plan down
+            _code, err_no, message = error_of(exc)
+            results[index] = checks[index].result(
+                [
+                    {
+                        "ok": False,
+                        "error": "other",
+                        "errno": err_no,
+                        "message": "agent: " + message,
+                        "elapsed_ms": 0.0,
+                    }
+                ]
+            )
+
+    threads = []
+    started = time.monotonic()
+    for index in range(len(checks)):
+        thread = threading.Thread(target=work, args=(index,), name=f"check-{index}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    for index, thread in enumerate(threads):
+        thread.join(max(0.0, started + checks[index].budget() - time.monotonic()))
+    document_results = []
+    for index, check in enumerate(checks):
+        result = results[index]
+        if result is None:  # still blocked in the kernel or a library past its own deadline
+            budget = check.budget()
+            result = check.result(
+                [
+                    {
+                        "ok": False,
+                        "error": "timeout",
+                        "errno": errno.ETIMEDOUT,
+                        "message": f"check did not finish within {budget:.1f} s (agent watchdog)",
+                        "elapsed_ms": round(budget * 1000.0, 3),
+                    }
+                ]
+            )
+        document_results.append(result)
+    return {"agent": VERSION, "results": document_results}, 0
+
+
+def read_plan_line(stream: Any, deadline_s: float) -> str:
+    """The first line of stream (EOF also ends it), waiting at most deadline_s for it to arrive."""
+    fd = stream.fileno()
+    data = b""
+    end = time.monotonic() + deadline_s
+    while b"\n" not in data:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise socket.timeout(f"no plan line on stdin within {deadline_s:.0f} s")
+        readable, _, _ = select.select([fd], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        if args.plan_file:
+            with open(args.plan_file, encoding="utf-8") as handle:
+                text = handle.read()
+        else:
+            text = read_plan_line(sys.stdin, args.stdin_timeout)
+    except (OSError, ValueError) as exc:
+        document, code = top_level_error(f"cannot read the plan: {error_of(exc)[2]}"), 2
+    else:
+        document, code = execute_plan(text)
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+# ----------------------------------------------------------------------------------------------
+# serve: the echo backend
+
+
+def _plain_ip(ip: str) -> str:
+    return ip[len("::ffff:") :] if ip.startswith("::ffff:") and "." in ip else ip
+
+
+def _identity() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "node": os.environ.get("NODE_NAME"),
+        "pod": os.environ.get("POD_NAME"),
+    }
+
+
+class EchoHTTPHandler(http.server.BaseHTTPRequestHandler):
+    """GET / reflects the client's address; GET /status/NNN answers with status NNN."""
+
+    server_version = VERSION
+    protocol_version = "HTTP/1.0"
+    timeout = 30
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/status/"):
+            try:
+                status = int(path[len("/status/") :])
+            except ValueError:
+                status = 0
+            if not 100 <= status <= 599:
+                self._answer(400, {"error": "status must be 100-599"})
+                return
+            self._answer(status, {"status": status})
+            return
+        server = self.connection.getsockname()
+        body = {
+            "client_ip": _plain_ip(self.client_address[0]),
+            "client_port": self.client_address[1],
+            "server_ip": _plain_ip(server[0]),
+            "server_port": server[1],
+            "path": self.path,
+            "host": self.headers.get("Host"),
+            "method": self.command,
+        }
+        body.update(_identity())
+        body["NODE_NAME"], body["POD_NAME"] = body["node"], body["pod"]
+        self._answer(200, body)
+
+    do_HEAD = do_GET
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = (json.dumps(body) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class EchoTCPHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.settimeout(30.0)  # an idle client does not hold a thread forever
+        try:
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                self.request.sendall(data)
+        except OSError:
+            return
+
+
+class EchoUDPHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        server = sock.getsockname()
+        body = {
+            "client_ip": _plain_ip(self.client_address[0]),
+            "client_port": self.client_address[1],
+            "server_ip": _plain_ip(server[0]),
+            "server_port": server[1],
+            "bytes": len(data),
+            "head_b64": _b64s(data[:64]),
+        }
+        body.update(_identity())
+        sock.sendto(json.dumps(body).encode(), self.client_address)
+
+
+def _dual_stack(base: type) -> type:
+    """A server class bound to [::] (v4 too) when the host has IPv6, else to 0.0.0.0."""
+
+    class Server(base):  # type: ignore[misc]
+        daemon_threads = True
+        allow_reuse_address = True
+        address_family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
+
+        def server_bind(self) -> None:
+            if self.address_family == socket.AF_INET6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    return Server
+
+
+def _make_server(base: type, port: int, handler: type) -> Any:
+    server_class = _dual_stack(base)
+    try:
+        return server_class(("::", port), handler)
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            raise
+
+        class V4(server_class):  # type: ignore[valid-type, misc]
+            address_family = socket.AF_INET
+
+        return V4(("0.0.0.0", port), handler)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not any((args.http is not None, args.tcp is not None, args.udp is not None, args.https is not None)):
+        print("agent serve: give at least one of --http, --https, --tcp, --udp", file=sys.stderr)
+        return 2
+    if args.https is not None and not (args.cert and args.key):
+        print("agent serve: --https needs --cert and --key (PEM files)", file=sys.stderr)
+        return 2
+    servers: list[tuple[str, Any]] = []
+    try:
+        if args.http is not None:
+            servers.append(
+                ("http", _make_server(http.server.ThreadingHTTPServer, args.http, EchoHTTPHandler))
+            )
+        if args.https is not None:
+            https = _make_server(http.server.ThreadingHTTPServer, args.https, EchoHTTPHandler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(args.cert, args.key)
+            https.socket = context.wrap_socket(https.socket, server_side=True)
+            servers.append(("https", https))
+        if args.tcp is not None:
+            servers.append(("tcp", _make_server(socketserver.ThreadingTCPServer, args.tcp, EchoTCPHandler)))
+        if args.udp is not None:
+            servers.append(("udp", _make_server(socketserver.UDPServer, args.udp, EchoUDPHandler)))
+    except (OSError, ssl.SSLError) as exc:
+        print(f"agent serve: cannot listen: {error_of(exc)[2]}", file=sys.stderr)
+        for _, server in servers:
+            server.server_close()
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for _, server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    ready = {name: server.server_address[1] for name, server in servers}
+    sys.stdout.write(json.dumps({"agent": VERSION, "serving": ready}) + "\n")
+    sys.stdout.flush()
+    while not stop.wait(3600.0):  # runs until SIGTERM/SIGINT
+        pass
+    for _, server in servers:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent.py", description="netconform probe agent")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a JSON plan (first line of stdin) and print one JSON result")
+    run.add_argument("--plan-file", help="read the plan from this file instead of stdin")
+    run.add_argument(
+        "--stdin-timeout",
+        type=float,
+        default=STDIN_DEADLINE,
+        help="seconds to wait for the plan line on stdin (default %(default)s)",
+    )
+    serve = sub.add_parser("serve", help="echo backend: HTTP reflects the client, TCP/UDP echo")
+    for name in ("http", "https", "tcp", "udp"):
+        serve.add_argument("--" + name, type=int, metavar="PORT", help="listen on PORT (0: any free port)")
+    serve.add_argument("--cert", help="PEM certificate for --https")
+    serve.add_argument("--key", help="PEM private key for --https")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return int(exc.code or 0)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    parser.print_usage(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    sys.stdout.flush()
+    os._exit(exit_code)  # do not wait for check threads stuck past their deadline (daemon threads)
