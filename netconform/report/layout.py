@@ -14,8 +14,13 @@ from typing import Any
 
 from netconform.report.results import LAYERS, OUTCOMES, family_of, natural_key, node_of
 
-SUBJECT_FAMILY_ORDER = ("host", "pod", "external")
-SUBJECT_FAMILY_LABEL = {"host": "host network", "pod": "pods", "external": "outside client"}
+SUBJECT_FAMILY_ORDER = ("host", "pod", "external", "cluster")
+SUBJECT_FAMILY_LABEL = {
+    "host": "host network",
+    "pod": "pods",
+    "external": "outside client",
+    "cluster": "cluster-wide checks",
+}
 
 TARGET_FAMILY_ORDER = (
     "pod",
