@@ -16,7 +16,9 @@ from netconform.kube.topology import Topology
 
 LAYERS = ("L2", "L3", "L4", "L7", "DNS")
 SUBJECT_KINDS = {"host": "S-NODE", "pod": "S-POD-NODE", "external": "S-EXTERNAL", "cluster": "S-CLUSTER"}
-CELL_ID = re.compile(r"^(?P<subject>[^>]+)->(?P<target>.+)/(?P<layer>L2|L3|L4|L7|DNS)-(?P<protocol>[a-z0-9-]+)$")
+CELL_ID = re.compile(
+    r"^(?P<subject>[^>]+)->(?P<target>.+)/(?P<layer>L2|L3|L4|L7|DNS)-(?P<protocol>[a-z0-9-]+)$"
+)
 
 
 def _node_of(ref: str) -> str | None:
@@ -126,7 +128,9 @@ def _per_node(subject: str, target: str, layer: str, protocol: str) -> Callable[
     return build
 
 
-def _pair_family(subject: str, target: str, layer: str, protocol: str, **kw: bool) -> Callable[[Topology], Iterable[Cell]]:
+def _pair_family(
+    subject: str, target: str, layer: str, protocol: str, **kw: bool
+) -> Callable[[Topology], Iterable[Cell]]:
     def build(t: Topology) -> Iterable[Cell]:
         return (Cell(f"{subject}@{a}", f"{target}@{b}", layer, protocol) for a, b in _pairs(t, **kw))
 
@@ -156,7 +160,9 @@ ONE_NODE = "needs a second node: the cluster has only one"
 FAMILIES: dict[str, Family] = {}
 
 
-def _register(name: str, build: Callable[[Topology], Iterable[Cell]], needs: str = "no cell in this cluster") -> None:
+def _register(
+    name: str, build: Callable[[Topology], Iterable[Cell]], needs: str = "no cell in this cluster"
+) -> None:
     FAMILIES[name] = Family(name, build, needs)
 
 

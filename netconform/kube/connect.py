@@ -7,6 +7,7 @@ Order: `--kubeconfig` (may list several files, like KUBECONFIG), then `KUBECONFI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -64,7 +65,8 @@ class Cluster:
     _exec_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def core(self) -> client.CoreV1Api:
+    def core(self) -> Any:
+        """CoreV1Api (typed Any: the generated models' Optional fields add noise, not safety)."""
         return client.CoreV1Api(self.api_client)
 
     @property
@@ -87,10 +89,8 @@ class Cluster:
     def close(self) -> None:
         for api in (self.api_client, self._exec_client):
             if api is not None:
-                try:
+                with contextlib.suppress(Exception):  # best effort; the process is ending anyway
                     api.close()
-                except Exception:  # closing is best effort; the process is ending anyway
-                    pass
 
 
 def _kubeconfig_files(kubeconfig: str | None) -> list[str]:
@@ -104,12 +104,15 @@ def _kubeconfig_files(kubeconfig: str | None) -> list[str]:
 
 
 def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    ).exists()
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+    )
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Cluster:
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Cluster:
     """Build a `Cluster` or raise `KubeError` with a one-line reason (no request is made yet)."""
     configuration = client.Configuration()
     files = _kubeconfig_files(kubeconfig)
@@ -124,7 +127,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout: 
                 names = [c["name"] for c in contexts]
                 if context is not None and context not in names:
                     raise KubeError(
-                        f"context {context!r} not found in {files[0]} (contexts: {', '.join(names) or 'none'})"
+                        f"context {context!r} not found in {files[0]} "
+                        f"(contexts: {', '.join(names) or 'none'})"
                     )
                 used_context = context or (current or {}).get("name")
             config.load_kube_config(
@@ -147,10 +151,14 @@ def connect(kubeconfig: str | None = None, context: str | None = None, timeout: 
             raise KubeError(f"in-cluster config: {exc}") from None
         used_context = None
     else:
-        raise KubeError("no cluster given: use --kubeconfig, --context, KUBECONFIG, ~/.kube/config or --lab NAME")
+        raise KubeError(
+            "no cluster given: use --kubeconfig, --context, KUBECONFIG, ~/.kube/config or --lab NAME"
+        )
     configuration.retries = False
     api_client = client.ApiClient(configuration)
-    cluster = Cluster(api_client=api_client, server=str(configuration.host), context=used_context, timeout=timeout)
+    cluster = Cluster(
+        api_client=api_client, server=str(configuration.host), context=used_context, timeout=timeout
+    )
     count_requests(api_client, cluster.counters)
     return cluster
 

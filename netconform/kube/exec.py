@@ -40,7 +40,9 @@ def parse_agent_output(text: str, where: str) -> dict[str, Any]:
     raise ExecError(f"{where}: the agent printed no result JSON ({snippet or 'empty output'})")
 
 
-def exec_batch(cluster: Cluster, namespace: str, pod: str, plan: dict[str, Any], deadline_s: float) -> dict[str, Any]:
+def exec_batch(
+    cluster: Cluster, namespace: str, pod: str, plan: dict[str, Any], deadline_s: float
+) -> dict[str, Any]:
     """One websocket exec into `pod` running `agent.py run`, the plan on the first stdin line."""
     cluster.counters.add("exec_sessions")
     api = client.CoreV1Api(cluster.exec_client())

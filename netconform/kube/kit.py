@@ -34,7 +34,12 @@ IDLE = ["python3", "-c", "import time\nwhile True:\n    time.sleep(3600)"]
 ECHO_PORTS = {"http": 8080, "tcp": 9000, "udp": 9001}
 SERVICE_PORTS = {"http": 80, "tcp": 9000, "udp": 9001}
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-CRASH_FAILURES = {"CrashLoopBackOff", "CreateContainerError", "CreateContainerConfigError", "RunContainerError"}
+CRASH_FAILURES = {
+    "CrashLoopBackOff",
+    "CreateContainerError",
+    "CreateContainerConfigError",
+    "RunContainerError",
+}
 
 
 @dataclass
@@ -126,17 +131,26 @@ def _service(name: str, svc_type: str, udp: bool = True) -> dict[str, Any]:
         {"name": "tcp", "port": SERVICE_PORTS["tcp"], "targetPort": ECHO_PORTS["tcp"], "protocol": "TCP"},
     ]
     if udp:
-        ports.append({"name": "udp", "port": SERVICE_PORTS["udp"], "targetPort": ECHO_PORTS["udp"], "protocol": "UDP"})
+        ports.append(
+            {"name": "udp", "port": SERVICE_PORTS["udp"], "targetPort": ECHO_PORTS["udp"], "protocol": "UDP"}
+        )
     spec: dict[str, Any] = {"selector": {"app": "netconform-echo"}, "ports": ports}
     if svc_type == "Headless":
         spec["clusterIP"] = "None"
     else:
         spec["type"] = svc_type
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": dict(MANAGED_BY)}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+        "spec": spec,
+    }
 
 
 def _admission_reason(exc: ApiException, what: str) -> str:
-    return api_error_line(exc, f"{what} rejected by the cluster").replace(" rejected by the cluster: HTTP 403 Forbidden", " rejected by admission")
+    return api_error_line(exc, f"{what} rejected by the cluster").replace(
+        " rejected by the cluster: HTTP 403 Forbidden", " rejected by admission"
+    )
 
 
 def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.5) -> Any:
@@ -172,7 +186,13 @@ class KitDeployer:
         labels = dict(MANAGED_BY)
         if self.opts.privileged:
             labels["pod-security.kubernetes.io/enforce"] = "privileged"
-        ns = {"metadata": {"name": self.namespace, "labels": labels, "annotations": {CREATED_ANNOTATION: _now()}}}
+        ns = {
+            "metadata": {
+                "name": self.namespace,
+                "labels": labels,
+                "annotations": {CREATED_ANNOTATION: _now()},
+            }
+        }
         try:
             core.create_namespace(ns, _request_timeout=timeout)
             self.created = True
@@ -185,7 +205,17 @@ class KitDeployer:
             raise KubeError(api_error_line(exc, f"creating namespace {self.namespace}")) from None
         except Exception as exc:
             raise KubeError(api_error_line(exc, f"creating namespace {self.namespace}")) from None
-        echo_cmd = ["python3", f"{AGENT_MOUNT}/agent.py", "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
+        echo_cmd = [
+            "python3",
+            f"{AGENT_MOUNT}/agent.py",
+            "serve",
+            "--http",
+            "8080",
+            "--tcp",
+            "9000",
+            "--udp",
+            "9001",
+        ]
         for node in self.topo.node_names:
             for role, command in (("echo", echo_cmd), ("probe", IDLE), ("host", IDLE)):
                 if role in self.kit.unavailable:
@@ -193,7 +223,9 @@ class KitDeployer:
                 name = f"{role}-{node}"
                 try:
                     core.create_namespaced_pod(
-                        self.namespace, _pod_manifest(name, node, role, self.opts, command), _request_timeout=timeout
+                        self.namespace,
+                        _pod_manifest(name, node, role, self.opts, command),
+                        _request_timeout=timeout,
                     )
                 except ApiException as exc:
                     if exc.status in (400, 403, 422) and role == "host":
@@ -240,23 +272,31 @@ class KitDeployer:
             last.update(pods)
             for info in pods.values():
                 if info.waiting_reason in PULL_FAILURES:
+                    detail = (info.message or "no detail").splitlines()[0]
                     raise KubeError(
                         f"the probe image {self.opts.image} cannot be pulled on {info.node} "
-                        f"({info.waiting_reason}: {(info.message or '').splitlines()[0] if info.message else 'no detail'})"
+                        f"({info.waiting_reason}: {detail})"
                         "; mirror it and pass --probe-image"
                     )
                 if info.waiting_reason in CRASH_FAILURES and info.restarts >= 2:
                     raise KubeError(f"pod {self.namespace}/{info.name} on {info.node}: {info.waiting_reason}")
-            return expected <= set(pods) and all(pods[e].phase == "Running" and pods[e].ready for e in expected)
+            return expected <= set(pods) and all(
+                pods[e].phase == "Running" and pods[e].ready for e in expected
+            )
 
         try:
-            _wait(f"the probe pods in {self.namespace} to be Running and Ready", self.opts.ready_timeout, all_ready)
+            _wait(
+                f"the probe pods in {self.namespace} to be Running and Ready",
+                self.opts.ready_timeout,
+                all_ready,
+            )
         except KubeError as exc:
             if "timed out" in str(exc):
                 missing = sorted(e for e in expected if e not in last or not last[e].ready)
                 detail = ", ".join(
                     f"{m} ({last[m].phase}{'/' + last[m].waiting_reason if last[m].waiting_reason else ''})"
-                    if m in last else f"{m} (absent)"
+                    if m in last
+                    else f"{m} (absent)"
                     for m in missing[:6]
                 )
                 raise KubeError(f"{exc}: not ready: {detail}") from None
@@ -288,10 +328,13 @@ class KitDeployer:
             return next((i.ip for i in ingress if i.ip), None)
 
         try:
-            self.kit.lb_ip = _wait("an address for LoadBalancer Service echo-lb", self.opts.lb_timeout, lb_ingress)
+            self.kit.lb_ip = _wait(
+                "an address for LoadBalancer Service echo-lb", self.opts.lb_timeout, lb_ingress
+            )
         except KubeError:
+            waited = f"{self.opts.lb_timeout:.0f} s"
             self.kit.lb_reason = (
-                f"no LoadBalancer controller assigned an address to Service echo-lb within {self.opts.lb_timeout:.0f} s"
+                f"no LoadBalancer controller assigned an address to Service echo-lb within {waited}"
             )
 
     # -- cleanup ----------------------------------------------------------------------------------
@@ -305,7 +348,9 @@ class KitDeployer:
 def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | None:
     core, timeout = cluster.core, cluster.request_timeout
     try:
-        core.delete_namespace(namespace, propagation_policy="Background", grace_period_seconds=0, _request_timeout=timeout)
+        core.delete_namespace(
+            namespace, propagation_policy="Background", grace_period_seconds=0, _request_timeout=timeout
+        )
     except ApiException as exc:
         if exc.status != 404:
             return api_error_line(exc, f"deleting namespace {namespace}")
@@ -325,7 +370,9 @@ def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | N
             raise KubeError(api_error_line(exc, f"reading namespace {namespace}")) from None
         state["finalizers"] = list(ns.spec.finalizers or []) if ns.spec else []
         state["meta_finalizers"] = list(ns.metadata.finalizers or [])
-        state["conditions"] = [c.message for c in (ns.status.conditions or []) if c.status == "True"] if ns.status else []
+        state["conditions"] = (
+            [c.message for c in (ns.status.conditions or []) if c.status == "True"] if ns.status else []
+        )
         return False
 
     try:
@@ -347,7 +394,9 @@ def sweep_stale(cluster: Cluster, ttl_s: float, now: datetime | None = None) -> 
     """Delete `netconform-*` namespaces of earlier runs older than `ttl_s` (without waiting)."""
     now = now or datetime.now(UTC)
     try:
-        items = cluster.core.list_namespace(label_selector=MANAGED_SELECTOR, _request_timeout=cluster.request_timeout).items
+        items = cluster.core.list_namespace(
+            label_selector=MANAGED_SELECTOR, _request_timeout=cluster.request_timeout
+        ).items
     except Exception as exc:
         raise KubeError(api_error_line(exc, "listing netconform namespaces")) from None
     swept: list[str] = []

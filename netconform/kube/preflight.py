@@ -7,6 +7,7 @@ one line naming the verb and resource, so a 403 never surfaces half-way through 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client
 
@@ -45,7 +46,7 @@ def required_permissions() -> list[Permission]:
 
 def check_permissions(cluster: Cluster, namespace: str) -> list[Permission]:
     """Return the permissions of docs/rbac.yaml that the caller does not hold (empty: all held)."""
-    api = client.AuthorizationV1Api(cluster.api_client)
+    api: Any = client.AuthorizationV1Api(cluster.api_client)
     missing: list[Permission] = []
     for perm in required_permissions():
         resource, _, sub = perm.resource.partition("/")
@@ -54,8 +55,11 @@ def check_permissions(cluster: Cluster, namespace: str) -> list[Permission]:
             attrs["subresource"] = sub
         if resource not in CLUSTER_SCOPED:
             attrs["namespace"] = namespace
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attrs}}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
         try:
             review = api.create_self_subject_access_review(body, _request_timeout=cluster.request_timeout)
         except Exception as exc:

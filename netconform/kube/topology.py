@@ -190,7 +190,9 @@ def discover(cluster: Cluster) -> Topology:
     core, timeout = cluster.core, cluster.request_timeout
     try:
         nodes = [node_info(n) for n in core.list_node(_request_timeout=timeout).items]
-        system_pods = [pod_info(p) for p in core.list_namespaced_pod("kube-system", _request_timeout=timeout).items]
+        system_pods = [
+            pod_info(p) for p in core.list_namespaced_pod("kube-system", _request_timeout=timeout).items
+        ]
     except Exception as exc:
         raise KubeError(api_error_line(exc, "discovering nodes and kube-system pods")) from None
     if not nodes:

@@ -1,0 +1,845 @@
+"""What each cell measures (its probes) and how the measurements become a verdict.
+
+This is where the seed's expectations live: a ClusterIP that does not answer ping is not a failure when
+VIP:port answers; a node resolver that does not know `cluster.local` is expected (FM-24); exactly one MAC
+must answer ARP for an address (FM-06/16); egress must carry the node's address (FM-11); an MTU problem is
+a size that vanishes while smaller ones pass (FM-31). Every failed probe is classified (FM-01..04).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from netconform import probes as P
+from netconform.classify import classify
+from netconform.kube.kit import Kit
+from netconform.kube.topology import Topology
+from netconform.options import SuiteOptions
+from netconform.probes import Probe
+from netconform.scope import Cell
+
+MTU_SIZES = [576, 1200, 1400, 1450, 1500]
+SNAT_PORT_BUDGET = 32767  # 32768-65535 per protocol and destination (FM-30)
+CONNTRACK_WARN = 0.9
+RESOLV = "/etc/resolv.conf"
+RESOLV_SYSTEMD = "/run/systemd/resolve/resolv.conf"
+Results = Mapping[Probe, dict[str, Any]]
+
+
+class Skip(Exception):
+    """The cell cannot be measured on this cluster; the message names what is missing."""
+
+
+@dataclass
+class Context:
+    topo: Topology
+    kit: Kit
+    opts: SuiteOptions
+
+    # -- addresses ------------------------------------------------------------------------------
+    def echo_ip(self, node: str) -> str:
+        ip = self.kit.ip(f"echo@{node}")
+        if not ip:
+            raise Skip(f"the echo pod on {node} has no IP")
+        return ip
+
+    def node_ip(self, node: str) -> str:
+        ip = self.topo.node(node).internal_ip
+        if not ip:
+            raise Skip(f"node {node} has no InternalIP address")
+        return ip
+
+    def runner(self, subject: str) -> str:
+        """The agent runner for a subject; raises Skip when that kind of probe could not be deployed."""
+        if subject == "external":
+            return "external"
+        role, node = subject.split("@", 1)
+        kit_role = "probe" if role == "pod" else role
+        if kit_role in self.kit.unavailable:
+            raise Skip(self.kit.unavailable[kit_role])
+        if f"{kit_role}@{node}" not in self.kit.pods:
+            raise Skip(f"no {kit_role} pod on {node}")
+        return subject
+
+    @property
+    def arp_window(self) -> float:
+        return max(0.2, min(1.0, self.opts.probe_timeout * 0.8))
+
+    def dns_server(self) -> str:
+        if not self.topo.dns_service_ip:
+            raise Skip("no kube-dns Service in kube-system")
+        return self.topo.dns_service_ip
+
+    @property
+    def internal_name(self) -> str:
+        return f"kubernetes.default.svc.{self.topo.cluster_domain}"
+
+    def external_name(self) -> str:
+        if not self.opts.external_name:
+            raise Skip("no external name configured (--external-name)")
+        return self.opts.external_name
+
+    def external_url(self) -> str:
+        if not self.opts.external_url:
+            raise Skip(
+                "no external echo URL configured (--external-url, an echo that reflects the caller's address)"
+            )
+        return self.opts.external_url
+
+    def lb_ip(self) -> str:
+        if not self.kit.lb_ip:
+            raise Skip(self.kit.lb_reason or "the LoadBalancer Service got no address")
+        return self.kit.lb_ip
+
+    def coredns_ips(self, node: str) -> list[str]:
+        return sorted(p.ip for p in self.topo.coredns if p.node == node and p.ip)
+
+    def control_plane_vip(self) -> str:
+        """The control-plane VIP (FM-28): --control-plane-vip, or an API endpoint that is no node's IP."""
+        if self.opts.control_plane_vip:
+            return self.opts.control_plane_vip
+        node_ips = {n.internal_ip for n in self.topo.nodes}
+        for ip in self.topo.api_endpoints:
+            if ip not in node_ips and any(_same_subnet(ip, n) for n in node_ips if n):
+                return ip
+        raise Skip(
+            "no control-plane VIP on the node network (kubernetes endpoints are node addresses or "
+            "off-subnet); pass --control-plane-vip to check it"
+        )
+
+
+def _same_subnet(a: str, b: str, prefix: int = 24) -> bool:
+    try:
+        return ipaddress.ip_network(f"{a}/{prefix}", strict=False) == ipaddress.ip_network(
+            f"{b}/{prefix}", strict=False
+        )
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# verdicts
+
+
+@dataclass
+class Verdict:
+    outcome: str
+    reason: str
+    error: str | None = None
+    classified_layer: str | None = None
+    meaning: str | None = None
+    classified_fm: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    diagnosis: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "error": self.error,
+            "classified_layer": self.classified_layer,
+            "meaning": self.meaning,
+            "classified_fm": self.classified_fm,
+            "checks": self.checks,
+            "notes": self.notes,
+            "diagnosis": self.diagnosis,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(**data)
+
+
+def attempt_outcome(result: dict[str, Any]) -> str:
+    """passed (every attempt ok), flaky (some ok), failed (none ok), error (could not run)."""
+    if result.get("exec_error"):
+        return "error"
+    attempts = result.get("attempts") or [result]
+    oks = [bool(a.get("ok")) for a in attempts]
+    if all(oks):
+        return "passed"
+    return "flaky" if any(oks) else "failed"
+
+
+def _dns_rcode(result: dict[str, Any]) -> str | None:
+    parsed = P.parse_dns(result.get("answer_b64"))
+    return parsed.rcode if parsed else None
+
+
+def failure(
+    probe: Probe,
+    result: dict[str, Any],
+    reason: str | None = None,
+    *,
+    error: str | None = None,
+    layer: str | None = None,
+    meaning: str | None = None,
+    fm: str | None = None,
+) -> Verdict:
+    """A failed verdict classified by the seed's rules (FM-01..04) unless the recipe knows better."""
+    code = error or result.get("error") or "other"
+    cls = classify(code, probe.kind, dns_rcode=_dns_rcode(result), http_status=result.get("status"))
+    attempts = result.get("attempts") or []
+    msg = result.get("message") or code
+    text = reason or f"{probe.describe()}: {msg} ({len(attempts)} attempt{'s' if len(attempts) != 1 else ''})"
+    return Verdict(
+        outcome="error" if result.get("exec_error") else "failed",
+        reason=text,
+        error=code,
+        classified_layer=layer or cls.layer,
+        meaning=meaning or cls.meaning,
+        classified_fm=fm or cls.fm,
+    )
+
+
+def evidence(probes: list[Probe], results: Results) -> list[dict[str, Any]]:
+    out = []
+    for probe in probes:
+        item: dict[str, Any] = {"id": probe.id, "subject": probe.subject, **probe.fields}
+        item.pop("query_b64", None)
+        item.pop("send_b64", None)
+        item.pop("expect_b64", None)
+        item.pop("payload_b64", None)
+        result = results.get(probe)
+        if result is not None:
+            item.update(P.result_summary(result))
+        out.append(item)
+    return out
+
+
+def all_pass(probes: list[Probe], results: Results, what: str) -> Verdict:
+    """The default rule: every probe passes; any failure fails the cell, intermittent ones are flaky."""
+    flaky: list[str] = []
+    for probe in probes:
+        result = results.get(probe)
+        if result is None:
+            return Verdict("error", f"{probe.describe()}: no result (the batch did not run)", error="other")
+        outcome = attempt_outcome(result)
+        if outcome in ("failed", "error"):
+            return failure(probe, result)
+        if outcome == "flaky":
+            ok = sum(1 for a in result.get("attempts", []) if a.get("ok"))
+            flaky.append(f"{probe.describe()}: {ok}/{len(result.get('attempts', []))} attempts passed")
+    if flaky:
+        return Verdict("flaky", "intermittent: " + "; ".join(flaky))
+    return Verdict("passed", f"{what}: ok")
+
+
+# ---------------------------------------------------------------------------------------------------
+# recipes: cell -> probes (phase 1), follow-ups (phase 2), verdict
+
+Plan = Callable[[Cell, Context], list[Probe]]
+Judge = Callable[[Cell, Context, list[Probe], Results], Verdict]
+
+
+def _pod_target(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    assert cell.target_node is not None
+    ip = ctx.echo_ip(cell.target_node)
+    ports = ctx.kit.echo_ports
+    return {
+        "icmp": lambda: [P.icmp(s, ip)],
+        "tcp": lambda: [P.tcp(s, ip, ports["tcp"])],
+        "udp": lambda: [P.udp(s, ip, ports["udp"])],
+        "http": lambda: [P.http(s, f"http://{ip}:{ports['http']}/")],
+        "mtu": lambda: [P.mtu(s, ip, ports["udp"], MTU_SIZES)],
+    }[cell.protocol]()
+
+
+def _judge_mtu(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    probe = probes[0]
+    result = results.get(probe)
+    if result is None:
+        return Verdict("error", "no result for the MTU probe", error="other")
+    if attempt_outcome(result) == "error":
+        return failure(probe, result)
+    best: dict[str, Any] | None = None
+    for attempt in result.get("attempts", []):
+        if attempt.get("largest_ok") is not None and (
+            best is None or attempt["largest_ok"] > best["largest_ok"]
+        ):
+            best = attempt
+    if best is None:
+        return failure(probe, result)
+    lost = [s for s in best.get("sizes_lost", []) if s > best["largest_ok"]]
+    if lost:
+        return Verdict(
+            "failed",
+            f"path MTU black hole to {probe.fields['host']}: IP packets up to {best['largest_ok']} bytes "
+            "pass, "
+            f"{', '.join(map(str, lost))} with DF set vanish without an ICMP 'fragmentation needed'",
+            error="timeout",
+            classified_layer="L3",
+            meaning="large packets are dropped silently: encapsulation lowers the MTU (FM-31)",
+            classified_fm="FM-31",
+        )
+    too_big = best.get("sizes_too_big") or []
+    note = f"largest DF packet {best['largest_ok']} bytes" + (
+        f"; refused as too big: {too_big}" if too_big else ""
+    )
+    return Verdict("passed", note)
+
+
+def _host_own_pod(cell: Cell, ctx: Context) -> list[Probe]:
+    return _pod_target(cell, ctx)
+
+
+def _node_target(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    assert cell.target_node is not None
+    ip = ctx.node_ip(cell.target_node)
+    if cell.protocol == "icmp":
+        return [P.icmp(s, ip)]
+    if cell.protocol == "arp":
+        return [P.arp(s, ip, ctx.arp_window)]
+    if cell.protocol == "routes":
+        return [P.read(s, "/proc/net/route")]
+    if cell.protocol == "conntrack":
+        return [
+            P.read(s, "/proc/sys/net/netfilter/nf_conntrack_count"),
+            P.read(s, "/proc/sys/net/netfilter/nf_conntrack_max"),
+        ]
+    raise KeyError(cell.protocol)
+
+
+def _judge_arp_one_mac(ip_of: Callable[[], str], what: str, local_ok: bool = False) -> Judge:
+    """Exactly one MAC must answer (FM-06/16); several = IP conflict with each MAC's vendor."""
+
+    def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+        from netconform.oui import vendor
+
+        arp_probe = next(p for p in probes if p.kind == "arp")
+        result = results.get(arp_probe)
+        if result is None:
+            return Verdict("error", "no result for the ARP probe", error="other")
+        if local_ok:
+            trie = next((results.get(p) for p in probes if p.kind == "read"), None)
+            if trie and _is_local(ip_of(), trie.get("content") or ""):
+                return Verdict("passed", f"{what} {ip_of()} is held by this node itself")
+        macs: list[str] = []
+        for attempt in result.get("attempts", []):
+            for mac in attempt.get("macs") or []:
+                if mac not in macs:
+                    macs.append(mac)
+        if len(macs) > 1:
+            listed = ", ".join(f"{m} ({vendor(m) or 'unknown vendor'})" for m in macs)
+            return Verdict(
+                "failed",
+                f"IP conflict: {len(macs)} MACs answer ARP for {what} {ip_of()}: {listed}",
+                error="protocol",
+                classified_layer="L2",
+                meaning="more than one device claims the address: intermittent failures (FM-16)",
+                classified_fm="FM-16",
+            )
+        if not macs:
+            return failure(
+                arp_probe,
+                result,
+                f"no ARP reply for {what} {ip_of()} on the node's segment",
+                layer="L2",
+                meaning="same subnet but no ARP answer: an L2 problem (FM-16)",
+                fm="FM-06" if cell.target == "lb-vip" else "FM-16",
+            )
+        outcome = attempt_outcome(result)
+        text = f"{what} {ip_of()} is at {macs[0]} ({vendor(macs[0]) or 'unknown vendor'})"
+        if outcome == "flaky":
+            return Verdict(
+                "flaky", f"ARP answered only in some attempts: {text}", error="timeout", classified_layer="L2"
+            )
+        return Verdict("passed", text)
+
+    return judge
+
+
+def _is_local(ip: str, fib_trie: str) -> bool:
+    """Whether /proc/net/fib_trie lists `ip` as a LOCAL /32 of this network namespace."""
+    lines = fib_trie.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().endswith(ip) and line.strip().split()[-1] == ip:
+            for follow in lines[i + 1 : i + 3]:
+                if "/32 host LOCAL" in follow:
+                    return True
+    return False
+
+
+def _route_table(content: str) -> list[tuple[ipaddress.IPv4Network, str, bool]]:
+    """(destination network, interface, has gateway) for each /proc/net/route entry."""
+    routes = []
+    for line in content.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 8:
+            continue
+        dest = ipaddress.IPv4Address(bytes.fromhex(cols[1])[::-1])
+        mask = ipaddress.IPv4Address(bytes.fromhex(cols[7])[::-1])
+        flags = int(cols[3], 16)
+        if not flags & 0x1:  # RTF_UP
+            continue
+        net = ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)
+        routes.append((net, cols[0], bool(flags & 0x2)))
+    return routes
+
+
+def _judge_routes(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-17/10: every pod of this node has a specific route; every node and pod is routable at all."""
+    result = results.get(probes[0])
+    if result is None or attempt_outcome(result) in ("failed", "error"):
+        return failure(probes[0], result or {"error": "other"})
+    routes = _route_table(result.get("content") or "")
+    node = cell.subject_node
+    problems: list[str] = []
+    for ref, pod in sorted(ctx.kit.pods.items()):
+        if not pod.get("ip") or ref.startswith("host@"):
+            continue
+        addr = ipaddress.IPv4Address(pod["ip"])
+        matches = [r for r in routes if addr in r[0]]
+        specific = [r for r in matches if r[0].prefixlen > 0]
+        if pod.get("node") == node and not specific:
+            problems.append(f"no route for local pod {pod['name']} {pod['ip']} (only the default route)")
+        elif not matches:
+            problems.append(f"no route at all for pod {pod['name']} {pod['ip']} on {pod.get('node')}")
+    if problems:
+        return Verdict(
+            "failed",
+            f"{node}: " + "; ".join(problems[:4]),
+            error="net-unreachable",
+            classified_layer="L3",
+            meaning="a missing route: the node gets the packet but cannot deliver it (FM-10/17)",
+            classified_fm="FM-17",
+        )
+    return Verdict("passed", f"{node}: {len(routes)} routes; every probe-kit pod is routable")
+
+
+def _judge_conntrack(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    count_r, max_r = (results.get(p) for p in probes)
+    if not count_r or not count_r.get("ok"):
+        raise_skip = (count_r or {}).get("error") in ("name-not-found", "other", "permission")
+        if raise_skip:
+            return Verdict(
+                "skipped",
+                "conntrack counters are not readable on this node "
+                "(nf_conntrack not loaded in the host network namespace)",
+            )
+        return failure(probes[0], count_r or {"error": "other"})
+    try:
+        count = int((count_r.get("content") or "0").strip())
+        limit = int(((max_r or {}).get("content") or "0").strip() or 0)
+    except ValueError:
+        return Verdict("error", "conntrack counters are not numbers", error="protocol")
+    budget = min(SNAT_PORT_BUDGET, limit) if limit else SNAT_PORT_BUDGET
+    use = count / budget
+    text = (
+        f"{count} conntrack entries, {use:.0%} of the SNAT port budget ({budget}; nf_conntrack_max {limit})"
+    )
+    if use >= CONNTRACK_WARN:
+        return Verdict(
+            "failed",
+            f"near exhaustion: {text}",
+            error="timeout",
+            classified_layer="L4",
+            meaning="NAT needs a conntrack entry and a source port per connection: new ones are "
+            "dropped near the budget (FM-30)",
+            classified_fm="FM-30",
+        )
+    return Verdict("passed", text)
+
+
+def _service_target(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    ports = ctx.kit.service_ports
+    if cell.target == "clusterip":
+        if not ctx.kit.clusterip:
+            raise Skip("Service echo has no ClusterIP")
+        ip = ctx.kit.clusterip
+    elif cell.target == "lb-vip":
+        ip = ctx.lb_ip()
+    else:  # nodeport@N
+        assert cell.target_node is not None
+        ip = ctx.node_ip(cell.target_node)
+        ports = ctx.kit.nodeports
+        if not ports:
+            raise Skip("Service echo-np got no NodePorts")
+    if cell.protocol == "icmp":
+        return [P.icmp(s, ip), P.tcp(s, ip, ports["tcp"])]
+    if cell.protocol == "arp":
+        return [P.arp(s, ip, ctx.arp_window), P.read(s, "/proc/net/fib_trie", max_bytes=1 << 20)]
+    return {
+        "tcp": lambda: [P.tcp(s, ip, ports["tcp"])],
+        "udp": lambda: [P.udp(s, ip, ports["udp"])],
+        "http": lambda: [P.http(s, f"http://{ip}:{ports['http']}/")],
+    }[cell.protocol]()
+
+
+def _judge_vip_icmp(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-15: a VIP need not answer ping; it must answer on VIP:port. Ping answered is noted."""
+    icmp_r, tcp_r = results.get(probes[0]), results.get(probes[1])
+    if icmp_r is None or tcp_r is None:
+        return Verdict("error", "no result for the VIP probes", error="other")
+    pinged = attempt_outcome(icmp_r) == "passed"
+    tcp_outcome = attempt_outcome(tcp_r)
+    if tcp_outcome in ("failed", "error") and not pinged:
+        return failure(
+            probes[1],
+            tcp_r,
+            f"{probes[1].describe()} does not answer (and ping gets no reply): "
+            f"{tcp_r.get('message') or tcp_r.get('error')}",
+        )
+    what = "ClusterIP" if cell.target == "clusterip" else "LB VIP"
+    if pinged:
+        return Verdict(
+            "passed",
+            f"{what} answers ping"
+            + ("" if tcp_outcome == "passed" else f"; but {probes[1].describe()}: {tcp_r.get('error')}"),
+        )
+    return Verdict(
+        "passed",
+        f"{what} does not answer ping and answers on VIP:port: expected, not a failure (FM-15)",
+        notes=["no ICMP reply from the VIP is expected for ClusterIP and pure-L4 load balancers"],
+    )
+
+
+def _egress(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    if cell.target == "internet":
+        if not ctx.opts.internet_url:
+            raise Skip("no internet endpoint configured (--internet-url)")
+        return [P.http(s, ctx.opts.internet_url)]
+    if cell.protocol == "icmp":
+        if not ctx.opts.external_ip:
+            raise Skip("no external address to ping configured (--external-ip)")
+        return [P.icmp(s, ctx.opts.external_ip)]
+    url = ctx.external_url()
+    if cell.protocol == "snat":
+        return [P.http(s, url)]
+    parts = urlsplit(url)
+    return [
+        P.tcp(s, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), echo=False)
+    ]
+
+
+def _judge_snat(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-11: the outside must see the node's address as the source, never the pod's."""
+    verdict = all_pass(probes, results, "egress")
+    if verdict.outcome != "passed":
+        return verdict
+    result = results[probes[0]]
+    echo = result.get("echo") or {}
+    seen = echo.get("client_ip")
+    assert cell.subject_node is not None
+    node_ip = ctx.node_ip(cell.subject_node)
+    if seen is None:
+        return Verdict(
+            "error",
+            f"{probes[0].describe()} is not an echo that reflects the caller's address",
+            error="protocol",
+            classified_layer="L7",
+        )
+    if seen != node_ip:
+        pod_ip = ctx.kit.ip(f"probe@{cell.subject_node}")
+        who = "the pod's own address: not masqueraded" if seen == pod_ip else "neither the node nor the pod"
+        return Verdict(
+            "failed",
+            f"egress from {cell.subject} reached the outside as {seen} ({who}); "
+            f"expected the node address {node_ip}",
+            error="protocol",
+            classified_layer="L3",
+            meaning="source NAT (masquerade) to the node address is missing (FM-11)",
+            classified_fm="FM-11",
+        )
+    return Verdict("passed", f"the outside sees {seen}, the address of {cell.subject_node}")
+
+
+def _dns(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    if cell.protocol == "resolve":
+        name = ctx.internal_name if cell.target == "dns-internal" else ctx.external_name()
+        return [P.resolve(s, name)]
+    if cell.target.startswith("coredns@"):
+        assert cell.target_node is not None
+        ips = ctx.coredns_ips(cell.target_node)
+        if not ips:
+            raise Skip(f"no CoreDNS pod with an IP on {cell.target_node}")
+        return [P.dns_query(s, ip, ctx.internal_name) for ip in ips]
+    if cell.target.startswith("nameserver@"):
+        return [P.read(s, RESOLV), P.read(s, RESOLV_SYSTEMD)]
+    name = ctx.internal_name if cell.target == "dns-internal" else ctx.external_name()
+    return [P.dns_query(s, ctx.dns_server(), name, transport=cell.protocol)]
+
+
+def _judge_dns_answers(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-04/21/22: the server answers, with NOERROR and at least one address."""
+    verdict = all_pass(probes, results, "dns")
+    if verdict.outcome in ("failed", "error"):
+        return verdict
+    answered = []
+    for probe in probes:
+        result = results[probe]
+        parsed = P.parse_dns(result.get("answer_b64"))
+        if parsed is None:
+            return failure(
+                probe, result, f"{probe.describe()}: the answer is not a DNS message", error="protocol"
+            )
+        if parsed.rcode != "NOERROR" or not parsed.addresses:
+            code = "name-not-found" if parsed.rcode in ("NXDOMAIN", "NOERROR") else "resolver-failure"
+            return failure(
+                probe,
+                result,
+                f"{probe.describe()}: {parsed.rcode}"
+                + (" without an address" if parsed.rcode == "NOERROR" else ""),
+                error=code,
+            )
+        answered.append(f"{probe.fields['server']} -> {', '.join(parsed.addresses)}")
+    if verdict.outcome == "flaky":
+        return verdict
+    return Verdict("passed", "; ".join(answered))
+
+
+def _judge_host_internal(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-24: the node's resolver does not know cluster.local (expected); it must still answer."""
+    result = results.get(probes[0])
+    if result is None:
+        return Verdict("error", "no result", error="other")
+    if result.get("ok"):
+        return Verdict(
+            "passed",
+            f"the node resolver answers {ctx.internal_name} "
+            f"({', '.join(result.get('addresses') or [])}): it is configured with cluster DNS",
+        )
+    if result.get("error") == "name-not-found":
+        return Verdict(
+            "passed",
+            f"{ctx.internal_name} is unknown to the node's nameservers: expected for "
+            "host-network pods and nodes, not a failure (FM-24)",
+            notes=["hostNetwork pods with dnsPolicy Default use the node's nameservers"],
+        )
+    return failure(
+        probes[0],
+        result,
+        f"the node's nameservers do not answer for {ctx.internal_name}: "
+        f"{result.get('message') or result.get('error')}",
+    )
+
+
+def parse_nameservers(content: str) -> list[str]:
+    return [
+        line.split()[1]
+        for line in content.splitlines()
+        if line.strip().startswith("nameserver") and len(line.split()) > 1
+    ]
+
+
+def node_nameservers(probes: list[Probe], results: Results) -> list[str] | None:
+    """The node's upstream nameservers: systemd-resolved's real list when resolv.conf points at the stub."""
+    main = results.get(probes[0]) or {}
+    if not main.get("ok"):
+        return None
+    servers = parse_nameservers(main.get("content") or "")
+    if any(s.startswith("127.") for s in servers):
+        alt = results.get(probes[1]) or {}
+        if alt.get("ok"):
+            servers = parse_nameservers(alt.get("content") or "")
+    return servers
+
+
+def _nameserver_followups(cell: Cell, ctx: Context, results: Results) -> list[Probe]:
+    probes = _dns(cell, ctx)
+    servers = node_nameservers(probes, results) or []
+    name = ctx.opts.external_name or ctx.internal_name
+    return [P.dns_query(probes[0].subject, ip, name, phase=2) for ip in servers]
+
+
+def _judge_nameservers(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-24/23: every nameserver of the node answers when asked on its own."""
+    servers = node_nameservers(probes[:2], results)
+    if servers is None:
+        return failure(
+            probes[0], results.get(probes[0]) or {"error": "other"}, f"cannot read {RESOLV} on the node"
+        )
+    if not servers:
+        return Verdict(
+            "failed",
+            f"{cell.subject_node} has no nameserver in {RESOLV}",
+            error="name-not-found",
+            classified_layer="DNS",
+            meaning="the node has no upstream nameserver (FM-24)",
+            classified_fm="FM-24",
+        )
+    queries = probes[2:]
+    if not ctx.opts.external_name:
+        verdict = all_pass(queries, results, "nameservers")
+    else:
+        verdict = _judge_dns_answers(cell, ctx, queries, results)
+    if verdict.outcome == "passed":
+        verdict.reason = f"{cell.subject_node} nameservers {', '.join(servers)}: each answers"
+    return verdict
+
+
+def _cluster_nameserver_sets(cell: Cell, ctx: Context) -> list[Probe]:
+    out: list[Probe] = []
+    for node in ctx.topo.node_names:
+        try:
+            s = ctx.runner(f"host@{node}")
+        except Skip:
+            continue
+        out += [P.read(s, RESOLV), P.read(s, RESOLV_SYSTEMD)]
+    if not out:
+        raise Skip(ctx.kit.unavailable.get("host", "no host-network probe could run"))
+    return out
+
+
+def _judge_nameserver_sets(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    sets: dict[str, tuple[str, ...]] = {}
+    for i in range(0, len(probes), 2):
+        node = probes[i].subject.split("@", 1)[1]
+        servers = node_nameservers(probes[i : i + 2], results)
+        if servers is None:
+            return failure(
+                probes[i], results.get(probes[i]) or {"error": "other"}, f"cannot read {RESOLV} on {node}"
+            )
+        sets[node] = tuple(sorted(servers))
+    distinct = sorted(set(sets.values()))
+    if len(distinct) > 1:
+        groups = "; ".join(
+            f"{', '.join(sorted(n for n, v in sets.items() if v == d))}: {' '.join(d) or 'none'}"
+            for d in distinct
+        )
+        return Verdict(
+            "failed",
+            f"nodes use different nameservers ({groups})",
+            error="resolver-failure",
+            classified_layer="DNS",
+            meaning="differing nameserver sets give inconsistent resolution across nodes (FM-24)",
+            classified_fm="FM-24",
+        )
+    return Verdict("passed", f"every node uses {' '.join(distinct[0]) if distinct else 'no'} nameserver(s)")
+
+
+def _cp_vip_arp(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    vip = ctx.control_plane_vip()
+    return [
+        P.read(s, "/proc/net/arp"),
+        P.read(s, "/proc/net/fib_trie", max_bytes=1 << 20),
+        P.arp(s, vip, ctx.arp_window, phase=2),
+    ]
+
+
+def _judge_cp_vip(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-28: the cached MAC for the control-plane VIP must be the MAC that answers for it now."""
+    vip = ctx.control_plane_vip()
+    arp_table, trie, who_has = (results.get(p) or {} for p in probes)
+    if _is_local(vip, trie.get("content") or ""):
+        return Verdict("passed", f"{cell.subject_node} holds the control-plane VIP {vip}")
+    base = _judge_arp_one_mac(lambda: vip, "the control-plane VIP")(cell, ctx, [probes[2]], results)
+    if base.outcome != "passed":
+        return base
+    answered = (who_has.get("macs") or [None])[0]
+    cached = None
+    for line in (arp_table.get("content") or "").splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 4 and cols[0] == vip and cols[3] != "00:00:00:00:00:00":
+            cached = cols[3].lower()
+    if cached and answered and cached != answered.lower():
+        return Verdict(
+            "failed",
+            f"stale ARP entry on {cell.subject_node}: the neighbour cache maps {vip} to "
+            f"{cached}, but {answered} answers for it now (fix: ip neigh flush {vip})",
+            error="timeout",
+            classified_layer="L2",
+            meaning="connections to the VIP go to an old MAC and time out (FM-28)",
+            classified_fm="FM-28",
+        )
+    return Verdict(
+        "passed", f"{vip} is at {answered}" + (f"; cache agrees ({cached})" if cached else "; not cached")
+    )
+
+
+def _privileged_only(what: str) -> Plan:
+    def plan(cell: Cell, ctx: Context) -> list[Probe]:
+        if not ctx.opts.allow_privileged:
+            raise Skip(f"{what} needs a privileged host probe: pass --allow-privileged to opt in")
+        raise Skip(f"{what}: the probe agent has no primitive for it yet (needs iptables in the probe image)")
+
+    return plan
+
+
+RECIPES: dict[tuple[str, str], tuple[Plan, Judge]] = {}
+
+
+def _recipe(target: str, protocol: str, plan: Plan, judge: Judge | None = None) -> None:
+    RECIPES[(target, protocol)] = (plan, judge or (lambda c, x, p, r: all_pass(p, r, c.id)))
+
+
+for _proto in ("icmp", "tcp", "udp", "http"):
+    _recipe("pod", _proto, _pod_target)
+_recipe("pod", "mtu", _pod_target, _judge_mtu)
+for _proto in ("icmp", "arp", "routes", "conntrack"):
+    _recipe("node", _proto, _node_target)
+RECIPES[("node", "arp")] = (_node_target, _judge_arp_one_mac(lambda: "", "the node"))
+_recipe("node", "routes", _node_target, _judge_routes)
+_recipe("node", "conntrack", _node_target, _judge_conntrack)
+for _target in ("clusterip", "lb-vip", "nodeport"):
+    for _proto in ("tcp", "udp", "http"):
+        _recipe(_target, _proto, _service_target)
+    _recipe(_target, "icmp", _service_target, _judge_vip_icmp)
+_recipe("outside", "snat", _egress, _judge_snat)
+_recipe("outside", "icmp", _egress)
+_recipe("outside", "tcp", _egress)
+_recipe("internet", "http", _egress)
+for _proto in ("udp", "tcp"):
+    _recipe("dns-internal", _proto, _dns, _judge_dns_answers)
+    _recipe("dns-external", _proto, _dns, _judge_dns_answers)
+_recipe("dns-internal", "resolve", _dns)
+_recipe("dns-external", "resolve", _dns)
+_recipe("coredns", "udp", _dns, _judge_dns_answers)
+_recipe("nameserver", "udp", _dns, _judge_nameservers)
+_recipe("component:node-nameservers", "config", _cluster_nameserver_sets, _judge_nameserver_sets)
+_recipe("component:control-plane-vip", "arp", _cp_vip_arp, _judge_cp_vip)
+_recipe("component:iptables", "drops", _privileged_only("reading iptables DROP counters (FM-19)"))
+FOLLOWUPS: dict[tuple[str, str], Callable[[Cell, Context, Results], list[Probe]]] = {
+    ("nameserver", "udp"): _nameserver_followups,
+}
+
+
+def _recipe_key(cell: Cell) -> tuple[str, str]:
+    head = cell.target if cell.target.startswith("component:") else cell.target.split("@", 1)[0]
+    return head, cell.protocol
+
+
+def has_recipe(cell: Cell) -> bool:
+    return _recipe_key(cell) in RECIPES
+
+
+def probes_for(cell: Cell, ctx: Context) -> list[Probe]:
+    """Phase-1 (and static phase-2) probes of an agent-measured cell; raises Skip with the reason."""
+    plan, _ = RECIPES[_recipe_key(cell)]
+    return plan(cell, ctx)
+
+
+def followups_for(cell: Cell, ctx: Context, results: Results) -> list[Probe]:
+    """Phase-2 probes that depend on phase-1 results (e.g. query each nameserver the node lists)."""
+    fn = FOLLOWUPS.get(_recipe_key(cell))
+    return fn(cell, ctx, results) if fn else []
+
+
+def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    _, judge_fn = RECIPES[_recipe_key(cell)]
+    if cell.target == "lb-vip" and cell.protocol == "arp":
+        judge_fn = _judge_arp_one_mac(ctx.lb_ip, "the LB VIP", local_ok=True)
+    if cell.target.startswith("node@") and cell.protocol == "arp":
+        assert cell.target_node is not None
+        node = cell.target_node
+        judge_fn = _judge_arp_one_mac(lambda: ctx.node_ip(node), f"node {node}")
+    if cell.subject.startswith("host@") and cell.target == "dns-internal" and cell.protocol == "resolve":
+        judge_fn = _judge_host_internal
+    verdict = judge_fn(cell, ctx, probes, results)
+    verdict.checks = evidence(probes, results)
+    return verdict
+
+
+NODE_REF = re.compile(r"@(.+)$")
