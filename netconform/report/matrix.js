@@ -374,7 +374,7 @@
 
   var legend = document.getElementById("legend");
   legend.innerHTML = OUTCOMES.map(function (o) { return '<span><span class="b ' + o + '">&nbsp;</span> ' + o + "</span>"; }).join("") +
-    '<span><span class="b passed mixed">&nbsp;</span> mixed (worst shown)</span>' +
+    '<span><span class="b failed mixed">&nbsp;</span> some of several (worst shown)</span>' +
     L.slots.map(function (s) { return '<span><span class="mono">' + esc(s.code) + "</span> = " + esc(s.label) + "</span>"; }).join("");
 
   render();

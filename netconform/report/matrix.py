@@ -74,12 +74,17 @@ def page_data(results: Mapping[str, Any]) -> dict[str, Any]:
         "verdict": {
             "text": verdict.text,
             "status": verdict.status,
-            "findings": [{"summary": f.summary, "fm": list(f.fm), "component": f.component} for f in verdict.findings],
+            "findings": [
+                {"summary": f.summary, "fm": list(f.fm), "component": f.component} for f in verdict.findings
+            ],
         },
         "layout": {
-            "subjects": [{"id": s, "label": subject_label(s), "family": family_of(s)} for s in layout.subjects],
+            "subjects": [
+                {"id": s, "label": subject_label(s), "family": family_of(s)} for s in layout.subjects
+            ],
             "targets": [
-                {"id": t, "label": target_label(t), "family": family_of(t), "node": node_of(t)} for t in layout.targets
+                {"id": t, "label": target_label(t), "family": family_of(t), "node": node_of(t)}
+                for t in layout.targets
             ],
             "families": [
                 {"id": fam, "label": TARGET_FAMILY_LABEL.get(fam, fam), "span": len(ts)}
@@ -127,7 +132,9 @@ def _header(results: Mapping[str, Any], verdict: Mapping[str, Any]) -> str:
     if stats:
         run_rows.append(("stats", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items())))
     chips = "".join(
-        f'<span class="chip {o}"><b>{n}</b> {o}</span>' for o, n in counts.items() if n or o in ("passed", "failed")
+        f'<span class="chip {o}"><b>{n}</b> {o}</span>'
+        for o, n in counts.items()
+        if n or o in ("passed", "failed")
     )
     findings = "".join(
         f'<li><span class="suspect">{html.escape(f["component"])}</span> '

@@ -1,0 +1,140 @@
+"""pytest-html integration: FM / subject / target / layer columns and the matrix summary in report.html.
+
+The suite's plugin calls :func:`register` from its ``pytest_configure``, handing over a callable that
+returns the run's results dict (or None before there is one). Nothing is registered unless pytest-html
+is installed *and* ``--html`` was given, and the hooks are optional hooks, so a run without pytest-html
+never sees them. Columns read the test report's ``user_properties`` that the suite records per item
+(``fm``, ``subject``, ``target``, ``layer``, ``protocol``), so they work unchanged under ``-n auto``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from netconform.report.layout import KIND_LABEL, build_layout, subject_label, worst
+from netconform.report.results import count_outcomes
+from netconform.report.verdict import compute_verdict
+
+PLUGIN_NAME = "netconform-html-report"
+COLUMNS = (("fm", "FM"), ("subject", "Subject"), ("target", "Target"), ("layer", "Layer"))
+
+ResultsProvider = Callable[[], Mapping[str, Any] | None]
+
+
+def _props(report: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for item in getattr(report, "user_properties", None) or []:
+        if isinstance(item, tuple | list) and len(item) == 2:
+            props[str(item[0])] = item[1]
+    return props
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -> str:
+    """Verdict, counts and a subject × target-kind table of worst outcomes, in inline-styled HTML."""
+    cells = list(results.get("cells", []))
+    counts = count_outcomes(cells)
+    colours = {
+        "passed": "#2e7d32",
+        "failed": "#c62828",
+        "flaky": "#e67700",
+        "skipped": "#9aa0a6",
+        "error": "#6a1b9a",
+    }
+    verdict = compute_verdict(results)
+    chips = " ".join(
+        f'<span style="background:{colours[o]};color:#fff;border-radius:10px;padding:1px 8px">{n} {o}</span>'
+        for o, n in counts.items()
+        if n
+    )
+    parts = [
+        '<div class="netconform-summary">',
+        "<h2>Network conformance matrix</h2>",
+        f"<p>{chips}</p>",
+        f"<p><b>Verdict:</b> {html.escape(verdict.text)}</p>",
+        f'<p>Full interactive matrix with evidence: <a href="{html.escape(matrix_href)}">'
+        f"{html.escape(matrix_href)}</a></p>",
+    ]
+    if cells:
+        layout = build_layout(cells)
+        grid: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for c in cells:
+            grid[(c["subject"], str(c.get("target_kind") or "T-?"))].append(str(c["outcome"]))
+        cell_style = "padding:2px 6px;border:1px solid #d0d7de;text-align:center"
+        head = "".join(
+            f'<th style="{cell_style}">{html.escape(KIND_LABEL.get(k, k))}</th>' for k in layout.kinds
+        )
+        rows = []
+        for subject in layout.subjects:
+            tds = []
+            for kind in layout.kinds:
+                outcomes = grid.get((subject, kind))
+                if not outcomes:
+                    tds.append(f'<td style="{cell_style}"></td>')
+                    continue
+                top = worst(outcomes)
+                bad = sum(1 for o in outcomes if o == top)
+                label = top if bad == len(outcomes) else f"{bad}/{len(outcomes)} {top}"
+                style = f"{cell_style};background:{colours.get(top, '#fff')};color:#fff"
+                tds.append(f'<td class="{top}" style="{style}">{html.escape(label)}</td>')
+            rows.append(
+                f'<tr><th style="{cell_style};text-align:left">{html.escape(subject_label(subject))}</th>'
+                f"{''.join(tds)}</tr>"
+            )
+        parts.append(
+            '<table style="border-collapse:collapse;font-size:12px;margin:6px 0">'
+            f'<tr><th style="{cell_style}">subject \\ target</th>{head}</tr>{"".join(rows)}</table>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+class HtmlReportHooks:
+    """The pytest-html hook implementations, bound to the run's results provider."""
+
+    def __init__(self, results: ResultsProvider, matrix_href: str = "matrix.html") -> None:
+        self._results = results
+        self._matrix_href = matrix_href
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        for index, (_, title) in enumerate(COLUMNS):
+            cells.insert(2 + index, f'<th class="sortable" data-column-type="nc{title.lower()}">{title}</th>')
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
+        props = _props(report)
+        for index, (name, title) in enumerate(COLUMNS):
+            value = _text(props.get(name))
+            if name == "layer" and props.get("protocol"):
+                value = f"{value} {_text(props['protocol'])}".strip()
+            cells.insert(2 + index, f'<td class="col-nc{title.lower()}">{html.escape(value)}</td>')
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        results = self._results()
+        if results is not None:
+            prefix.append(summary_html(results, self._matrix_href))
+
+
+def html_report_active(config: pytest.Config) -> bool:
+    """pytest-html is loaded and will write a report (``--html`` given)."""
+    return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+
+
+def register(config: pytest.Config, results: ResultsProvider, matrix_href: str = "matrix.html") -> bool:
+    """Register the hooks if pytest-html is active; call from ``pytest_configure``. True when it did."""
+    if not html_report_active(config) or config.pluginmanager.has_plugin(PLUGIN_NAME):
+        return False
+    config.pluginmanager.register(HtmlReportHooks(results, matrix_href), PLUGIN_NAME)
+    return True
