@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import errno
 import fcntl
 import http.client
@@ -30,7 +31,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 VERSION = "netconform-agent/1"
 
@@ -108,6 +109,9 @@ IP_MTU = getattr(socket, "IP_MTU", 14)
 IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
 IPV6_PMTUDISC_DO = getattr(socket, "IPV6_PMTUDISC_DO", 2)
 IPV6_MTU = getattr(socket, "IPV6_MTU", 24)
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 ETH_P_ARP = 0x0806
 SIOCGIFADDR = 0x8915
 
@@ -244,6 +248,50 @@ def _addr(sockaddr: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _new_socket(family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket that also queues ICMP errors (IP_RECVERR).
+
+    Without it the kernel drops "soft" ICMP errors for UDP and ICMP sockets (a router's host or net
+    unreachable), and TCP loses one that arrives while connect() still holds the socket (a fast
+    local network): the probe would report a timeout where the network said why.
+    """
+    sock = socket.socket(family, kind, proto)
+    with contextlib.suppress(OSError):
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        elif family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    return sock
+
+
+def _queued_error(sock: socket.socket, ignore: tuple[int, ...] = ()) -> OSError | None:
+    """The first ICMP error queued on sock (struct sock_extended_err's ee_errno), without waiting."""
+    sock.setblocking(False)
+    for _ in range(16):  # bounded: the queue holds few entries
+        try:
+            _, ancdata, _, _ = sock.recvmsg(1, 1024, MSG_ERRQUEUE)
+        except OSError:
+            return None
+        for level, kind, data in ancdata:
+            if (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+                (num,) = struct.unpack("=I", data[:4])
+                if num and num not in ignore:
+                    return _oserror(num)
+    return None
+
+
+@contextlib.contextmanager
+def _explain_timeout(sock: socket.socket) -> Iterator[None]:
+    """Turn a timeout into the ICMP error that explains it, when one was queued (see _new_socket)."""
+    try:
+        yield
+    except socket.timeout:
+        error = _queued_error(sock)
+        if error is not None:
+            raise error from None
+        raise
+
+
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -292,7 +340,7 @@ def check_tcp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     host, port = _host(check), _port(check)
     send, expect = _b64(check, "send_b64"), _b64(check, "expect_b64")
     family, sockaddr = _resolve_one(host, port, socket.SOCK_STREAM, deadline)
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    with _new_socket(family, socket.SOCK_STREAM) as sock, _explain_timeout(sock):
         sock.settimeout(_remaining(deadline))
         sock.connect(sockaddr)
         fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
@@ -331,44 +379,61 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         raise PlanError(f"field 'url' has a bad port: {exc}") from None
     path = _field(check, "path", str) or (parts.path or "/") + ("?" + parts.query if parts.query else "")
     family, sockaddr = _resolve_one(parts.hostname, port, socket.SOCK_STREAM, deadline)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(_remaining(deadline))
-        sock.connect(sockaddr)
-        fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
+    tcp = _new_socket(family, socket.SOCK_STREAM)
+    with tcp, _explain_timeout(tcp):
+        tcp.settimeout(_remaining(deadline))
+        tcp.connect(sockaddr)
+        fields: dict[str, Any] = {"local": _addr(tcp.getsockname()), "peer": _addr(tcp.getpeername())}
+        sock = tcp
         if parts.scheme == "https":
             context = ssl.create_default_context()
             if insecure:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-            sock.settimeout(_remaining(deadline))
-            sock = context.wrap_socket(sock, server_hostname=(host_header or parts.hostname).split(":")[0])
+            tcp.settimeout(_remaining(deadline))
+            sock = context.wrap_socket(tcp, server_hostname=(host_header or parts.hostname).split(":")[0])
             fields["tls_version"] = sock.version()
-        conn = http.client.HTTPConnection(parts.hostname, port, timeout=_remaining(deadline))
-        conn.sock = sock
-        conn.putrequest(method, path, skip_host=host_header is not None, skip_accept_encoding=True)
-        if host_header is not None:
-            conn.putheader("Host", host_header)
-        conn.putheader("User-Agent", VERSION)
-        conn.putheader("Connection", "close")
-        conn.endheaders()
-        sock.settimeout(_remaining(deadline))
-        response = conn.getresponse()
-        body = b""
-        while len(body) < max_body:
-            sock.settimeout(_remaining(deadline))
-            chunk = response.read(min(65536, max_body - len(body)))
-            if not chunk:
-                break
-            body += chunk
-    finally:
-        sock.close()
-    fields["status"] = response.status
+        with sock:
+            status, reason, body = _http_exchange(sock, parts.hostname, port, method, path, host_header,
+                                                  max_body, deadline)  # fmt: skip
+    fields["status"] = status
     fields["body_prefix"] = body[:1024].decode("utf-8", "replace")
     fields["echo"] = _json_object(body)
-    if response.status >= 400:
-        raise CheckFailure("http-status", f"HTTP {response.status} {response.reason}", fields)
+    if status >= 400:
+        raise CheckFailure("http-status", f"HTTP {status} {reason}", fields)
     return fields
+
+
+def _http_exchange(
+    sock: socket.socket,
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    host_header: str | None,
+    max_body: int,
+    deadline: float,
+) -> tuple[int, str, bytes]:
+    """One request on an open connection: (status, reason, first max_body bytes of the body)."""
+    conn = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
+    conn.sock = sock
+    conn.putrequest(method, path, skip_host=host_header is not None, skip_accept_encoding=True)
+    if host_header is not None:
+        conn.putheader("Host", host_header)
+    conn.putheader("User-Agent", VERSION)
+    conn.putheader("Connection", "close")
+    sock.settimeout(_remaining(deadline))
+    conn.endheaders()
+    sock.settimeout(_remaining(deadline))  # per read from here: http.client may close sock early
+    response = conn.getresponse()
+    body = b""
+    while len(body) < max_body:
+        _remaining(deadline)
+        chunk = response.read(min(65536, max_body - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return response.status, str(response.reason), body
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -382,7 +447,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 def _udp_socket(host: str, port: int, deadline: float) -> socket.socket:
     """A connected UDP socket: the kernel then reports ICMP errors (port/host unreachable) to us."""
     family, sockaddr = _resolve_one(host, port, socket.SOCK_DGRAM, deadline)
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = _new_socket(family, socket.SOCK_DGRAM)
     try:
         sock.connect(sockaddr)
     except BaseException:
@@ -394,7 +459,7 @@ def _udp_socket(host: str, port: int, deadline: float) -> socket.socket:
 def check_udp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     host, port = _host(check), _port(check)
     payload = _b64(check, "payload_b64", required=True) or b""
-    with _udp_socket(host, port, deadline) as sock:
+    with _udp_socket(host, port, deadline) as sock, _explain_timeout(sock):
         fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
         sock.send(payload)
         sock.settimeout(_remaining(deadline))
@@ -412,14 +477,14 @@ def check_dns(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         raise PlanError("field 'query_b64' is shorter than a DNS header (12 bytes)")
     if transport == "tcp":
         family, sockaddr = _resolve_one(server, port, socket.SOCK_STREAM, deadline)
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
+        with _new_socket(family, socket.SOCK_STREAM) as sock, _explain_timeout(sock):
             sock.settimeout(_remaining(deadline))
             sock.connect(sockaddr)
             sock.sendall(struct.pack("!H", len(query)) + query)
             (length,) = struct.unpack("!H", _recv_exact(sock, 2, deadline))
             answer = _recv_exact(sock, length, deadline)
             return {"answer_b64": _b64s(answer), "transport": "tcp", "peer": _addr(sockaddr)}
-    with _udp_socket(server, port, deadline) as sock:
+    with _udp_socket(server, port, deadline) as sock, _explain_timeout(sock):
         sock.send(query)
         while True:  # ignore stray datagrams whose DNS id is not ours
             sock.settimeout(_remaining(deadline))
@@ -477,15 +542,21 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     family, sockaddr = _resolve_one(host, 0, socket.SOCK_DGRAM, deadline)
     v6 = family == socket.AF_INET6
     proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
-    try:  # unprivileged "ping socket"; needs net.ipv4.ping_group_range to include our group
-        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
-        mode = "dgram"
-    except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
-            raise
-        sock = socket.socket(family, socket.SOCK_RAW, proto)  # needs CAP_NET_RAW
+    mode = _field(check, "socket", str, default="auto")
+    if mode not in ("auto", "dgram", "raw"):
+        raise PlanError(f"field 'socket' must be 'auto', 'dgram' or 'raw', got {mode!r}")
+    sock: socket.socket | None = None
+    if mode in ("auto", "dgram"):
+        try:  # unprivileged "ping socket"; needs net.ipv4.ping_group_range to include our group
+            sock = _new_socket(family, socket.SOCK_DGRAM, proto)
+            mode = "dgram"
+        except OSError as exc:
+            if mode == "dgram" or exc.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
+                raise
+    if sock is None:
+        sock = _new_socket(family, socket.SOCK_RAW, proto)  # needs CAP_NET_RAW
         mode = "raw"
-    with sock:
+    with sock, _explain_timeout(sock):
         sock.connect(sockaddr)
         ident = (os.getpid() ^ threading.get_ident()) & 0xFFFF
         rtts: list[float] = []
@@ -686,6 +757,8 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
                 if _mtu_echo_matches(reply, tokens[size]):
                     ok.add(size)
                     pending.discard(size)
+        if error is None and pending and not ok:  # e.g. a router's "host unreachable" (IP_RECVERR)
+            error = _queued_error(sock, ignore=(errno.EMSGSIZE,))
         fields = {
             "largest_ok": max(ok) if ok else None,
             "sizes_ok": sorted(ok),
@@ -1048,34 +1121,30 @@ class EchoUDPHandler(socketserver.BaseRequestHandler):
         sock.sendto(json.dumps(body).encode(), self.client_address)
 
 
-def _dual_stack(base: type) -> type:
-    """A server class bound to [::] (v4 too) when the host has IPv6, else to 0.0.0.0."""
+def _make_server(base: type, port: int, handler: type) -> Any:
+    """base bound to [::] (accepting IPv4 too) when the host has IPv6, else to 0.0.0.0."""
+    attempts = [(socket.AF_INET6, "::")] if socket.has_ipv6 else []
+    attempts.append((socket.AF_INET, "0.0.0.0"))
+    for family, host in attempts:
 
-    class Server(base):  # type: ignore[misc]
-        daemon_threads = True
-        allow_reuse_address = True
-        address_family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
-
-        def server_bind(self) -> None:
+        def server_bind(self: Any) -> None:
             if self.address_family == socket.AF_INET6:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            super().server_bind()
+            base.server_bind(self)  # type: ignore[attr-defined]
 
-    return Server
-
-
-def _make_server(base: type, port: int, handler: type) -> Any:
-    server_class = _dual_stack(base)
-    try:
-        return server_class(("::", port), handler)
-    except OSError as exc:
-        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-            raise
-
-        class V4(server_class):  # type: ignore[valid-type, misc]
-            address_family = socket.AF_INET
-
-        return V4(("0.0.0.0", port), handler)
+        attrs = {
+            "address_family": family,
+            "daemon_threads": True,
+            "allow_reuse_address": True,
+            "server_bind": server_bind,
+        }
+        server_class = type("Echo" + base.__name__, (base,), attrs)
+        try:
+            return server_class((host, port), handler)
+        except OSError as exc:
+            if family != socket.AF_INET6 or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                raise
+    raise OSError(errno.EAFNOSUPPORT, "no usable address family")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,465 @@
+"""The probe agent on real sockets: every error code produced by a real kernel in real namespaces.
+
+Topology (one per module, shared by all tests; the agent runs as a subprocess in `client`):
+
+    client 10.71.1.2 --- 10.71.1.1 router 10.71.2.1 ===(MTU 1400)=== 10.71.2.2 server
+    routes in client: 10.71.2.0/24 and 203.0.113.0/24 via router (router has no route for the
+    latter: router FORWARD REJECT icmp-net-unreachable); nothing else (198.51.100.1 -> ENETUNREACH).
+    router FORWARD: 10.71.2.77 -> REJECT icmp-host-unreachable, 10.71.2.78 -> DROP.
+    server INPUT: tcp 9100 DROP, 9101 SYN -> RST, 9103 data -> RST, 9104 -> icmp-host-unreachable,
+    udp 9106 DROP; nothing listens on tcp 9102 / udp 9105.
+    server runs `agent.py serve` (http 8080, tcp 9000, udp 9001; tcp 9103; https 8443 when openssl
+    exists) and tests/agent_dns_server.py on port 53.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netconform.agent import ERROR_CODES
+from netconform.classify import classify, dns_outcome
+from tests.agent_dns_server import echo_address
+from tests.netns import Netns, skip_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = str(ROOT / "netconform" / "agent.py")
+DNS_SERVER = str(ROOT / "tests" / "agent_dns_server.py")
+SKIP = skip_reason()
+SERVER = "10.71.2.2"
+CLIENT = "10.71.1.2"
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+    pytest.mark.xdist_group("agent-netns"),
+]
+
+
+def wait_ready(proc: subprocess.Popen[bytes], what: str, seconds: float = 10.0) -> bytes:
+    """The first stdout line of a server process: it prints one when its sockets are bound."""
+    assert proc.stdout is not None
+    readable, _, _ = select.select([proc.stdout], [], [], seconds)
+    line = proc.stdout.readline() if readable else b""
+    if not line:
+        raise RuntimeError(f"{what} did not report ready within {seconds} s (exit {proc.poll()})")
+    return line
+
+
+class Lab:
+    """The module's namespaces plus a way to run the agent in the client."""
+
+    def __init__(self, net: Netns, client: str, https: bool) -> None:
+        self.net, self.client, self.https = net, client, https
+
+    def agent(self, plan: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        out = self.net.run(
+            self.client, ["python3", AGENT, "run"], input=json.dumps(plan) + "\n", timeout=timeout
+        )
+        doc: dict[str, Any] = json.loads(out)
+        return doc
+
+    def results(self, plan: dict[str, Any], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        return {r["id"]: r for r in self.agent(plan, timeout)["results"]}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Netns("agt") as net:
+        client, router, server = net.add("c"), net.add("r"), net.add("s")
+        net.veth(client, "eth0", router, "eth0")
+        net.veth(router, "eth1", server, "eth0", mtu=1400)
+        net.sh(
+            client,
+            "ip addr add 10.71.1.2/24 dev eth0",
+            "ip route add 10.71.2.0/24 via 10.71.1.1",
+            "ip route add 203.0.113.0/24 via 10.71.1.1",
+            "sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'",
+        )
+        net.sh(
+            router,
+            "ip addr add 10.71.1.1/24 dev eth0",
+            "ip addr add 10.71.2.1/24 dev eth1",
+            "sysctl -qw net.ipv4.ip_forward=1",
+            "sysctl -qw net.ipv4.icmp_ratelimit=0",
+            "iptables -A FORWARD -d 10.71.2.77 -j REJECT --reject-with icmp-host-unreachable",
+            "iptables -A FORWARD -d 10.71.2.78 -j DROP",
+            # not "no route": the kernel's no-route ICMP shares a rate limit that icmp_ratelimit=0 empties
+            "ip route add 203.0.113.0/24 dev eth1",
+            "iptables -A FORWARD -d 203.0.113.0/24 -j REJECT --reject-with icmp-net-unreachable",
+        )
+        net.sh(
+            server,
+            "ip addr add 10.71.2.2/24 dev eth0",
+            "ip route add 10.71.1.0/24 via 10.71.2.1",
+            "sysctl -qw net.ipv4.icmp_ratelimit=0",
+            "iptables -A INPUT -p tcp --dport 9100 -j DROP",
+            "iptables -A INPUT -p tcp --dport 9101 --syn -j REJECT --reject-with tcp-reset",
+            "iptables -A INPUT -p tcp --dport 9103 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset",
+            "iptables -A INPUT -p tcp --dport 9104 -j REJECT --reject-with icmp-host-unreachable",
+            "iptables -A INPUT -p udp --dport 9106 -j DROP",
+        )
+        net.resolv_conf(client, "nameserver 10.71.2.2\noptions timeout:1 attempts:1\n")
+        env_argv = ["env", "NODE_NAME=node-7", "POD_NAME=echo-7"]
+        serve = ["python3", AGENT, "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
+        https = shutil.which("openssl") is not None
+        if https:
+            folder = tmp_path_factory.mktemp("tls")
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=echo.test",
+                    "-keyout",
+                    str(folder / "key.pem"),
+                    "-out",
+                    str(folder / "cert.pem"),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+            serve += ["--https", "8443", "--cert", str(folder / "cert.pem"), "--key", str(folder / "key.pem")]
+        procs = [
+            ("echo server", net.popen(server, env_argv + serve, stdout=subprocess.PIPE)),
+            (
+                "reset server",
+                net.popen(server, ["python3", AGENT, "serve", "--tcp", "9103"], stdout=subprocess.PIPE),
+            ),
+            (
+                "dns server",
+                net.popen(server, [sys.executable, DNS_SERVER, "--port", "53"], stdout=subprocess.PIPE),
+            ),
+        ]
+        for what, proc in procs:
+            wait_ready(proc, what)
+        yield Lab(net, client, https)
+
+
+def dnsq(name: str, rdtype: str = "A") -> str:
+    return base64.b64encode(dns.message.make_query(name, rdtype).to_wire()).decode()
+
+
+B64 = base64.b64encode
+
+# (check, expected error code): one plan, run once, every case checked separately below
+CASES: list[tuple[dict[str, Any], str | None]] = [
+    ({"id": "tcp-ok", "kind": "tcp", "host": SERVER, "port": 9000}, None),
+    (
+        {
+            "id": "tcp-echo",
+            "kind": "tcp",
+            "host": SERVER,
+            "port": 9000,
+            "send_b64": B64(b"ping\n").decode(),
+            "expect_b64": B64(b"ping\n").decode(),
+        },
+        None,
+    ),
+    ({"id": "tcp-drop", "kind": "tcp", "host": SERVER, "port": 9100}, "timeout"),
+    ({"id": "tcp-rst-syn", "kind": "tcp", "host": SERVER, "port": 9101}, "refused"),
+    ({"id": "tcp-closed", "kind": "tcp", "host": SERVER, "port": 9102}, "refused"),
+    (
+        {
+            "id": "tcp-rst-data",
+            "kind": "tcp",
+            "host": SERVER,
+            "port": 9103,
+            "send_b64": B64(b"hello").decode(),
+        },
+        "reset",
+    ),
+    ({"id": "tcp-icmp-host", "kind": "tcp", "host": SERVER, "port": 9104}, "host-unreachable"),
+    ({"id": "tcp-router-host", "kind": "tcp", "host": "10.71.2.77", "port": 80}, "host-unreachable"),
+    ({"id": "tcp-router-drop", "kind": "tcp", "host": "10.71.2.78", "port": 80}, "timeout"),
+    ({"id": "tcp-no-route", "kind": "tcp", "host": "198.51.100.1", "port": 80}, "net-unreachable"),
+    ({"id": "tcp-router-net", "kind": "tcp", "host": "203.0.113.9", "port": 80}, "net-unreachable"),
+    (
+        {
+            "id": "tcp-expect-mismatch",
+            "kind": "tcp",
+            "host": SERVER,
+            "port": 9000,
+            "send_b64": B64(b"ping").decode(),
+            "expect_b64": B64(b"pong").decode(),
+        },
+        "protocol",
+    ),
+    ({"id": "tcp-bad-name", "kind": "tcp", "host": "nx.test", "port": 80}, "name-not-found"),
+    ({"id": "http-ok", "kind": "http", "url": f"http://{SERVER}:8080/"}, None),
+    ({"id": "http-503", "kind": "http", "url": f"http://{SERVER}:8080/status/503"}, "http-status"),
+    ({"id": "http-tls-to-plain", "kind": "http", "url": f"https://{SERVER}:8080/"}, "tls"),
+    ({"id": "http-drop", "kind": "http", "url": f"http://{SERVER}:9100/"}, "timeout"),
+    ({"id": "http-bad-name", "kind": "http", "url": "http://nx.test:8080/"}, "name-not-found"),
+    (
+        {"id": "udp-ok", "kind": "udp", "host": SERVER, "port": 9001, "payload_b64": B64(b"hello").decode()},
+        None,
+    ),
+    ({"id": "udp-closed", "kind": "udp", "host": SERVER, "port": 9105, "payload_b64": "eA=="}, "refused"),
+    ({"id": "udp-drop", "kind": "udp", "host": SERVER, "port": 9106, "payload_b64": "eA=="}, "timeout"),
+    (
+        {"id": "udp-router-host", "kind": "udp", "host": "10.71.2.77", "port": 9, "payload_b64": "eA=="},
+        "host-unreachable",
+    ),
+    ({"id": "icmp-raw", "kind": "icmp", "host": SERVER, "count": 2, "interval": 0.05, "socket": "raw"}, None),
+    ({"id": "icmp-dgram", "kind": "icmp", "host": SERVER, "socket": "dgram"}, None),
+    ({"id": "icmp-raw-host", "kind": "icmp", "host": "10.71.2.77", "socket": "raw"}, "host-unreachable"),
+    ({"id": "icmp-dgram-host", "kind": "icmp", "host": "10.71.2.77", "socket": "dgram"}, "host-unreachable"),
+    ({"id": "icmp-raw-drop", "kind": "icmp", "host": "10.71.2.78", "socket": "raw"}, "timeout"),
+    ({"id": "icmp-no-route", "kind": "icmp", "host": "198.51.100.1"}, "net-unreachable"),
+    ({"id": "icmp-router-net", "kind": "icmp", "host": "203.0.113.9", "socket": "raw"}, "net-unreachable"),
+    ({"id": "mtu", "kind": "mtu", "host": SERVER, "port": 9001, "sizes": [576, 1400, 1401, 1500]}, None),
+    ({"id": "mtu-drop", "kind": "mtu", "host": SERVER, "port": 9106, "sizes": [576]}, "timeout"),
+    ({"id": "mtu-closed", "kind": "mtu", "host": SERVER, "port": 9105, "sizes": [576]}, "refused"),
+    ({"id": "resolve-ok", "kind": "resolve", "name": "a.test", "family": "inet"}, None),
+    ({"id": "resolve-nx", "kind": "resolve", "name": "nx.test"}, "name-not-found"),
+    ({"id": "resolve-servfail", "kind": "resolve", "name": "fail.test", "timeout": 4.0}, "resolver-failure"),
+    ({"id": "resolve-silent", "kind": "resolve", "name": "silent.test", "timeout": 6.0}, "resolver-failure"),
+    ({"id": "read-route", "kind": "read", "path": "/proc/net/route"}, None),
+    ({"id": "read-missing", "kind": "read", "path": "/nonexistent/file"}, "other"),
+    ({"id": "bad-kind", "kind": "smoke-signal"}, "bad-plan"),
+    ({"id": "bad-port", "kind": "tcp", "host": SERVER, "port": 70000}, "bad-plan"),
+]
+for _name in ("a.test", "nx.test", "fail.test", "refuse.test", "silent.test"):
+    for _transport in ("udp", "tcp"):
+        CASES.append(
+            (
+                {
+                    "id": f"dns-{_transport}-{_name}",
+                    "kind": "dns",
+                    "server": SERVER,
+                    "transport": _transport,
+                    "query_b64": dnsq(_name),
+                },
+                "timeout" if _name == "silent.test" else None,
+            )
+        )
+CASES.append(
+    (
+        {"id": "dns-closed", "kind": "dns", "server": SERVER, "port": 5353, "query_b64": dnsq("a.test")},
+        "refused",
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def results(lab: Lab) -> dict[str, dict[str, Any]]:
+    checks = [dict(check) for check, _ in CASES]
+    if lab.https:
+        checks.append(
+            {"id": "https-insecure", "kind": "http", "url": f"https://{SERVER}:8443/", "insecure": True}
+        )
+        checks.append({"id": "https-verify", "kind": "http", "url": f"https://{SERVER}:8443/"})
+    started = time.monotonic()
+    out = lab.results({"checks": checks, "timeout": 1.0})
+    # concurrent: the whole plan costs about its longest check (6 s), not the sum (~40 s)
+    assert time.monotonic() - started < 10.0
+    return out
+
+
+@pytest.mark.parametrize(("check", "expected"), CASES, ids=[c["id"] for c, _ in CASES])
+def test_error_code_on_real_sockets(
+    results: dict[str, dict[str, Any]], check: dict[str, Any], expected: str | None
+) -> None:
+    result = results[check["id"]]
+    assert result["error"] == expected, json.dumps(result)
+    assert result["ok"] is (expected is None)
+    assert result["error"] is None or result["error"] in ERROR_CODES
+    assert result["kind"] == check["kind"]
+    assert len(result["attempts"]) == 1 and result["attempts"][0]["error"] == expected
+
+
+def test_errno_is_reported_with_the_code(results: dict[str, dict[str, Any]]) -> None:
+    assert results["tcp-closed"]["errno"] == 111  # ECONNREFUSED
+    assert results["tcp-rst-data"]["errno"] == 104  # ECONNRESET
+    assert results["tcp-router-host"]["errno"] == 113  # EHOSTUNREACH
+    assert results["tcp-no-route"]["errno"] == 101  # ENETUNREACH
+
+
+def test_http_echo_reflects_the_client(results: dict[str, dict[str, Any]]) -> None:
+    ok = results["http-ok"]
+    assert ok["status"] == 200
+    echo = ok["echo"]
+    assert echo["client_ip"] == CLIENT and echo["server_ip"] == SERVER
+    assert isinstance(echo["client_port"], int) and f"{CLIENT}:{echo['client_port']}" == ok["local"]
+    assert echo["node"] == "node-7" and echo["pod"] == "echo-7"
+    assert echo["NODE_NAME"] == "node-7" and echo["POD_NAME"] == "echo-7"
+    assert echo["hostname"]
+    assert json.loads(ok["body_prefix"]) == echo
+    status = results["http-503"]
+    assert status["status"] == 503 and status["echo"] == {"status": 503}
+
+
+def test_https_insecure_switch(lab: Lab, results: dict[str, dict[str, Any]]) -> None:
+    if not lab.https:
+        pytest.skip("openssl is not installed: no self-signed certificate for the https echo")
+    assert results["https-insecure"]["ok"] and results["https-insecure"]["echo"]["client_ip"] == CLIENT
+    assert results["https-insecure"]["tls_version"].startswith("TLS")
+    assert results["https-verify"]["error"] == "tls"  # self-signed: verification fails
+
+
+def test_udp_and_tcp_echo(results: dict[str, dict[str, Any]]) -> None:
+    reply = json.loads(base64.b64decode(results["udp-ok"]["reply_b64"]))
+    assert reply["client_ip"] == CLIENT and reply["bytes"] == 5 and reply["node"] == "node-7"
+    assert f"{CLIENT}:{reply['client_port']}" == results["udp-ok"]["local"]
+    assert base64.b64decode(results["tcp-echo"]["reply_b64"]) == b"ping\n"
+    assert results["tcp-ok"]["peer"] == f"{SERVER}:9000"
+
+
+def test_icmp_both_socket_kinds(results: dict[str, dict[str, Any]]) -> None:
+    assert results["icmp-raw"]["socket"] == "raw" and results["icmp-raw"]["replies"] == 2
+    assert results["icmp-dgram"]["socket"] == "dgram" and results["icmp-dgram"]["replies"] == 1
+    assert 0 < results["icmp-raw"]["rtt_ms"] < 1000
+
+
+def test_mtu_finds_the_largest_df_size(results: dict[str, dict[str, Any]]) -> None:
+    mtu = results["mtu"]
+    assert mtu["largest_ok"] == 1400
+    assert mtu["sizes_ok"] == [576, 1400]
+    assert mtu["sizes_too_big"] == [1401, 1500]  # the router's "fragmentation needed", not a loss
+    assert mtu["sizes_lost"] == []
+    assert mtu["path_mtu"] == 1400
+
+
+def test_mtu_known_path_mtu_fails_locally(lab: Lab, results: dict[str, dict[str, Any]]) -> None:
+    """Once the kernel learned the path MTU, a too-big send fails at once with EMSGSIZE."""
+    again = lab.results(
+        {"checks": [{"id": "m", "kind": "mtu", "host": SERVER, "port": 9001, "sizes": [1400, 1472]}]}
+    )
+    assert again["m"]["sizes_too_big"] == [1472] and again["m"]["largest_ok"] == 1400
+
+
+def test_resolve_uses_the_system_resolver(results: dict[str, dict[str, Any]]) -> None:
+    assert results["resolve-ok"]["addresses"] == ["192.0.2.1"]
+
+
+def test_read_is_bounded(lab: Lab, results: dict[str, dict[str, Any]]) -> None:
+    assert "eth0" in results["read-route"]["content"]
+    small = lab.results({"checks": [{"id": "r", "kind": "read", "path": "/proc/net/route", "max_bytes": 10}]})
+    assert len(small["r"]["content"]) == 10 and small["r"]["truncated"] is True
+
+
+DNS_EXPECT = {
+    "a.test": (None, "NOERROR"),
+    "nx.test": ("name-not-found", "NXDOMAIN"),
+    "fail.test": ("resolver-failure", "SERVFAIL"),
+    "refuse.test": ("resolver-failure", "REFUSED"),
+    "silent.test": ("timeout", None),
+}
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("name", sorted(DNS_EXPECT))
+def test_dns_outcomes_classified(results: dict[str, dict[str, Any]], name: str, transport: str) -> None:
+    result = results[f"dns-{transport}-{name}"]
+    assert result.get("transport", transport) == transport
+    wire = base64.b64decode(result["answer_b64"]) if result["ok"] else None
+    code, rcode = dns_outcome(wire, result["error"])
+    assert (code, rcode) == DNS_EXPECT[name]
+    verdict = classify(code, "dns", dns_rcode=rcode)
+    assert verdict.fm == ("FM-04" if code else "")
+    if name == "a.test":
+        assert wire is not None
+        answer = dns.message.from_wire(wire)
+        assert [rr.to_text() for rr in answer.answer[0]] == ["192.0.2.1"]
+    elif name == "silent.test":
+        assert verdict.layer == "L3"  # no answer: connectivity to the server, not DNS itself
+    else:
+        assert verdict.layer == "DNS"
+
+
+def test_attempts_are_all_kept(lab: Lab) -> None:
+    plan = {
+        "attempts": 3,
+        "attempt_gap": 0.05,
+        "timeout": 0.3,
+        "checks": [
+            {"id": "drop", "kind": "tcp", "host": "10.71.2.78", "port": 80},
+            {"id": "ok", "kind": "tcp", "host": SERVER, "port": 9000, "attempts": 2},
+        ],
+    }
+    res = lab.results(plan)
+    assert [a["error"] for a in res["drop"]["attempts"]] == ["timeout"] * 3
+    assert all(250 <= a["elapsed_ms"] < 900 for a in res["drop"]["attempts"])
+    assert res["drop"]["total_ms"] >= 900
+    assert [a["ok"] for a in res["ok"]["attempts"]] == [True, True] and res["ok"]["ok"]
+
+
+def test_200_checks_cost_one_timeout(lab: Lab) -> None:
+    timeout = 1.0
+    checks = [{"id": f"c{i}", "kind": "tcp", "host": "10.71.2.78", "port": 1000 + i} for i in range(200)]
+    started = time.monotonic()
+    doc = lab.agent({"checks": checks, "timeout": timeout})
+    wall = time.monotonic() - started
+    assert [r["error"] for r in doc["results"]] == ["timeout"] * 200
+    assert [r["id"] for r in doc["results"]] == [c["id"] for c in checks]
+    assert wall < 3 * timeout, f"200 dropped checks took {wall:.2f} s (serial would be 200 s)"
+
+
+def test_agent_watchdog_reports_stuck_resolver_as_timeout(lab: Lab) -> None:
+    """getaddrinfo has no timeout: the agent stops waiting at the check's deadline anyway."""
+    started = time.monotonic()
+    res = lab.results({"checks": [{"id": "slow", "kind": "resolve", "name": "silent.test", "timeout": 0.5}]})
+    assert res["slow"]["error"] == "timeout"
+    assert time.monotonic() - started < 3.0
+
+
+qnames = st.lists(st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True), min_size=1, max_size=3).map(
+    lambda labels: ".".join(labels) + ".echo.test"
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    queries=st.lists(
+        st.tuples(qnames, st.sampled_from(["A", "TXT"]), st.sampled_from(["udp", "tcp"])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_dns_wire_round_trip(lab: Lab, queries: list[tuple[str, str, str]]) -> None:
+    """dnspython query -> agent `dns` (bytes only) -> dnspython parse: same question, expected answer."""
+    messages = [dns.message.make_query(name, rdtype) for name, rdtype, _ in queries]
+    checks = [
+        {
+            "id": f"q{i}",
+            "kind": "dns",
+            "server": SERVER,
+            "transport": transport,
+            "query_b64": base64.b64encode(msg.to_wire()).decode(),
+        }
+        for i, (msg, (_, _, transport)) in enumerate(zip(messages, queries, strict=True))
+    ]
+    res = lab.results({"checks": checks, "timeout": 2.0})
+    for i, (msg, (name, rdtype, _)) in enumerate(zip(messages, queries, strict=True)):
+        result = res[f"q{i}"]
+        assert result["ok"], result
+        answer = dns.message.from_wire(base64.b64decode(result["answer_b64"]))
+        assert answer.id == msg.id and answer.question == msg.question
+        assert answer.rcode() == dns.rcode.NOERROR
+        texts = [rr.to_text() for rr in answer.answer[0]]
+        assert texts == ([echo_address(name + ".")] if rdtype == "A" else [f'"{name}."'])
