@@ -1,0 +1,51 @@
+"""LoadBalancer Services: north-south from the outside client, ARP for the VIP, F5.
+
+The ingress flowchart: does the packet leave the client (FM-05), is the VIP answered by exactly one MAC
+(FM-06/16), is it translated to a backend (FM-08). Without an LB controller these skip with that reason.
+"""
+
+import pytest
+
+from netconform.scope import Cell
+
+
+@pytest.mark.fm("FM-05", "FM-08")
+@pytest.mark.scope("external-lb-tcp")
+def test_lb_from_outside_tcp(cell: Cell, conformance) -> None:
+    """The outside client reaches the LB VIP on TCP."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-05", "FM-01")
+@pytest.mark.scope("external-lb-http")
+def test_lb_from_outside_http(cell: Cell, conformance) -> None:
+    """The outside client gets HTTP through the LB VIP."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-15")
+@pytest.mark.scope("external-lb-icmp")
+def test_lb_ping(cell: Cell, conformance) -> None:
+    """MetalLB/F5 VIPs answer ping; a pure-L4 VIP need not, if VIP:port answers."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-08")
+@pytest.mark.scope("pod-lb-tcp")
+def test_lb_from_pods(cell: Cell, conformance) -> None:
+    """Pods reach the LB VIP (hairpin through service NAT)."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-06", "FM-16")
+@pytest.mark.scope("host-lb-arp")
+def test_lb_vip_arp(cell: Cell, conformance) -> None:
+    """Exactly one MAC answers ARP for the VIP on the node segment."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-07", "FM-29")
+@pytest.mark.scope("f5-config")
+def test_f5_config(cell: Cell, conformance) -> None:
+    """F5 controller pods run and a ConfigMap holds every LB port's VIP."""
+    conformance.expect(cell)
