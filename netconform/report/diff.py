@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.report.results import FAILING, ResultsError, key_of, load_results
+from netconform.report.results import FAILING, ResultsError, canonical_cells, key_of, load_results
 
 STATUSES = ("regressed", "fixed", "still-failing", "new", "gone", "now-skipped", "unchanged")
 FAIL_ON = ("regressions", "failures")
@@ -85,8 +85,8 @@ def classify_change(before: str | None, after: str | None) -> str:
 
 def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> Comparison:
     """Match two results documents cell by cell (by key) and give every key its status."""
-    old = {key_of(c): c for c in before.get("cells", [])}
-    new = {key_of(c): c for c in after.get("cells", [])}
+    old = {key_of(c): c for c in canonical_cells(before)}
+    new = {key_of(c): c for c in canonical_cells(after)}
     changes = []
     for key in [*new, *(k for k in old if k not in new)]:
         b, a = old.get(key), new.get(key)

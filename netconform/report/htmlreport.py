@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from netconform.report.layout import KIND_LABEL, build_layout, subject_label, worst
-from netconform.report.results import count_outcomes
+from netconform.report.results import canonical_cells, count_outcomes
 from netconform.report.verdict import compute_verdict
 
 PLUGIN_NAME = "netconform-html-report"
@@ -26,11 +26,18 @@ COLUMNS = (("fm", "FM"), ("subject", "Subject"), ("target", "Target"), ("layer",
 ResultsProvider = Callable[[], Mapping[str, Any] | None]
 
 
+CELL_PROPERTY = "netconform_cell"  # the suite's static cell description (netconform.results.CELL_PROP)
+
+
 def _props(report: Any) -> dict[str, Any]:
+    """Cell fields from the report's user_properties: flat pairs, or the suite's ``netconform_cell`` dict."""
     props: dict[str, Any] = {}
     for item in getattr(report, "user_properties", None) or []:
         if isinstance(item, tuple | list) and len(item) == 2:
             props[str(item[0])] = item[1]
+    cell = props.get(CELL_PROPERTY)
+    if isinstance(cell, Mapping):
+        props = {**props, **cell}
     return props
 
 
@@ -42,7 +49,7 @@ def _text(value: Any) -> str:
 
 def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -> str:
     """Verdict, counts and a subject × target-kind table of worst outcomes, in inline-styled HTML."""
-    cells = list(results.get("cells", []))
+    cells = canonical_cells(results)
     counts = count_outcomes(cells)
     colours = {
         "passed": "#2e7d32",

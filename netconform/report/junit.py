@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from netconform.report.results import count_outcomes, key_of
+from netconform.report.results import canonical_cells, count_outcomes, first_fm, key_of
 
 # characters XML 1.0 cannot carry at all (agent messages may contain raw bytes)
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -60,7 +60,7 @@ def failure_text(cell: Mapping[str, Any]) -> str:
 
 
 def build_junit(results: Mapping[str, Any]) -> ET.Element:
-    cells = list(results.get("cells", []))
+    cells = canonical_cells(results)
     run = results.get("run", {})
     counts = count_outcomes(cells)
     total_time = sum(float(c.get("duration_s") or 0.0) for c in cells)
@@ -89,7 +89,7 @@ def build_junit(results: Mapping[str, Any]) -> ET.Element:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"netconform.{_clean(cell['fm'][0])}",
+            classname=f"netconform.{_clean(first_fm(cell))}",
             name=_clean(cell_name(cell)),
             time=f"{float(cell.get('duration_s') or 0.0):.3f}",
         )

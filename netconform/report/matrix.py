@@ -28,7 +28,7 @@ from netconform.report.layout import (
     subject_label,
     target_label,
 )
-from netconform.report.results import count_outcomes, family_of, fm_ids, node_of, nodes_of
+from netconform.report.results import canonical_cells, count_outcomes, family_of, fm_ids, node_of, nodes_of
 from netconform.report.verdict import compute_verdict
 
 DATA_ELEMENT_ID = "nc-data"
@@ -51,7 +51,7 @@ def embed_json(value: Any) -> str:
 
 def page_data(results: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the script needs: run header, layout (rows, columns, slots), catalogue, cells, index."""
-    cells: list[Mapping[str, Any]] = list(results.get("cells", []))
+    cells = canonical_cells(results)
     layout = build_layout(cells)
     subject_index = {s: i for i, s in enumerate(layout.subjects)}
     target_index = {t: i for i, t in enumerate(layout.targets)}

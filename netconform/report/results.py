@@ -73,15 +73,23 @@ def _check_cell(index: int, cell: Any) -> None:
         if not isinstance(cell.get(field), str) or not cell[field]:
             raise ResultsError(f"{where}: '{field}' is missing or not a non-empty string")
     fm = cell.get("fm")
-    if not isinstance(fm, list) or not fm or not all(isinstance(x, str) for x in fm):
-        raise ResultsError(f"{where}: 'fm' must be a non-empty list of FM IDs")
+    if not isinstance(fm, list) or not all(isinstance(x, str) for x in fm):
+        raise ResultsError(f"{where}: 'fm' must be a list of FM IDs")
     if cell["outcome"] not in OUTCOMES:
         raise ResultsError(f"{where}: outcome {cell['outcome']!r} is not one of {', '.join(OUTCOMES)}")
 
 
+UNTAGGED_FM = "FM-00"  # what the suite writes for a test that carries no FM marker
+
+
+def first_fm(cell: Mapping[str, Any]) -> str:
+    fms = cell.get("fm") or []
+    return str(fms[0]) if fms else UNTAGGED_FM
+
+
 def make_key(cell: Mapping[str, Any]) -> str:
     """The stable cell key of contracts §5: ``fm[0]|subject|target|layer|protocol`` (no pod names)."""
-    return "|".join([cell["fm"][0], cell["subject"], cell["target"], cell["layer"], cell["protocol"]])
+    return "|".join([first_fm(cell), cell["subject"], cell["target"], cell["layer"], cell["protocol"]])
 
 
 def key_of(cell: Mapping[str, Any]) -> str:
@@ -108,6 +116,12 @@ _DIGITS = re.compile(r"(\d+)")
 def natural_key(text: str) -> tuple[Any, ...]:
     """Sort ``node-2`` before ``node-10``."""
     return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(text))
+
+
+def canonical_cells(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Cells in key order: with ``-n auto`` the controller may receive them in any order, and every
+    report must come out byte-identical either way."""
+    return sorted(results.get("cells", []), key=lambda c: (key_of(c), str(c.get("test", ""))))
 
 
 def is_failing(cell: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from netconform.report.layout import KIND_SHORT, build_layout, subject_label, worst
-from netconform.report.results import count_outcomes, nodes_of
+from netconform.report.results import canonical_cells, count_outcomes, nodes_of
 from netconform.report.verdict import compute_verdict
 
 CHAR = {"passed": ".", "failed": "F", "flaky": "f", "skipped": "s", "error": "E"}
@@ -45,7 +45,7 @@ def _char(outcomes: list[str], color: bool) -> str:
 
 def render_terminal(results: Mapping[str, Any], *, width: int = 100, color: bool = False) -> str:
     """The summary block as text, every line at most ``width`` visible columns."""
-    cells = list(results.get("cells", []))
+    cells = canonical_cells(results)
     counts = count_outcomes(cells)
     run = results.get("run", {})
     nodes = nodes_of(results)

@@ -18,8 +18,10 @@ from typing import Any
 from netconform.report.layout import kind_label
 from netconform.report.results import (
     FAILING,
+    canonical_cells,
     count_outcomes,
     family_of,
+    first_fm,
     key_of,
     natural_key,
     node_of,
@@ -169,7 +171,7 @@ class _Analysis:
     """Walks the findings in order; each claims the cells it explains."""
 
     def __init__(self, results: Mapping[str, Any]) -> None:
-        self.cells: list[Cell] = list(results.get("cells", []))
+        self.cells: list[Cell] = canonical_cells(results)
         self.nodes = nodes_of(results)
         self.claimed: set[str] = set()
         self.findings: list[Finding] = []
@@ -226,13 +228,20 @@ class _Analysis:
             suspect = f"suspect the tunnel (overlay, UDP 6081){where}, FM-09"
             claimed = bad_cells
         mtu = [c for c in self.cells if _pod_pair(c) and c.get("protocol") == "mtu" and _bad(c)]
+        # the suite's cluster-wide partition summary cell says the same thing once more
+        mesh = [
+            c
+            for c in self.open_cells(_bad)
+            if c["subject"] == "cluster"
+            and (c["target"] == "component:pod-mesh" or c.get("protocol") == "partition")
+        ]
         consequences = self._consequences(blamed)
         summary = "; ".join(clauses) + ": " + suspect
         if consequences:
             summary += (
                 f". {len(consequences)} Service/DNS checks that cross those nodes fail or flicker with it"
             )
-        self.add(summary, fm, component, [*claimed, *mtu, *consequences])
+        self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences])
 
     def _consequences(self, blamed: set[str]) -> list[Cell]:
         """Service and DNS cells a broken node path explains: from a blamed node, or flickering elsewhere."""
@@ -329,7 +338,9 @@ class _Analysis:
         )
 
     def dns(self) -> None:
-        bad_cells = [c for c in self.open_cells(_bad) if c.get("target_kind") in DNS_KINDS]
+        bad_cells = [
+            c for c in self.open_cells(_bad) if c.get("target_kind") in DNS_KINDS or c.get("layer") == "DNS"
+        ]
         if not bad_cells:
             return
         servers: dict[str, list[Cell]] = defaultdict(list)
@@ -370,6 +381,11 @@ class _Analysis:
                 f"cluster DNS through the kube-dns Service fails from {len(subjects)} subject(s)"
             )
             fms.append("FM-21")
+        for c in bad_cells:
+            if family_of(c["target"]) == "component":
+                name = c["target"].split(":", 1)[-1]
+                sentences.append(f"{name}: {c.get('reason') or c.get('error') or 'failed'}")
+                fms.append(first_fm(c))
         if nameservers:
             nodes = {node_of(c["target"]) or "" for c in nameservers}
             where = (
@@ -389,7 +405,7 @@ class _Analysis:
 
     def egress(self) -> None:
         bad_cells = [c for c in self.open_cells(_bad) if c.get("target_kind") in ("T-OUTSIDE", "T-INTERNET")]
-        snat = [c for c in bad_cells if "FM-11" in c.get("fm", [])]
+        snat = [c for c in bad_cells if "FM-11" in c.get("fm", []) or c.get("protocol") == "snat"]
         if snat:
             nodes = {n for c in snat if (n := node_of(c["subject"]))}
             where = "every node" if len(nodes) == len(self.nodes) else _nodes_text(nodes)
