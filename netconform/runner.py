@@ -1,0 +1,150 @@
+"""`netconform run` and `netconform demo`: the suite from the command line, exit codes as pytest's.
+
+`netconform run [options] [-- pytest args]` checks the options (one line and status 4 on a bad one),
+then runs pytest in-process on the installed `tests_conformance` with the HTML report on. `demo` brings
+the lab up, runs the suite against it, writes the reports and takes the lab down, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+USAGE_ERROR = 4
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line and pytest's usage-error status."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def run_parser(prog: str = "netconform run") -> OneLineParser:
+    p = OneLineParser(
+        prog=prog,
+        description="Run the network conformance suite against a cluster.",
+        epilog="Everything after `--` goes to pytest (e.g. -- -n auto -k dns).",
+    )
+    p.add_argument("--kubeconfig")
+    p.add_argument("--context")
+    p.add_argument("--lab", help="run against the lab NAME (see `netconform lab up`)")
+    p.add_argument("--probe-image")
+    p.add_argument("--external-name")
+    p.add_argument("--external-url")
+    p.add_argument("--external-ip")
+    p.add_argument("--internet-url")
+    p.add_argument("--external-runner")
+    p.add_argument("--control-plane-vip")
+    p.add_argument("--probe-timeout", type=_positive_float)
+    p.add_argument("--attempts", type=_positive_int)
+    p.add_argument("--ready-timeout", type=_positive_float)
+    p.add_argument("--lb-timeout", type=_positive_float)
+    p.add_argument("--delete-timeout", type=_positive_float)
+    p.add_argument("--stale-ttl", type=_positive_float)
+    p.add_argument("--allow-privileged", action="store_true")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--baseline")
+    p.add_argument("--fail-on", choices=("regressions", "failures"))
+    p.add_argument("--no-html", action="store_true", help="do not write report.html (pytest-html)")
+    return p
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    args = list(argv)
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], args[i + 1 :]
+    return args, []
+
+
+def pytest_args(ns: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The pytest command line for the parsed options (the plugin reads the same option names)."""
+    import tests_conformance
+
+    suite = str(Path(tests_conformance.__file__).resolve().parent)
+    out: list[str] = [suite, "-p", "no:cacheprovider", "-q", "-rs"]
+    for name, value in sorted(vars(ns).items()):
+        if name == "no_html" or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        out += [flag] if value is True else [flag, str(value)]
+    if not ns.no_html and not any(a.startswith("--html") for a in extra):
+        out += [f"--html={Path(ns.out) / 'report.html'}", "--self-contained-html"]
+    if ns.kubeconfig is None and ns.lab is None and not os.environ.get("KUBECONFIG"):
+        default = Path("~/.kube/config").expanduser()
+        if not default.exists() and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            print(
+                "netconform run: no cluster given: use --kubeconfig, --context, KUBECONFIG or --lab NAME",
+                file=sys.stderr,
+            )
+            raise SystemExit(USAGE_ERROR)
+    if ns.baseline and not Path(ns.baseline).is_file():
+        print(f"netconform run: --baseline {ns.baseline}: no such file", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR)
+    if ns.fail_on == "regressions" and not ns.baseline:
+        print("netconform run: --fail-on regressions needs --baseline", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR)
+    return out + extra
+
+
+def run_main(argv: Sequence[str]) -> int:
+    own, extra = split_argv(argv)
+    try:
+        ns = run_parser().parse_args(own)
+        args = pytest_args(ns, extra)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    import pytest
+
+    return int(pytest.main(args))
+
+
+def demo_main(argv: Sequence[str]) -> int:
+    """Lab up, run the suite against it, reports, lab down (also on failure and Ctrl-C)."""
+    p = OneLineParser(prog="netconform demo", description="lab up, run the suite, write reports, lab down")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--name", default="demo")
+    p.add_argument("--nodes", type=_positive_int, default=3)
+    own, extra = split_argv(argv)
+    try:
+        ns = p.parse_args(own)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    from netconform.lab.cluster import Lab
+
+    lab = Lab(ns.name)
+    try:
+        print(f"netconform demo: bringing up lab {ns.name!r} ({ns.nodes} nodes)", flush=True)
+        lab.up(nodes=ns.nodes, lb=True)
+        code = run_main(["--lab", ns.name, "--out", ns.out, "--", *extra])
+        print(f"netconform demo: reports in {ns.out}/ (matrix.html, report.html, results.json, junit.xml)")
+        return code
+    except KeyboardInterrupt:
+        print("netconform demo: interrupted", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"netconform demo: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 3
+    finally:
+        lab.down()
