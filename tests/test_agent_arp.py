@@ -1,0 +1,92 @@
+"""The agent's `arp` kind on a real bridge: an IP conflict (two MACs) is seen, silence is a timeout.
+
+client 10.72.0.1 --+
+twin-a 10.72.0.5 --+-- bridge "sw0" in namespace "sw" (an L2 switch)
+twin-b 10.72.0.5 --+   (two hosts claim one address: FM-16's IP conflict)
+solo   10.72.0.6 --+
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netconform.classify import classify
+from netconform.oui import vendor
+from tests.netns import Netns, skip_reason
+
+AGENT = str(Path(__file__).resolve().parent.parent / "netconform" / "agent.py")
+SKIP = skip_reason()
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+    pytest.mark.xdist_group("agent-arp"),
+]
+
+# locally administered MACs, fixed so the test knows who answered
+MACS = {"twin-a": "02:00:00:72:00:0a", "twin-b": "52:54:00:72:00:0b", "solo": "00:50:56:72:00:06"}
+
+
+class Segment:
+    def __init__(self, net: Netns, client: str) -> None:
+        self.net, self.client = net, client
+
+    def arp(self, **check: Any) -> dict[str, Any]:
+        plan = {"checks": [{"id": "a", "kind": "arp", **check}], "timeout": 2.0}
+        out = self.net.run(self.client, ["python3", AGENT, "run"], input=json.dumps(plan) + "\n")
+        result: dict[str, Any] = json.loads(out)["results"][0]
+        return result
+
+
+@pytest.fixture(scope="module")
+def segment() -> Iterator[Segment]:
+    with Netns("arp") as net:
+        switch = net.add("sw")
+        net.bridge(switch, "sw0")
+        hosts = {
+            "client": "10.72.0.1/24",
+            "twin-a": "10.72.0.5/24",
+            "twin-b": "10.72.0.5/24",
+            "solo": "10.72.0.6/24",
+        }
+        names = {}
+        for index, (host, cidr) in enumerate(hosts.items()):
+            ns = names[host] = net.add(host.replace("-", ""))
+            net.veth(ns, "eth0", switch, f"p{index}")
+            net.attach(switch, f"p{index}", "sw0")
+            if host in MACS:
+                net.sh(ns, f"ip link set eth0 address {MACS[host]}")
+            net.sh(ns, f"ip addr add {cidr} dev eth0")
+        yield Segment(net, names["client"])
+
+
+def test_two_hosts_answering_one_ip_are_both_reported(segment: Segment) -> None:
+    result = segment.arp(ip="10.72.0.5", window=0.6)
+    assert result["ok"], result
+    assert sorted(result["macs"]) == sorted([MACS["twin-a"], MACS["twin-b"]])
+    assert result["interface"] == "eth0"  # found through the route to 10.72.0.5
+    assert {vendor(mac) for mac in result["macs"]} == {"locally administered", "QEMU/KVM"}
+
+
+def test_one_host_one_mac(segment: Segment) -> None:
+    result = segment.arp(ip="10.72.0.6", interface="eth0", window=0.3)
+    assert result["macs"] == [MACS["solo"]] and vendor(result["macs"][0]) == "VMware"
+
+
+def test_silence_is_a_layer2_timeout(segment: Segment) -> None:
+    result = segment.arp(ip="10.72.0.9", window=0.3)
+    assert result["error"] == "timeout" and result["macs"] == [] and not result["ok"]
+    assert 250 <= result["elapsed_ms"] < 1000
+    assert classify(result["error"], "arp").layer == "L2"
+
+
+def test_bad_interface_and_ip_are_reported_not_raised(segment: Segment) -> None:
+    assert segment.arp(ip="10.72.0.5", interface="nope0")["error"] == "other"
+    assert segment.arp(ip="not-an-ip")["error"] == "bad-plan"
+    no_route = segment.arp(ip="192.0.2.1")
+    assert no_route["error"] == "net-unreachable", no_route
