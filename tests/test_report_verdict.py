@@ -1,0 +1,138 @@
+"""The verdict names the pattern and the component, not N² symptoms."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from netconform.report.verdict import compute_verdict, describe_pairs
+from tests.report_synth import Fault, synth_results
+
+NODES = ["node-1", "node-2", "node-3", "node-4"]
+
+
+def test_healthy_run_says_so_and_names_skip_reasons() -> None:
+    verdict = compute_verdict(synth_results(3, None))
+    assert verdict.status == "healthy"
+    assert verdict.text.startswith("All 151 cells run on 3 nodes passed.")
+    assert "F5 BIG-IP is not in use" in verdict.text or "3 other reasons" in verdict.text
+    assert not verdict.findings
+
+
+@pytest.mark.parametrize("nodes", [3, 12])
+def test_one_node_tunnel_blocked_names_the_node_and_the_tunnel(nodes: int) -> None:
+    verdict = compute_verdict(synth_results(nodes, Fault("tunnel-blocked", "node-3")))
+    assert verdict.status == "failing"
+    first = verdict.findings[0]
+    assert first.component == "tunnel" and "FM-09" in first.fm
+    assert "node-3" in first.summary and "same-node traffic works" in first.summary
+    assert "node-3 is cut off" in verdict.text
+    # ClusterIP/DNS symptoms are folded into the tunnel finding, not reported as separate causes
+    assert len(verdict.findings) == 1, [f.summary for f in verdict.findings]
+
+
+def test_every_node_tunnel_blocked_is_one_cluster_wide_tunnel_finding() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("tunnel-blocked")))
+    assert "fails between all 3 nodes" in verdict.text
+    assert verdict.findings[0].component == "tunnel"
+
+
+def test_partition_with_underlay_down_points_at_the_node_network() -> None:
+    fault = Fault("partition", groups=[["node-1", "node-2"], ["node-3", "node-4"]])
+    verdict = compute_verdict(synth_results(4, fault))
+    first = verdict.findings[0]
+    assert "{node-1, node-2} | {node-3, node-4}" in first.summary
+    assert first.component == "node network" and "FM-13" in first.fm
+
+
+def test_service_nat_on_one_node() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("service-nat", "node-2")))
+    assert [f.component for f in verdict.findings] == ["service NAT"]
+    assert "node-2" in verdict.findings[0].summary and "FM-08" in verdict.text
+    assert "backend pods answer directly" in verdict.text
+
+
+def test_dns_server_specific() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("coredns-down", "node-2")))
+    assert verdict.findings[0].component == "DNS server"
+    assert "CoreDNS pod on node-2 does not answer" in verdict.text and "FM-22" in verdict.text
+
+
+def test_upstream_dns() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("upstream-dns")))
+    assert verdict.findings[0].component == "upstream DNS"
+    assert "FM-23" in verdict.text and "FM-24" in verdict.text
+
+
+def test_snat_missing_on_one_node() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("snat-missing", "node-1")))
+    assert [f.component for f in verdict.findings] == ["SNAT"]
+    assert "from node-1 does not leave with the node's address" in verdict.text
+
+
+def test_arp_conflict_names_both_macs() -> None:
+    verdict = compute_verdict(synth_results(3, Fault("arp-conflict")))
+    assert verdict.findings[0].component == "ARP / L2"
+    assert "00:50:56:9a:11:22" in verdict.text and "FM-16" in verdict.text
+
+
+def test_only_flaky_is_degraded() -> None:
+    results = synth_results(2, None)
+    results["cells"][0]["outcome"] = "flaky"
+    verdict = compute_verdict(results)
+    assert verdict.status == "degraded" and "intermittent" in verdict.text
+
+
+def test_internet_unreachable_is_an_egress_route_finding() -> None:
+    results = synth_results(3, None)
+    for cell in results["cells"]:
+        if cell["target"] == "internet":
+            cell["outcome"], cell["reason"] = "failed", "http 198.51.100.10:80: timeout"
+    verdict = compute_verdict(results)
+    assert verdict.text.startswith("The outside is unreachable from 3 subject(s)")
+    assert verdict.findings[0].component == "egress route"
+
+
+def test_leftovers_are_described_by_what_they_share() -> None:
+    results = synth_results(3, None)
+    for cell in results["cells"]:
+        if cell["target"] == "component:cni":
+            cell["outcome"], cell["reason"] = "failed", "node-2 NotReady: NetworkPluginNotReady"
+            cell["diagnosis"] = {"hop": "CNI pod on node-2", "summary": "", "fm": "FM-27", "capture": []}
+    verdict = compute_verdict(results)
+    assert verdict.text.startswith("Only components checks fail (1)")
+    assert "first broken hop reported: CNI pod on node-2" in verdict.text
+    assert "FM-27" in verdict.text
+
+
+def test_no_cells() -> None:
+    assert compute_verdict({"schema": "netconform/v1", "run": {}, "cells": []}).status == "failing"
+
+
+def test_verdict_does_not_depend_on_cell_order() -> None:
+    results = synth_results(4, Fault("tunnel-blocked", "node-2"))
+    shuffled = copy.deepcopy(results)
+    random.Random(3).shuffle(shuffled["cells"])
+    assert compute_verdict(results) == compute_verdict(shuffled)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected", "blamed"),
+    [
+        ({(a, "node-4") for a in NODES if a != "node-4"}, "fails to node-4 from all other nodes", {"node-4"}),
+        ({("node-2", b) for b in NODES if b != "node-2"}, "fails from node-2 to all other nodes", {"node-2"}),
+        ({("node-1", "node-2"), ("node-3", "node-2")}, "2 node pairs, all involving node-2", {"node-2"}),
+        (
+            {("node-1", "node-2"), ("node-3", "node-4")},
+            "fails on 2 node pairs (node-1→node-2, node-3→node-4)",
+            set(NODES),
+        ),
+        ({(a, b) for a in NODES for b in NODES if a != b}, "fails between all 4 nodes", set(NODES)),
+    ],
+)
+def test_describe_pairs(bad: set[tuple[str, str]], expected: str, blamed: set[str]) -> None:
+    text, who = describe_pairs(NODES, bad, "x")
+    assert expected in text
+    assert who == blamed
