@@ -1,0 +1,203 @@
+"""matrix.html without a browser: self-contained, every cell embedded, safe escaping, size, determinism."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import random
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netconform.report.matrix import DATA_ELEMENT_ID, page_data, render_matrix, write_matrix
+from netconform.report.results import canonical_cells
+from netconform.report.verdict import compute_verdict
+from tests.report_synth import Fault, synth_results
+
+URL_ATTRIBUTES = {
+    "src",
+    "href",
+    "action",
+    "formaction",
+    "srcset",
+    "poster",
+    "data",
+    "background",
+    "xlink:href",
+}
+LOADING_TAGS = {
+    "link",
+    "img",
+    "iframe",
+    "object",
+    "embed",
+    "audio",
+    "video",
+    "source",
+    "track",
+    "base",
+    "frame",
+}
+
+
+class _Page(HTMLParser):
+    """Collects what could make a browser load something, and the text of each script element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.url_attrs: list[tuple[str, str, str]] = []
+        self.loading_tags: list[str] = []
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self.styles: list[str] = []
+        self.style_attrs: list[str] = []
+        self.attr_values: list[str] = []
+        self._in: tuple[str, dict[str, str | None]] | None = None
+        self._buf: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            self.attr_values.append(value or "")
+            if name in URL_ATTRIBUTES:
+                self.url_attrs.append((tag, name, value or ""))
+            if name == "style" and value:
+                self.style_attrs.append(value)
+        if tag in LOADING_TAGS:
+            self.loading_tags.append(tag)
+        if tag in ("script", "style"):
+            self._in, self._buf = (tag, dict(attrs)), []
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._buf.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in and tag == self._in[0]:
+            text = "".join(self._buf)
+            if tag == "script":
+                self.scripts.append((self._in[1], text))
+            else:
+                self.styles.append(text)
+            self._in = None
+
+
+def _parse(page: str) -> _Page:
+    parser = _Page()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def _data(parsed: _Page) -> dict[str, Any]:
+    blobs = [text for attrs, text in parsed.scripts if attrs.get("id") == DATA_ELEMENT_ID]
+    assert len(blobs) == 1
+    data: dict[str, Any] = json.loads(blobs[0])
+    return data
+
+
+@pytest.fixture(scope="module")
+def faulted() -> dict[str, Any]:
+    return synth_results(3, Fault("tunnel-blocked", "node-3"))
+
+
+@pytest.fixture(scope="module")
+def faulted_page(faulted: dict[str, Any]) -> str:
+    return render_matrix(faulted)
+
+
+def test_page_is_self_contained(faulted_page: str) -> None:
+    parsed = _parse(faulted_page)
+    assert parsed.url_attrs == [] and parsed.loading_tags == []
+    assert [attrs.get("type") for attrs, _ in parsed.scripts] == ["application/json", None]
+    assert all("src" not in attrs for attrs, _ in parsed.scripts)
+    css = " ".join(parsed.styles + parsed.style_attrs)
+    assert "url(" not in css and "@import" not in css and "@font-face" not in css
+    code = parsed.scripts[1][1]
+    for api in (
+        "fetch(",
+        "XMLHttpRequest",
+        "WebSocket",
+        "import(",
+        "sendBeacon",
+        "EventSource",
+        ".src",
+        "Worker(",
+    ):
+        assert api not in code, api
+    # addresses (the API server, probed URLs) appear only as inert, escaped text: never in an attribute,
+    # in CSS or in code
+    assert not [v for v in parsed.attr_values if "://" in v or v.startswith("//")]
+    assert "://" not in css and "://" not in code
+
+
+def test_every_cell_is_embedded_with_its_row_column_and_slot(
+    faulted: dict[str, Any], faulted_page: str
+) -> None:
+    data = _data(_parse(faulted_page))
+    cells = canonical_cells(faulted)
+    assert data["cells"] == json.loads(json.dumps(cells))
+    assert len(data["index"]) == len(cells)
+    layout = data["layout"]
+    for cell, (si, ti, ki, sl) in zip(data["cells"], data["index"], strict=True):
+        assert layout["subjects"][si]["id"] == cell["subject"]
+        assert layout["targets"][ti]["id"] == cell["target"]
+        assert layout["kinds"][ki]["id"] == cell["target_kind"]
+        assert (layout["slots"][sl]["layer"], layout["slots"][sl]["protocol"]) == (
+            cell["layer"],
+            cell["protocol"],
+        )
+    # rows: host network and pods per node, then the outside client; columns grouped by target family
+    ids = [s["id"] for s in layout["subjects"]]
+    assert ids[:3] == ["host@node-1", "host@node-2", "host@node-3"] and ids[3] == "pod@node-1"
+    assert ids.index("external") > ids.index("pod@node-3")
+    kinds = [k["label"] for k in layout["kinds"]]
+    assert kinds[:5] == ["pod, same node", "pod, other node", "ClusterIP", "NodePort", "LB VIP"]
+    assert {"FM-09", "FM-13"} <= set(data["present_fm"]) and data["catalogue"]["FM-09"].startswith(
+        "Cross-node"
+    )
+
+
+def test_header_shows_cluster_run_counts_and_verdict(faulted: dict[str, Any], faulted_page: str) -> None:
+    text = html.unescape(faulted_page)
+    verdict = compute_verdict(faulted)
+    assert verdict.text in text
+    assert '<section class="verdict failing"' in faulted_page
+    for needle in ("https://127.0.0.1:6443", "v1.31.0", "3: node-1, node-2, node-3", "synth01",
+                   "probe_timeout=2.0", "exec sessions 7"):  # fmt: skip
+        assert needle in text, needle
+    counts = faulted["run"]["counts"]
+    assert f'<span class="chip failed"><b>{counts["failed"]}</b> failed</span>' in faulted_page
+    assert f'<span class="chip flaky"><b>{counts["flaky"]}</b> flaky</span>' in faulted_page
+
+
+def test_cell_text_cannot_break_out_of_the_data_element() -> None:
+    results = synth_results(2, None)
+    evil = "</script><script>alert(1)</script><!-- & \u2028 </SCRIPT >"
+    results["cells"][0].update(outcome="failed", reason=evil, error="other")
+    results["cells"][0]["evidence"]["checks"][0]["message"] = evil
+    page = render_matrix(results)
+    parsed = _parse(page)
+    assert len(parsed.scripts) == 2
+    data = _data(parsed)
+    assert any(c["reason"] == evil for c in data["cells"])
+    assert "alert(1)</script>" not in page.split(f'id="{DATA_ELEMENT_ID}">', 1)[1].split("</script>", 1)[0]
+
+
+def test_rendering_is_a_pure_function_of_the_results(faulted: dict[str, Any], faulted_page: str) -> None:
+    shuffled = copy.deepcopy(faulted)
+    random.Random(11).shuffle(shuffled["cells"])
+    assert render_matrix(shuffled) == faulted_page
+    assert render_matrix(faulted) == faulted_page
+
+
+def test_twelve_node_matrix_stays_small(tmp_path: Path) -> None:
+    results = synth_results(12, Fault("tunnel-blocked", "node-3"))
+    assert len(results["cells"]) > 1500
+    path = write_matrix(results, tmp_path / "sub" / "matrix.html")
+    size = path.stat().st_size
+    assert size < 5 * 1024 * 1024, f"{size} bytes"
+    # no per-cell duplication beyond the data itself: the page is at most ~15% bigger than its JSON
+    data_size = len(json.dumps(page_data(results), separators=(",", ":"), ensure_ascii=False).encode())
+    assert size < data_size * 1.15 + 60_000, (size, data_size)
