@@ -193,7 +193,7 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
                     *capture,
                     f"on {s}: tcpdump -ni any 'host {t_ip}'",
                     f"on {t}: tcpdump -ni any 'host {s_ip}'",
-                ],  # noqa: E501
+                ],
             )
         return Diagnosis(
             f"overlay tunnel {s} -> {t} (UDP 6081)",

@@ -787,6 +787,7 @@ for _target in ("clusterip", "lb-vip", "nodeport"):
     for _proto in ("tcp", "udp", "http"):
         _recipe(_target, _proto, _service_target)
     _recipe(_target, "icmp", _service_target, _judge_vip_icmp)
+_recipe("lb-vip", "arp", _service_target)  # judged by _judge_arp_one_mac(local_ok=True), see judge()
 _recipe("outside", "snat", _egress, _judge_snat)
 _recipe("outside", "icmp", _egress)
 _recipe("outside", "tcp", _egress)

@@ -1,0 +1,105 @@
+"""The flowchart over collected evidence: each pattern names its first broken hop and captures."""
+
+from __future__ import annotations
+
+from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
+from netconform.scope import Cell
+from tests.suite_helpers import topology
+
+TOPO = topology(3)
+ADDRS = Addresses(
+    node_ip={f"node-{i}": f"10.89.0.{10 + i}" for i in (1, 2, 3)},
+    echo_ip={f"node-{i}": f"10.244.{i}.11" for i in (1, 2, 3)},
+    probe_ip={f"node-{i}": f"10.244.{i}.10" for i in (1, 2, 3)},
+    clusterip="10.96.0.20",
+    lb_ip="10.89.0.200",
+    nodeports={"tcp": 30900, "udp": 30901, "http": 30080},
+    service_ports={"tcp": 9000, "udp": 9001, "http": 80},
+    echo_ports={"tcp": 9000, "udp": 9001, "http": 8080},
+    dns_ip="10.96.0.10",
+    coredns={"node-1": ["10.244.1.53"], "node-2": ["10.244.2.53"]},
+    external_host="203.0.113.10",
+    external_port=80,
+)
+
+
+def lookup_from(failing: set[str], default: str = "passed"):  # type: ignore[no-untyped-def]
+    return lambda cell: "failed" if cell.id in failing else default
+
+
+def test_cross_node_fails_same_node_works_points_at_the_tunnel() -> None:
+    failing = {f"pod@{a}->pod@{b}/L4-tcp" for a in ("node-1", "node-2") for b in ("node-3",)}
+    failing |= {f"pod@node-3->pod@{b}/L4-tcp" for b in ("node-1", "node-2")}
+    cell = Cell("pod@node-1", "pod@node-3", "L4", "tcp")
+    found = diagnose(cell, TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-09"
+    assert "UDP 6081" in found.hop
+    assert any("udp port 6081 and host 10.89.0.13" in c for c in found.capture)
+    assert any("host 10.244.3.11 and port 9000" in c for c in found.capture)
+
+
+def test_node_cannot_reach_its_own_pod_points_at_the_pod_route() -> None:
+    failing = {"host@node-2->pod@node-2/L4-tcp", "pod@node-1->pod@node-2/L4-tcp"}
+    found = diagnose(Cell("pod@node-1", "pod@node-2", "L4", "tcp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-10"
+    assert "ip route get 10.244.2.11" in " ".join(found.capture)
+
+
+def test_underlay_failure_is_named_before_the_tunnel() -> None:
+    failing = {"pod@node-1->pod@node-2/L4-tcp", "host@node-1->node@node-2/L3-icmp"}
+    found = diagnose(Cell("pod@node-1", "pod@node-2", "L4", "tcp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-13" and "node network" in found.hop
+
+
+def test_vip_fails_but_backends_answer_points_at_service_nat() -> None:
+    failing = {f"pod@node-{i}->clusterip/L4-tcp" for i in (1, 2, 3)}
+    found = diagnose(Cell("pod@node-1", "clusterip", "L4", "tcp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-08"
+    assert "host 10.96.0.20 and port 9000" in found.capture[0]
+    assert evidence_cells(Cell("pod@node-1", "clusterip", "L4", "tcp"), TOPO)[0] == Cell(
+        "pod@node-1", "pod@node-1", "L4", "tcp"
+    )
+
+
+def test_lb_vip_without_arp_answer_points_at_the_announcement() -> None:
+    failing = {"external->lb-vip/L4-tcp"} | {f"host@node-{i}->lb-vip/L2-arp" for i in (1, 2, 3)}
+    found = diagnose(Cell("external", "lb-vip", "L4", "tcp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-06"
+
+
+def test_some_coredns_pods_answer_is_a_pattern() -> None:
+    failing = {"pod@node-3->dns-internal/DNS-udp", "pod@node-3->coredns@node-2/DNS-udp"}
+    found = diagnose(Cell("pod@node-3", "dns-internal", "DNS", "udp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-22"
+    assert "node-2" in found.hop and "10.244.2.53" in found.capture[0]
+
+
+def test_external_names_fail_internal_work_points_upstream() -> None:
+    failing = {"pod@node-1->dns-external/DNS-udp", "host@node-1->nameserver@node-1/DNS-udp"}
+    found = diagnose(Cell("pod@node-1", "dns-external", "DNS", "udp"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-23" and "node-1" in found.summary
+
+
+def test_egress_fails_while_node_reaches_outside_points_at_snat() -> None:
+    failing = {"pod@node-2->outside/L4-snat"}
+    found = diagnose(Cell("pod@node-2", "outside", "L4", "snat"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-11" and "203.0.113.10" in found.capture[0]
+    failing.add("host@node-2->outside/L4-tcp")
+    found = diagnose(Cell("pod@node-2", "outside", "L4", "snat"), TOPO, ADDRS, lookup_from(failing))
+    assert found is not None and found.fm == "FM-12"
+
+
+def test_partition_groups_nodes() -> None:
+    failing = {
+        f"pod@{a}->pod@{b}/L4-tcp"
+        for a, b in (("node-1", "node-3"), ("node-2", "node-3"), ("node-3", "node-1"), ("node-3", "node-2"))
+    }
+    groups, broken = partition(TOPO, lookup_from(failing))
+    assert groups == [["node-1", "node-2"], ["node-3"]] and len(broken) == 4
+    assert "{node-1, node-2} | {node-3}" in (describe_partition(TOPO, lookup_from(failing)) or "")
+    assert describe_partition(TOPO, lookup_from(set())) is None
+
+
+def test_unmeasured_neighbours_give_no_guess() -> None:
+    found = diagnose(Cell("pod@node-1", "clusterip", "L4", "tcp"), TOPO, ADDRS, lambda c: None)
+    assert found is None
