@@ -13,6 +13,7 @@ import signal
 import struct
 import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import dns.exception
 import dns.message
@@ -61,8 +62,7 @@ class _UDP(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # the selector transport is one
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.get_running_loop().create_task(self._handle(data, addr))
@@ -102,7 +102,9 @@ async def serve(answer: Answer, host: str, port: int, name: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(answer), local_addr=(host, port))
-    server = await asyncio.start_server(lambda r, w: _tcp_client(answer, r, w), host, port, reuse_address=True)
+    server = await asyncio.start_server(
+        lambda r, w: _tcp_client(answer, r, w), host, port, reuse_address=True
+    )
     print(f"{name}: listening on {host}:{port} (udp, tcp)", flush=True)
     try:
         await stop.wait()
