@@ -1,0 +1,194 @@
+"""matrix.html in a real browser: Debian's chromium, headless, driven by playwright, from file://.
+
+Checks what a user sees: every cell as a badge with its outcome class in both matrix views, filters,
+a click that opens the cell's evidence, the by-FM view, no request to any other address, and that a
+12-node matrix (thousands of cells) opens in under 2 s. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netconform.report.layout import worst
+from netconform.report.matrix import page_data, write_matrix
+from tests.report_synth import Fault, synth_results
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("report-browser")]
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is absent (Debian package 'chromium'; make test installs it)", allow_module_level=True
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, timeout=30_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Opened:
+    """A page on a matrix file, recording every request and every script error."""
+
+    def __init__(self, browser: Any, path: Path, width: int = 1500, height: int = 1000) -> None:
+        self.page = browser.new_page(viewport={"width": width, "height": height})
+        self.page.set_default_timeout(10_000)
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        started = time.monotonic()
+        self.page.goto(path.resolve().as_uri(), wait_until="commit")
+        self.page.wait_for_selector("body[data-rendered='1']", state="attached")
+        self.open_s = time.monotonic() - started
+        self.rendered_ms = float(self.page.evaluate("window.ncRenderedAt"))
+
+    def foreign_requests(self) -> list[str]:
+        return [url for url in self.requests if not url.startswith("file://")]
+
+    def badges(self) -> dict[tuple[int, int, int], str]:
+        rows = self.page.evaluate(
+            """() => Array.from(document.querySelectorAll('#matrix td[data-r] .b')).map(b => [
+                   +b.parentNode.dataset.r, +b.parentNode.dataset.c, +b.dataset.s, b.className])"""
+        )
+        return {(r, c, s): cls for r, c, s, cls in rows}
+
+
+def expected_badges(
+    data: dict[str, Any], column: int, keep: Any = None
+) -> dict[tuple[int, int, int], set[str]]:
+    """Per (row, column, slot): the classes the badge must have (worst outcome, plus 'mixed')."""
+    outcomes: dict[tuple[int, int, int], list[str]] = defaultdict(list)
+    for cell, entry in zip(data["cells"], data["index"], strict=True):
+        if keep is None or keep(cell):
+            outcomes[(entry[0], entry[column], entry[3])].append(cell["outcome"])
+    return {
+        key: {"b", worst(found), *(["mixed"] if len(set(found)) > 1 else [])}
+        for key, found in outcomes.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def faulted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    results = synth_results(3, Fault("tunnel-blocked", "node-3"))
+    return results, write_matrix(results, tmp_path_factory.mktemp("matrix") / "matrix.html")
+
+
+def test_matrix_in_chromium(browser: Any, faulted: tuple[dict[str, Any], Path]) -> None:
+    results, path = faulted
+    data = page_data(results)
+    opened = Opened(browser, path)
+    page = opened.page
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        # the default view: subject x target kind, every cell accounted for with its outcome class
+        got = opened.badges()
+        want = expected_badges(data, column=2)
+        assert {k: set(v.split()) for k, v in got.items()} == want
+        assert page.locator("#verdict").inner_text().count("node-3") >= 2
+        assert "suspect the tunnel" in page.locator("#verdict").inner_text()
+
+        # the per-target view draws one column per target, same-node cells marked
+        page.click(".tab[data-view=target]")
+        got = opened.badges()
+        assert {k: set(v.split()) for k, v in got.items()} == expected_badges(data, column=1)
+        assert page.locator("#matrix td.same").count() >= 3 * 2  # pods and hosts of 3 nodes
+        page.screenshot(path=str(ARTIFACTS / "report-matrix-target.png"))
+
+        # filter: failed cells of FM-09 only
+        page.select_option("#f-outcome", "failed")
+        page.select_option("#f-fm", "FM-09")
+        keep = lambda c: c["outcome"] == "failed" and "FM-09" in c["fm"]  # noqa: E731
+        shown = sum(1 for c in data["cells"] if keep(c))
+        assert page.locator("#f-count").inner_text() == f"{shown} of {len(data['cells'])} cells shown"
+        got = opened.badges()
+        assert {k: set(v.split()) for k, v in got.items()} == expected_badges(data, 1, keep)
+        assert got and all(v.split()[1] == "failed" for v in got.values())
+        assert {data["layout"]["targets"][c]["id"].split("@")[0] for _, c, _ in got} == {"pod"}
+
+        # click node-3 pods -> pod on node-1: the evidence of that path
+        row = next(i for i, s in enumerate(data["layout"]["subjects"]) if s["id"] == "pod@node-3")
+        col = next(i for i, t in enumerate(data["layout"]["targets"]) if t["id"] == "pod@node-1")
+        page.click(f"#matrix td[data-r='{row}'][data-c='{col}']")
+        panel = page.locator("#detail")
+        assert panel.is_visible()
+        assert page.locator("#detail-title").inner_text() == "node-3 pods → node-1"
+        items = page.locator("#detail .item")
+        want_items = [
+            c for c in data["cells"] if c["subject"] == "pod@node-3" and c["target"] == "pod@node-1"
+        ]
+        assert items.count() == sum(1 for c in want_items if keep(c))
+        text = panel.inner_text()
+        for needle in ("10.244.1.6", "timeout", "L3 — no answer: the packet is not routed", "overlay tunnel",
+                       "tcpdump -ni any 'udp port 6081", "2001.4", "more hidden by the filters"):  # fmt: skip
+            assert needle in text, needle
+        assert page.locator("#detail .item[open] table.attempts tr").count() >= 3  # header + 2 attempts
+        page.screenshot(path=str(ARTIFACTS / "report-matrix-detail.png"))
+        page.keyboard.press("Escape")
+        assert not panel.is_visible()
+
+        # by-FM view keeps the filters and lists FM-09's failed cells on demand
+        page.click(".tab[data-view=fm]")
+        assert page.locator(".fm-group").count() == 1
+        page.click(".fm-group[data-fm='FM-09'] .fm-head")
+        assert page.locator(".fm-group[data-fm='FM-09'] tbody tr").count() == shown
+        page.click("#f-reset")
+        assert page.locator(".fm-group").count() >= 33
+        page.screenshot(path=str(ARTIFACTS / "report-matrix-by-fm.png"))
+    finally:
+        page.close()
+    assert opened.errors == []
+    assert opened.foreign_requests() == [], "matrix.html requested something other than its own file"
+    assert len(opened.requests) == 1
+
+
+def test_healthy_matrix_is_all_green(browser: Any, tmp_path: Path) -> None:
+    results = synth_results(3, None)
+    opened = Opened(browser, write_matrix(results, tmp_path / "matrix.html"))
+    try:
+        classes = {v.split()[1] for v in opened.badges().values()}
+        assert classes <= {"passed", "skipped"} and "passed" in classes
+        assert opened.page.locator("#verdict.healthy").count() == 1
+    finally:
+        opened.page.close()
+    assert opened.errors == [] and opened.foreign_requests() == []
+
+
+def test_twelve_node_matrix_opens_fast(browser: Any, tmp_path: Path) -> None:
+    results = synth_results(12, Fault("tunnel-blocked", "node-3"))
+    path = write_matrix(results, tmp_path / "matrix.html")
+    assert len(results["cells"]) > 1500
+    assert path.stat().st_size < 5 * 1024 * 1024
+    opened = Opened(browser, path)
+    try:
+        assert opened.open_s < 2.0, f"navigation to rendered took {opened.open_s:.2f} s"
+        assert opened.rendered_ms < 2000, f"rendered marker at {opened.rendered_ms:.0f} ms"
+        assert opened.page.locator("#matrix .b").count() > 300
+        opened.page.click(".tab[data-view=target]")
+        assert opened.page.locator("#matrix td[data-r]").count() > 25 * 12
+        opened.page.screenshot(path=str(ARTIFACTS / "report-matrix-12-nodes.png"))
+    finally:
+        opened.page.close()
+    assert opened.errors == [] and opened.foreign_requests() == []
