@@ -44,7 +44,8 @@ def classify(
     error: str | None, kind: str, *, dns_rcode: str | None = None, http_status: int | None = None
 ) -> Classification:
     """Layer and meaning for one failed (or successful) check; any input gives an answer."""
-    rcode = dns_rcode.upper() if dns_rcode else None
+    rcode = " ".join(dns_rcode.upper().split())[:20] if dns_rcode else None  # one line, short
+    rcode = rcode or None
     if rcode is not None and rcode != "NOERROR":
         return _dns_rcode(rcode)
     if error is None:
