@@ -1,7 +1,7 @@
 """The engine against the real agent in a throwaway network namespace (no cluster needed).
 
-One namespace plays every subject and every echo pod: 10.50.0.1 serves, 10.50.0.3 is a silent address
-(a neighbour entry to a MAC nobody has) (every packet to it vanishes, so probes to it time out). Asserts the cost model:
+One namespace plays every subject and every echo pod: 10.50.0.1 serves; 10.50.0.3 maps to a MAC nobody
+has, so every packet to it vanishes and probes to it time out. Asserts the cost model:
 one batch per subject per phase, verdicts and classification per cell, and a run whose failing cells
 cost about one timeout x attempts in total, not one per cell.
 """
