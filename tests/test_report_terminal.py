@@ -1,0 +1,61 @@
+"""The terminal summary: at most 100 columns, no colour off a TTY, the broken node stands out."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from netconform.report.terminal import render_terminal, use_color
+from tests.report_synth import Fault, synth_results
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.parametrize("nodes", [3, 12])
+def test_fits_in_100_columns(nodes: int) -> None:
+    text = render_terminal(synth_results(nodes, Fault("tunnel-blocked", "node-3")))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "\x1b[" not in text
+    assert "Verdict: Cross-node pod traffic fails between node-3 and the other nodes" in " ".join(
+        text.split("\n")
+    )
+
+
+def test_one_character_per_layer_shows_the_pattern() -> None:
+    lines = render_terminal(synth_results(3, Fault("tunnel-blocked", "node-3"))).splitlines()
+    header = next(line for line in lines if "pod≠" in line)
+    start = header.index("pod≠")
+    rows = {line[:20].strip(): line for line in lines if line.startswith("node-")}
+    # pod -> pod on another node: icmp, mtu, tcp, udp, http: node-3 fails to every node, the others partly
+    assert rows["node-3 pods"][start : start + 5] == "FFFFF"
+    assert rows["node-1 pods"][start : start + 5] == "xxxxx"
+    same = header.index("pod=")
+    assert rows["node-3 pods"][same : same + 4] == "...."
+
+
+def test_colour_only_when_asked() -> None:
+    results = synth_results(2, Fault("snat-missing"))
+    coloured = render_terminal(results, color=True)
+    assert "\x1b[31;1mF\x1b[0m" in coloured
+    assert ANSI.sub("", coloured) == render_terminal(results, color=False)
+
+
+def test_use_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert use_color(Tty()) is True
+    assert use_color(io.StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert use_color(Tty()) is False
+
+
+def test_narrow_width_wraps_into_blocks() -> None:
+    text = render_terminal(synth_results(3, None), width=50)
+    assert max(len(line) for line in text.splitlines()) <= 50
+    assert sum(1 for line in text.splitlines() if line.strip().startswith("node-1 pods")) >= 2
