@@ -1,0 +1,239 @@
+"""`netconform lab up|kubeconfig|status|down|fault|outside-exec|suite-options`.
+
+Every failure is one line on stderr and a non-zero exit; `up` prints the kubeconfig path as its last
+stdout line; `outside-exec` passes the command's exit status through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from netconform.lab.cluster import Lab, LabError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> Any:
+        print(f"netconform lab: {message} (see `netconform lab --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="netconform lab", description="The emulated cluster: build, inspect, fault, remove.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    up = sub.add_parser("up", help="start a lab; prints the kubeconfig path last")
+    up.add_argument("--name", default="default")
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument(
+        "--no-lb", action="store_true", help="no LoadBalancer controller (LB Services stay pending)"
+    )
+    up.add_argument("--timeout", type=float, default=None, help="seconds to wait for the lab (default 90)")
+    kc = sub.add_parser("kubeconfig", help="print the kubeconfig path")
+    kc.add_argument("--name", default="default")
+    st = sub.add_parser("status", help="nodes, pods, services, faults, API counters")
+    st.add_argument("--name", default="default")
+    st.add_argument("--json", action="store_true")
+    down = sub.add_parser("down", help="remove a lab (idempotent)")
+    g = down.add_mutually_exclusive_group()
+    g.add_argument("--name", default=None)
+    g.add_argument("--all", action="store_true")
+    fault = sub.add_parser("fault", help="list, add or clear named faults")
+    fsub = fault.add_subparsers(dest="fault_cmd", required=True, parser_class=_Parser)
+    fl = fsub.add_parser("list")
+    fl.add_argument("--name", default="default")
+    fa = fsub.add_parser("add")
+    fa.add_argument("fault")
+    fa.add_argument("--node", default=None)
+    fa.add_argument("--name", default="default")
+    fc = fsub.add_parser("clear")
+    fc.add_argument("fault", nargs="?", default=None)
+    fc.add_argument("--name", default="default")
+    oe = sub.add_parser("outside-exec", help="run CMD as the external client: outside-exec [--name N] -- CMD")
+    oe.add_argument("--name", default="default")
+    oe.add_argument("command", nargs=argparse.REMAINDER)
+    so = sub.add_parser("suite-options", help="the `netconform run` options for this lab, one per line")
+    so.add_argument("--name", default="default")
+    return p
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def _table(rows: list[list[str]]) -> str:
+    if not rows:
+        return ""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def format_status(s: dict[str, Any]) -> str:
+    out = [
+        f"lab {s['name']}: {s['phase']}, API {s['api_url']}, up {s['uptime_s']} s, "
+        f"{len(s['nodes'])} nodes, LB {'on' if s['lb'] else 'off'}, "
+        f"memory {_mib(s['memory']['rss_bytes'])} in {s['memory']['processes']} processes",
+        "",
+        "NODES",
+    ]
+    out.append(
+        _table(
+            [["NAME", "READY", "IP", "POD-CIDR", "ROLES", "REASON"]]
+            + [
+                [
+                    n["name"],
+                    "Ready" if n["ready"] else "NotReady",
+                    n["ip"],
+                    n["pod_cidr"],
+                    ",".join(n["roles"]) or "-",
+                    n["reason"] or "",
+                ]
+                for n in s["nodes"]
+            ]
+        )
+    )
+    out += [
+        "",
+        "PODS",
+        _table(
+            [["NAMESPACE", "NAME", "NODE", "PHASE", "READY", "RESTARTS", "IP", "REASON"]]
+            + [
+                [
+                    p["namespace"],
+                    p["name"],
+                    p["node"] or "-",
+                    p["phase"] or "-",
+                    "yes" if p["ready"] else "no",
+                    str(p["restarts"]),
+                    p["ip"] or "-",
+                    p["reason"] or "",
+                ]
+                for p in s["pods"]
+            ]
+        ),
+    ]
+    out += [
+        "",
+        "SERVICES",
+        _table(
+            [["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORTS"]]
+            + [
+                [
+                    v["namespace"],
+                    v["name"],
+                    v["type"],
+                    v["cluster_ip"] or "-",
+                    ",".join(v["external_ips"]) or ("<pending>" if v["type"] == "LoadBalancer" else "-"),
+                    ",".join(v["ports"]),
+                ]
+                for v in s["services"]
+            ]
+        ),
+    ]
+    faults = s.get("faults") or []
+    out += [
+        "",
+        "FAULTS: "
+        + (
+            ", ".join(f"{f['name']}" + (f" (node {f['node']})" if f.get("node") else "") for f in faults)
+            or "none"
+        ),
+    ]
+    api = s["api"]
+    out += [
+        "",
+        f"API: {api['requests_total']} requests, {api['exec_sessions']} exec sessions opened, "
+        f"{api['exec_active']} active, {api['watches_active']} watches open",
+    ]
+    for verb, by_res in sorted(api["requests"].items()):
+        out.append(f"  {verb:<17} " + ", ".join(f"{r}={n}" for r, n in sorted(by_res.items())))
+    return "\n".join(out)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "up":
+        lab = Lab(args.name)
+        started = time.monotonic()
+        kwargs = {"timeout": args.timeout} if args.timeout else {}
+        path = lab.up(nodes=args.nodes, lb=not args.no_lb, **kwargs)
+        print(f"lab {args.name}: {args.nodes} nodes up in {time.monotonic() - started:.1f} s")
+        print(path)
+        return 0
+    if args.cmd == "kubeconfig":
+        lab = Lab(args.name)
+        if not lab.kubeconfig.exists():
+            raise LabError(f"lab {args.name!r} is not up (no {lab.kubeconfig})")
+        print(lab.kubeconfig)
+        return 0
+    if args.cmd == "status":
+        status = Lab(args.name).status()
+        print(json.dumps(status, indent=1) if args.json else format_status(status))
+        return 0
+    if args.cmd == "down":
+        if args.all:
+            removed = Lab.down_all()
+            print(f"removed: {', '.join(removed) or 'nothing'}")
+        else:
+            name = args.name or "default"
+            Lab(name).down()
+            print(f"lab {name}: down")
+        return 0
+    if args.cmd == "fault":
+        lab = Lab(args.name)
+        if args.fault_cmd == "list":
+            for f in lab.fault_list():
+                print(
+                    f["name"]
+                    + (
+                        f"  ACTIVE (node {f.get('node') or 'auto'}, since {f['since']})"
+                        if f["active"]
+                        else ""
+                    )
+                )
+        elif args.fault_cmd == "add":
+            rec = lab.fault_add(args.fault, args.node)
+            print(f"fault {rec['name']} added" + (f" on {rec['node']}" if rec.get("node") else ""))
+        else:
+            cleared = lab.fault_clear(args.fault)
+            print(f"cleared: {', '.join(cleared) or 'nothing'}")
+        return 0
+    if args.cmd == "outside-exec":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise LabError("outside-exec needs a command: netconform lab outside-exec [--name N] -- CMD ...")
+        argv = Lab(args.name).outside_argv(command)
+        sys.stdout.flush()
+        try:
+            os.execvp(argv[0], argv)  # the exit status (and signals) pass through unchanged
+        except OSError as err:
+            raise LabError(f"cannot run {argv[0]}: {err}") from None
+    if args.cmd == "suite-options":
+        print("\n".join(Lab(args.name).suite_options()))
+        return 0
+    raise LabError(f"unknown command {args.cmd!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return _run(args)
+    except LabError as err:
+        print(f"netconform lab: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("netconform lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
