@@ -90,8 +90,13 @@ def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -
                     tds.append(f'<td style="{cell_style}"></td>')
                     continue
                 top = worst(outcomes)
-                bad = sum(1 for o in outcomes if o == top)
-                label = top if bad == len(outcomes) else f"{bad}/{len(outcomes)} {top}"
+                same = sum(1 for o in outcomes if o == top)
+                if same == len(outcomes):
+                    label = top
+                elif top == "passed":
+                    label = f"passed, {len(outcomes) - same} skipped"
+                else:
+                    label = f"{same}/{len(outcomes)} {top}"
                 style = f"{cell_style};background:{colours.get(top, '#fff')};color:#fff"
                 tds.append(f'<td class="{top}" style="{style}">{html.escape(label)}</td>')
             rows.append(
@@ -135,8 +140,8 @@ class HtmlReportHooks:
 
 
 def html_report_active(config: pytest.Config) -> bool:
-    """pytest-html is loaded and will write a report (``--html`` given)."""
-    return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+    """pytest-html's hooks exist (plugin loaded, whatever its registered name) and ``--html`` was given."""
+    return hasattr(config.hook, "pytest_html_results_table_row") and bool(config.getoption("htmlpath", None))
 
 
 def register(config: pytest.Config, results: ResultsProvider, matrix_href: str = "matrix.html") -> bool:
