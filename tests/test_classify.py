@@ -132,6 +132,17 @@ def _answer(rcode: dns.rcode.Rcode) -> bytes:
         (None, None, ("protocol", None)),
         (b"\x00\x01garbage", None, ("protocol", None)),
     ],
+    ids=[
+        "noerror",
+        "nxdomain",
+        "servfail",
+        "refused",
+        "formerr",
+        "timeout",
+        "conn-refused",
+        "nothing",
+        "garbage",
+    ],
 )
 def test_dns_outcome(wire: bytes | None, error: str | None, expected: tuple[str | None, str | None]) -> None:
     assert dns_outcome(wire, error) == expected
