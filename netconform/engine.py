@@ -24,7 +24,7 @@ from kubernetes.stream import stream
 
 from netconform import components
 from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
-from netconform.kube.connect import Cluster, api_error_line
+from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
 from netconform.probes import Probe
 from netconform.recipes import Context, Results, Skip, Verdict, followups_for, has_recipe, judge, probes_for
@@ -92,10 +92,8 @@ class KubeComponentApi:
         return "".join(out)
 
     def config_maps(self, namespace: str) -> list[dict[str, Any]]:
-        items = self.cluster.core.list_namespaced_config_map(
-            namespace, _request_timeout=self.cluster.request_timeout
-        )
-        return [{"name": cm.metadata.name, "data": cm.data or {}} for cm in items.items]
+        items = call(self.cluster, "list_namespaced_config_map", namespace).get("items") or []
+        return [{"name": cm["metadata"]["name"], "data": cm.get("data") or {}} for cm in items]
 
 
 def kube_runner(cluster: Cluster, ctx: Context) -> Runner:

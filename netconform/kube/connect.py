@@ -8,6 +8,7 @@ Order: `--kubeconfig` (may list several files, like KUBECONFIG), then `KUBECONFI
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -36,8 +37,6 @@ def api_error_line(exc: BaseException, doing: str) -> str:
         body = getattr(exc, "body", None)
         if body:
             try:
-                import json
-
                 message = json.loads(body).get("message", "")
             except (ValueError, AttributeError):
                 message = str(body)[:200]
@@ -91,6 +90,23 @@ class Cluster:
             if api is not None:
                 with contextlib.suppress(Exception):  # best effort; the process is ending anyway
                     api.close()
+
+
+def call(cluster: Cluster, method: str, *args: Any, api: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated client method and return the response as plain JSON.
+
+    Responses are not deserialized into the client's models: those validate strictly, and one field a
+    server leaves out would turn a usable answer into a traceback. Non-2xx still raises ApiException.
+    """
+    target = api if api is not None else cluster.core
+    resp = getattr(target, method)(
+        *args, _preload_content=False, _request_timeout=cluster.request_timeout, **kwargs
+    )
+    data = resp.data if hasattr(resp, "data") else resp.read()
+    if not data:
+        return {}
+    parsed: dict[str, Any] = json.loads(data)
+    return parsed
 
 
 def _kubeconfig_files(kubeconfig: str | None) -> list[str]:
@@ -166,7 +182,7 @@ def connect(
 def server_version(cluster: Cluster) -> str:
     """The API server's git version; the first request of a run, so it also proves reachability."""
     try:
-        info = client.VersionApi(cluster.api_client).get_code(_request_timeout=cluster.request_timeout)
+        info = call(cluster, "get_code", api=client.VersionApi(cluster.api_client))
     except Exception as exc:
         raise KubeError(api_error_line(exc, f"connecting to {cluster.server}")) from None
-    return str(info.git_version)
+    return str(info.get("gitVersion", "unknown"))

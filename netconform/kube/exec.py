@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -97,6 +98,8 @@ def exec_batch(
 def run_local(runner: str | None, plan: dict[str, Any], deadline_s: float) -> dict[str, Any]:
     """The external subject: `RUNNER python3 AGENT run` as a local subprocess (default: this machine)."""
     prefix = shlex.split(runner) if runner else []
+    if prefix and prefix[0] == "netconform" and shutil.which("netconform") is None:
+        prefix = [sys.executable, "-m", "netconform.cli", *prefix[1:]]  # not on PATH (e.g. venv not active)
     python = "python3" if prefix else sys.executable
     argv = [*prefix, python, str(AGENT_LOCAL), "run"]
     where = f"external subject ({' '.join(argv[:4])}...)"

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from netconform.kube.connect import Cluster, KubeError, api_error_line
+from netconform.kube.connect import Cluster, KubeError, api_error_line, call
 from netconform.kube.topology import Topology, pod_info
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netconform"}
@@ -180,7 +180,6 @@ class KitDeployer:
 
     # -- deploy -----------------------------------------------------------------------------------
     def deploy(self) -> Kit:
-        core, timeout = self.cluster.core, self.cluster.request_timeout
         if not AGENT_SOURCE.is_file():
             raise KubeError(f"the probe agent {AGENT_SOURCE} is missing from this installation")
         labels = dict(MANAGED_BY)
@@ -194,13 +193,13 @@ class KitDeployer:
             }
         }
         try:
-            core.create_namespace(ns, _request_timeout=timeout)
+            call(self.cluster, "create_namespace", ns)
             self.created = True
             cm = {
                 "metadata": {"name": "netconform-agent", "labels": dict(MANAGED_BY)},
                 "data": {"agent.py": AGENT_SOURCE.read_text(encoding="utf-8")},
             }
-            core.create_namespaced_config_map(self.namespace, cm, _request_timeout=timeout)
+            call(self.cluster, "create_namespaced_config_map", self.namespace, cm)
         except ApiException as exc:
             raise KubeError(api_error_line(exc, f"creating namespace {self.namespace}")) from None
         except Exception as exc:
@@ -222,10 +221,11 @@ class KitDeployer:
                     continue
                 name = f"{role}-{node}"
                 try:
-                    core.create_namespaced_pod(
+                    call(
+                        self.cluster,
+                        "create_namespaced_pod",
                         self.namespace,
                         _pod_manifest(name, node, role, self.opts, command),
-                        _request_timeout=timeout,
                     )
                 except ApiException as exc:
                     if exc.status in (400, 403, 422) and role == "host":
@@ -241,9 +241,7 @@ class KitDeployer:
 
     def _create_service(self, name: str, svc_type: str, udp: bool = True) -> None:
         try:
-            self.cluster.core.create_namespaced_service(
-                self.namespace, _service(name, svc_type, udp), _request_timeout=self.cluster.request_timeout
-            )
+            call(self.cluster, "create_namespaced_service", self.namespace, _service(name, svc_type, udp))
         except ApiException as exc:
             if svc_type == "LoadBalancer":
                 self.kit.lb_reason = api_error_line(exc, "creating LoadBalancer Service echo-lb")
@@ -252,11 +250,7 @@ class KitDeployer:
 
     def _pods_state(self) -> list[Any]:
         try:
-            return list(
-                self.cluster.core.list_namespaced_pod(
-                    self.namespace, _request_timeout=self.cluster.request_timeout
-                ).items
-            )
+            return list(call(self.cluster, "list_namespaced_pod", self.namespace).get("items") or [])
         except Exception as exc:
             raise KubeError(api_error_line(exc, f"listing pods of {self.namespace}")) from None
 
@@ -267,7 +261,7 @@ class KitDeployer:
         last: dict[str, Any] = {}
 
         def all_ready() -> bool:
-            pods = {p.metadata.name: pod_info(p) for p in self._pods_state()}
+            pods = {p["metadata"]["name"]: pod_info(p) for p in self._pods_state()}
             last.clear()
             last.update(pods)
             for info in pods.values():
@@ -308,12 +302,15 @@ class KitDeployer:
             self.kit.pods[ref] = {"name": name, "node": node, "ip": info.ip}
 
     def _read_services(self) -> None:
-        core, timeout = self.cluster.core, self.cluster.request_timeout
         try:
-            svc = core.read_namespaced_service("echo", self.namespace, _request_timeout=timeout)
-            self.kit.clusterip = svc.spec.cluster_ip
-            np = core.read_namespaced_service("echo-np", self.namespace, _request_timeout=timeout)
-            self.kit.nodeports = {p.name: int(p.node_port) for p in np.spec.ports or [] if p.node_port}
+            svc = call(self.cluster, "read_namespaced_service", "echo", self.namespace)
+            self.kit.clusterip = svc.get("spec", {}).get("clusterIP")
+            np = call(self.cluster, "read_namespaced_service", "echo-np", self.namespace)
+            self.kit.nodeports = {
+                p["name"]: int(p["nodePort"])
+                for p in np.get("spec", {}).get("ports") or []
+                if p.get("nodePort")
+            }
         except Exception as exc:
             raise KubeError(api_error_line(exc, "reading the echo Services")) from None
         if self.kit.lb_reason:
@@ -321,11 +318,11 @@ class KitDeployer:
 
         def lb_ingress() -> str | None:
             try:
-                lb = core.read_namespaced_service("echo-lb", self.namespace, _request_timeout=timeout)
+                lb = call(self.cluster, "read_namespaced_service", "echo-lb", self.namespace)
             except Exception as exc:
                 raise KubeError(api_error_line(exc, "reading Service echo-lb")) from None
-            ingress = (lb.status.load_balancer.ingress or []) if lb.status and lb.status.load_balancer else []
-            return next((i.ip for i in ingress if i.ip), None)
+            ingress = ((lb.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            return next((i["ip"] for i in ingress if i.get("ip")), None)
 
         try:
             self.kit.lb_ip = _wait(
@@ -346,11 +343,8 @@ class KitDeployer:
 
 
 def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | None:
-    core, timeout = cluster.core, cluster.request_timeout
     try:
-        core.delete_namespace(
-            namespace, propagation_policy="Background", grace_period_seconds=0, _request_timeout=timeout
-        )
+        call(cluster, "delete_namespace", namespace, propagation_policy="Background", grace_period_seconds=0)
     except ApiException as exc:
         if exc.status != 404:
             return api_error_line(exc, f"deleting namespace {namespace}")
@@ -363,16 +357,18 @@ def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | N
 
     def gone() -> bool:
         try:
-            ns = core.read_namespace(namespace, _request_timeout=timeout)
+            ns = call(cluster, "read_namespace", namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return True
             raise KubeError(api_error_line(exc, f"reading namespace {namespace}")) from None
-        state["finalizers"] = list(ns.spec.finalizers or []) if ns.spec else []
-        state["meta_finalizers"] = list(ns.metadata.finalizers or [])
-        state["conditions"] = (
-            [c.message for c in (ns.status.conditions or []) if c.status == "True"] if ns.status else []
-        )
+        state["finalizers"] = list((ns.get("spec") or {}).get("finalizers") or [])
+        state["meta_finalizers"] = list(ns.get("metadata", {}).get("finalizers") or [])
+        state["conditions"] = [
+            c.get("message", "")
+            for c in (ns.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"
+        ]
         return False
 
     try:
@@ -394,24 +390,28 @@ def sweep_stale(cluster: Cluster, ttl_s: float, now: datetime | None = None) -> 
     """Delete `netconform-*` namespaces of earlier runs older than `ttl_s` (without waiting)."""
     now = now or datetime.now(UTC)
     try:
-        items = cluster.core.list_namespace(
-            label_selector=MANAGED_SELECTOR, _request_timeout=cluster.request_timeout
-        ).items
+        items = call(cluster, "list_namespace", label_selector=MANAGED_SELECTOR).get("items") or []
     except Exception as exc:
         raise KubeError(api_error_line(exc, "listing netconform namespaces")) from None
     swept: list[str] = []
     for ns in items:
-        name = ns.metadata.name
+        meta = ns.get("metadata", {})
+        name = str(meta.get("name", ""))
         if not name.startswith("netconform-"):
             continue
-        created_text = (ns.metadata.annotations or {}).get(CREATED_ANNOTATION)
+        created_text = (meta.get("annotations") or {}).get(CREATED_ANNOTATION)
         try:
             created = datetime.strptime(created_text or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
-            created = ns.metadata.creation_timestamp or now
+            try:
+                created = datetime.strptime(
+                    meta.get("creationTimestamp") or "", "%Y-%m-%dT%H:%M:%SZ"
+                ).replace(tzinfo=UTC)
+            except ValueError:
+                created = now
         if now - created < timedelta(seconds=ttl_s):
             continue
-        if ns.status and ns.status.phase == "Terminating":
+        if (ns.get("status") or {}).get("phase") == "Terminating":
             swept.append(f"{name} (already Terminating)")
             continue
         delete_namespace(cluster, name, 0.0)

@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
-from netconform.kube.connect import Cluster, KubeError, api_error_line
+from netconform.kube.connect import Cluster, KubeError, api_error_line, call
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,10 @@ def check_permissions(cluster: Cluster, namespace: str) -> list[Permission]:
             "spec": {"resourceAttributes": attrs},
         }
         try:
-            review = api.create_self_subject_access_review(body, _request_timeout=cluster.request_timeout)
+            review = call(cluster, "create_self_subject_access_review", body, api=api)
         except Exception as exc:
             raise KubeError(api_error_line(exc, "checking permissions (SelfSubjectAccessReview)")) from None
-        if not review.status or not review.status.allowed:
+        if not (review.get("status") or {}).get("allowed"):
             missing.append(perm)
     return missing
 

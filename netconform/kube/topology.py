@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconform.kube.connect import Cluster, KubeError, api_error_line, server_version
+from netconform.kube.connect import Cluster, KubeError, api_error_line, call, server_version
 
 # Dataplane / CNI agents, by the name their pods carry (kube-system, or any namespace for some).
 CNI_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -129,22 +129,29 @@ class Topology:
         path.write_text(self.to_json(), encoding="utf-8")
 
 
-def node_info(obj: Any) -> NodeInfo:
-    status, spec, meta = obj.status, obj.spec, obj.metadata
-    addresses = {a.type: a.address for a in (status.addresses or [])}
+def node_info(obj: dict[str, Any]) -> NodeInfo:
+    meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
+    addresses = {a.get("type", ""): a.get("address", "") for a in status.get("addresses") or []}
     roles = sorted(
         key.split("/", 1)[1] or "control-plane"
-        for key in (meta.labels or {})
+        for key in (meta.get("labels") or {})
         if key.startswith("node-role.kubernetes.io/")
     )
-    cidrs = list(spec.pod_cid_rs or ([spec.pod_cidr] if spec.pod_cidr else []))
-    taints = [{"key": t.key, "value": t.value or "", "effect": t.effect} for t in (spec.taints or [])]
+    cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    taints = [
+        {"key": t.get("key", ""), "value": t.get("value") or "", "effect": t.get("effect", "")}
+        for t in spec.get("taints") or []
+    ]
     conditions = {
-        c.type: {"status": c.status, "reason": c.reason or "", "message": (c.message or "")[:300]}
-        for c in (status.conditions or [])
+        c.get("type", ""): {
+            "status": c.get("status", ""),
+            "reason": c.get("reason") or "",
+            "message": (c.get("message") or "")[:300],
+        }
+        for c in status.get("conditions") or []
     }
     return NodeInfo(
-        name=meta.name,
+        name=meta.get("name", ""),
         internal_ip=addresses.get("InternalIP"),
         addresses=addresses,
         pod_cidrs=cidrs,
@@ -154,44 +161,43 @@ def node_info(obj: Any) -> NodeInfo:
     )
 
 
-def pod_info(obj: Any) -> PodInfo:
-    status = obj.status
-    statuses = status.container_statuses or []
-    waiting = next((s.state.waiting for s in statuses if s.state and s.state.waiting), None)
-    ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
+def pod_info(obj: dict[str, Any]) -> PodInfo:
+    meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
+    statuses = status.get("containerStatuses") or []
+    waiting = next((s["state"]["waiting"] for s in statuses if (s.get("state") or {}).get("waiting")), None)
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
     return PodInfo(
-        name=obj.metadata.name,
-        namespace=obj.metadata.namespace,
-        node=obj.spec.node_name,
-        ip=status.pod_ip,
-        phase=status.phase or "Unknown",
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        node=spec.get("nodeName"),
+        ip=status.get("podIP"),
+        phase=status.get("phase") or "Unknown",
         ready=ready,
-        restarts=sum(int(s.restart_count or 0) for s in statuses),
-        waiting_reason=waiting.reason if waiting else None,
-        message=((waiting.message if waiting else None) or status.message or None),
+        restarts=sum(int(s.get("restartCount") or 0) for s in statuses),
+        waiting_reason=(waiting or {}).get("reason"),
+        message=((waiting or {}).get("message") or status.get("message") or None),
     )
 
 
 def _cluster_domain(cluster: Cluster) -> str:
     """CoreDNS's Corefile names the cluster domain (`kubernetes cluster.local ...`); default otherwise."""
     try:
-        cm = cluster.core.read_namespaced_config_map(
-            "coredns", "kube-system", _request_timeout=cluster.request_timeout
-        )
+        cm = call(cluster, "read_namespaced_config_map", "coredns", "kube-system")
     except Exception:
         return "cluster.local"
-    match = CLUSTER_DOMAIN_IN_COREFILE.search((cm.data or {}).get("Corefile", ""))
+    match = CLUSTER_DOMAIN_IN_COREFILE.search((cm.get("data") or {}).get("Corefile", ""))
     return match.group(1).rstrip(".") if match else "cluster.local"
 
 
 def discover(cluster: Cluster) -> Topology:
     """Read nodes, kube-system pods, the kube-dns Service and the API endpoints (fixed request count)."""
     version = server_version(cluster)
-    core, timeout = cluster.core, cluster.request_timeout
     try:
-        nodes = [node_info(n) for n in core.list_node(_request_timeout=timeout).items]
+        nodes = [node_info(n) for n in call(cluster, "list_node").get("items") or []]
         system_pods = [
-            pod_info(p) for p in core.list_namespaced_pod("kube-system", _request_timeout=timeout).items
+            pod_info(p) for p in call(cluster, "list_namespaced_pod", "kube-system").get("items") or []
         ]
     except Exception as exc:
         raise KubeError(api_error_line(exc, "discovering nodes and kube-system pods")) from None
@@ -200,15 +206,18 @@ def discover(cluster: Cluster) -> Topology:
     dns_ip: str | None = None
     dns_ports: list[dict[str, Any]] = []
     try:
-        svc = core.read_namespaced_service("kube-dns", "kube-system", _request_timeout=timeout)
-        dns_ip = svc.spec.cluster_ip
-        dns_ports = [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in svc.spec.ports or []]
+        spec = call(cluster, "read_namespaced_service", "kube-dns", "kube-system").get("spec", {})
+        dns_ip = spec.get("clusterIP")
+        dns_ports = [
+            {"name": p.get("name"), "port": p.get("port"), "protocol": p.get("protocol")}
+            for p in spec.get("ports") or []
+        ]
     except Exception:
         dns_ip = None
     endpoints: list[str] = []
     try:
-        ep = core.read_namespaced_endpoints("kubernetes", "default", _request_timeout=timeout)
-        endpoints = sorted(a.ip for s in (ep.subsets or []) for a in (s.addresses or []))
+        ep = call(cluster, "read_namespaced_endpoints", "kubernetes", "default")
+        endpoints = sorted(a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or [])
     except Exception:
         endpoints = []
     coredns = sorted(
