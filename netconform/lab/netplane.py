@@ -135,6 +135,7 @@ class PlaneState:
     partitioned: list[str] = field(default_factory=list)
     applied: dict[str, str] = field(default_factory=dict)  # netns -> hash of the rules it has
     udp_backends: dict[str, list[str]] = field(default_factory=dict)  # node -> UDP DNAT targets
+    silent_vips: list[str] = field(default_factory=list)  # FM-06: on `lo`, so ARP is not answered
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {pid, netns}
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)  # owned by faults.py
 
@@ -550,25 +551,87 @@ class Netplane:
             if current == node:
                 return
             if current:
-                run(["ip", "-n", self.ns(current), "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
-            run(["ip", "-n", self.ns(node), "addr", "replace", f"{vip}/32", "dev", "eth0"])
+                self._unplace_vip(vip, current)
             st.vips[vip] = node
+            self._place_vip(vip, node, silent=vip in st.silent_vips)
             self._forget_neighbour(vip, st)
 
     def withdraw_vip(self, vip: str) -> None:
         with self._mutate() as st:
             node = st.vips.pop(vip, None)
             if node:
-                run(["ip", "-n", self.ns(node), "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
+                self._unplace_vip(vip, node)
+                self._forget_neighbour(vip, st)
+
+    def _place_vip(self, vip: str, node: str, *, silent: bool) -> None:
+        """On eth0 (ARP answered), or with FM-06 on `lo` with eth0 answering only for its own
+        addresses (arp_ignore=1): the node still accepts the VIP's traffic but never claims it."""
+        device = "lo" if silent else "eth0"
+        run(["ip", "-n", self.ns(node), "addr", "replace", f"{vip}/32", "dev", device])
+        if silent:
+            run_parallel([sysctl_cmd(self.ns(node), {"net.ipv4.conf.eth0.arp_ignore": "1"})])
+
+    def _unplace_vip(self, vip: str, node: str) -> None:
+        lines = [f"addr del {vip}/32 dev eth0", f"addr del {vip}/32 dev lo"]
+        argv, stdin = ip_batch(self.ns(node), lines, force=True)
+        run(argv, input=stdin, check=False)
+
+    def set_vip_arp_silent(self, vips: Sequence[str], on: bool) -> None:
+        """FM-06: the VIPs stay on their nodes but nobody answers ARP for them (or again does)."""
+        with self._mutate() as st:
+            for vip in vips:
+                if on and vip not in st.silent_vips:
+                    st.silent_vips.append(vip)
+                if not on and vip in st.silent_vips:
+                    st.silent_vips.remove(vip)
+                node = st.vips.get(vip)
+                if node:
+                    self._unplace_vip(vip, node)
+                    self._place_vip(vip, node, silent=on)
+            silent_nodes = {st.vips[v] for v in st.silent_vips if v in st.vips}
+            commands = [
+                sysctl_cmd(self.ns(n), {"net.ipv4.conf.eth0.arp_ignore": "0"})
+                for n in st.nodes
+                if n not in silent_nodes
+            ]
+            run_parallel(commands)
+            for vip in vips:
                 self._forget_neighbour(vip, st)
 
     def vips(self) -> dict[str, str]:
         return dict(self.state().vips)
 
-    def _forget_neighbour(self, ip: str, st: PlaneState) -> None:
+    def _forget_neighbour(self, ip: str, st: PlaneState | None = None) -> None:
         """Flush `ip` from the router's and every node's ARP cache so the next packet asks again."""
-        targets = [self.router_netns(), *(self.ns(n) for n in st.nodes)]
+        nodes = st.nodes if st else self._state.nodes
+        targets = [self.router_netns(), *(self.ns(n) for n in nodes)]
         run_parallel([(["ip", "-n", t, "neigh", "flush", "to", f"{ip}/32"], None) for t in targets])
+
+    def forget_neighbour(self, ip: str) -> None:
+        self._forget_neighbour(ip)
+
+    def set_static_neighbour(self, node: str, ip: str, mac: str | None) -> None:
+        """A permanent neighbour entry on `node`'s eth0 (FM-28), or remove it again (mac None)."""
+        self._check_node(node)
+        if mac:
+            run(
+                [
+                    "ip",
+                    "-n",
+                    self.ns(node),
+                    "neigh",
+                    "replace",
+                    ip,
+                    "lladdr",
+                    mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ]
+            )
+        else:
+            run(["ip", "-n", self.ns(node), "neigh", "del", ip, "dev", "eth0"], check=False)
 
     # ------------------------------------------------------------------ fault primitives
     def set_node_flag(self, nodes: Sequence[str], flag: str, on: bool) -> None:

@@ -1,0 +1,600 @@
+"""Named, reversible faults of the lab; each reproduces one entry of FAILURE_MODES.md.
+
+API for the control plane::
+
+    faults.names() -> list[str]
+    faults.describe(name) -> str
+    faults.add(name, ctx, node=None) -> str      # one line saying what was broken where
+    faults.clear(name, ctx) -> str               # restores exactly the healthy state
+    faults.clear_all(ctx) -> list[str]
+    faults.active(ctx) -> dict[str, str]         # fault name -> where ("node-3", "all nodes", ...)
+
+`ctx` is a `FaultContext`: the lab's `Netplane`, a callable listing pods (`PodInfo`), and the control
+plane's `set_node_condition(node, ready, reason, message)`. Bad names, nodes or missing targets raise
+`FaultError` (one line). Active faults are recorded in the data plane's state file, so a fault added
+by one process can be cleared by another, and `destroy` removes them with the lab.
+
+Fault (FM) — what `--node` picks (default) — what is changed:
+- tunnel-blocked (FM-09) — whose tunnel (all) — the fabric drops UDP 6081 (br_netfilter)
+- node-partition (FM-13) — the node cut off (last) — the fabric drops IPv4 between it and the others
+- pod-route-missing (FM-10) — node (last) — its per-pod /32 routes are deleted
+- service-nat-missing (FM-08) — node (all) — service DNAT/REJECT rules removed
+- snat-missing (FM-11) — node (all) — pod egress MASQUERADE removed
+- snat-port-exhaustion (FM-30) — node (all) — MASQUERADE limited to 4 ports, all held by conntrack
+- coredns-down (FM-22) — node of the DNS pod (first) — the DNS pod drops udp/tcp 53
+- upstream-dns-servfail (FM-23) — none — the upstream DNS answers SERVFAIL
+- node-nameserver-mismatch (FM-24) — node (last) — its resolv.conf names 203.0.113.99 (dead)
+- lb-arp-silent (FM-06) — announcing node (all VIPs) — VIP moved to lo, arp_ignore=1 on eth0
+- ip-conflict (FM-16) — node whose IP is claimed (last) — a rogue netns (MAC 00:50:56:…) claims it
+- stale-arp (FM-28) — node (all but node-1) — permanent wrong MAC for 10.89.0.2
+- tcp-reset (FM-02) — node of the echo pods (all) — echo pods answer non-SYN TCP with RST
+- http-503 (FM-01) — node of the echo pods (all) — the echo HTTP port is REDIRECTed to a 503 server
+- mtu-blackhole (FM-31) — node (all) — vx0 MTU 1300 and ICMP frag-needed dropped
+- cni-not-ready (FM-27) — node (last) — condition Ready=False, reason NetworkPluginNotReady
+
+Faults act on what exists when they are added (pods created later are not affected, except by
+the node-level ones); `clear` puts back exactly what `add` changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from netconform.lab import addressing as A
+from netconform.lab import iptrules
+from netconform.lab.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
+from netconform.lab.nsexec import (
+    NetplaneError,
+    in_ns,
+    ip_batch,
+    iptables_restore_cmd,
+    netns_exists,
+    run,
+    run_parallel,
+)
+
+ECHO_ROLE_LABEL = ("netconform.io/role", "echo")
+DNS_LABEL = ("k8s-app", "kube-dns")
+ROGUE_MAC = "00:50:56:9a:0e:16"  # VMware's OUI, so FM-16's vendor lookup has something to show
+STALE_MAC = "02:00:00:00:0f:28"  # locally administered: nobody on the fabric has it
+BLACKHOLE_MTU = 1300
+RESPONDER_PORT = 18503
+CNI_MESSAGE = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
+# FM-30: the destinations whose masquerade ports are held (the outside and internet echo servers)
+EXHAUSTED_DESTINATIONS = (
+    ("tcp", A.OUTSIDE_ECHO_IP, 80),
+    ("tcp", A.OUTSIDE_ECHO_IP, 7),
+    ("udp", A.OUTSIDE_ECHO_IP, 7),
+    ("tcp", A.INTERNET_ECHO_IP, 80),
+    ("tcp", A.INTERNET_ECHO_IP, 7),
+    ("udp", A.INTERNET_ECHO_IP, 7),
+)
+EXHAUSTION_TIMEOUT_S = 3600  # the held entries expire on their own even if nobody clears the fault
+
+
+class FaultError(ValueError):
+    """A fault cannot be added or cleared; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class PodPort:
+    port: int
+    name: str = ""
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """What faults need to know of a pod (the control plane builds these from its store)."""
+
+    name: str
+    namespace: str
+    node: str
+    netns: str | None  # None for hostNetwork or not yet started pods
+    ip: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[PodPort, ...] = ()
+
+
+def _no_pods() -> list[PodInfo]:
+    return []
+
+
+@dataclass
+class FaultContext:
+    netplane: Netplane
+    pods: Callable[[], list[PodInfo]] = _no_pods
+    set_node_condition: Callable[[str, bool, str, str], None] | None = None
+    dns_pods: Callable[[], list[PodInfo]] | None = None  # default: kube-system pods with k8s-app=kube-dns
+
+    @property
+    def nodes(self) -> list[str]:
+        return self.netplane.nodes
+
+    def kube_dns_pods(self) -> list[PodInfo]:
+        if self.dns_pods is not None:
+            return self.dns_pods()
+        key, value = DNS_LABEL
+        return [p for p in self.pods() if p.namespace == "kube-system" and p.labels.get(key) == value]
+
+    def echo_pods(self) -> list[PodInfo]:
+        key, value = ECHO_ROLE_LABEL
+        return [p for p in self.pods() if p.labels.get(key) == value]
+
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    fm: str
+    description: str
+    add: Callable[[FaultContext, str | None], Record]
+    clear: Callable[[FaultContext, Record], None]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _node(ctx: FaultContext, node: str | None, default: str) -> str:
+    if node is None:
+        return ctx.nodes[-1] if default == "last" else ctx.nodes[0]
+    if node not in ctx.nodes:
+        raise FaultError(f"unknown node {node!r}: this lab has {', '.join(ctx.nodes)}")
+    return node
+
+
+def _nodes(ctx: FaultContext, node: str | None) -> list[str]:
+    return list(ctx.nodes) if node is None else [_node(ctx, node, "last")]
+
+
+def _where(nodes: Sequence[str], ctx: FaultContext) -> str:
+    return "all nodes" if list(nodes) == list(ctx.nodes) and len(nodes) > 1 else ", ".join(nodes)
+
+
+def _pods_on(pods: list[PodInfo], node: str | None, what: str) -> list[PodInfo]:
+    chosen = [p for p in pods if p.netns and (node is None or p.node == node)]
+    if not chosen:
+        raise FaultError(f"no running {what} pod" + (f" on {node}" if node else "") + " to break")
+    return chosen
+
+
+def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[str]) -> None:
+    """Insert a fault chain at the top of `hook` in a pod namespace (one atomic restore)."""
+    lines = [
+        f"*{table}",
+        f":{chain} - [0:0]",
+        *(f"-A {chain} {r}" for r in rules),
+        f"-I {hook} 1 -j {chain}",
+        "COMMIT",
+    ]
+    run_parallel([iptables_restore_cmd(netns, "\n".join(lines) + "\n", noflush=True)])
+
+
+def _drop_pod_chain(netns: str, table: str, hook: str, chain: str) -> None:
+    if not netns_exists(netns):
+        return  # the pod is gone, and its rules with it
+    for args in (["-D", hook, "-j", chain], ["-F", chain], ["-X", chain]):
+        run(in_ns(netns, ["iptables", "-w", "5", "-t", table, *args]), check=False)
+
+
+# ---------------------------------------------------------------------------------------- faults
+def _tunnel_add(ctx: FaultContext, node: str | None) -> Record:
+    target = "*" if node is None else _node(ctx, node, "last")
+    ctx.netplane.set_fabric_fault("tunnel", target, True)
+    return {"target": target, "where": "all nodes" if target == "*" else target}
+
+
+def _tunnel_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.set_fabric_fault("tunnel", rec["target"], False)
+
+
+def _partition_add(ctx: FaultContext, node: str | None) -> Record:
+    target = _node(ctx, node, "last")
+    if len(ctx.nodes) < 2:
+        raise FaultError("node-partition needs at least two nodes")
+    ctx.netplane.set_fabric_fault("partition", target, True)
+    return {"target": target, "where": target}
+
+
+def _partition_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.set_fabric_fault("partition", rec["target"], False)
+
+
+def _flag_fault(flag: str, default_all: bool) -> tuple[Callable[..., Record], Callable[..., None]]:
+    def add(ctx: FaultContext, node: str | None) -> Record:
+        nodes = _nodes(ctx, node) if default_all else [_node(ctx, node, "last")]
+        ctx.netplane.set_node_flag(nodes, flag, True)
+        return {"nodes": nodes, "where": _where(nodes, ctx)}
+
+    def clear(ctx: FaultContext, rec: Record) -> None:
+        ctx.netplane.set_node_flag(rec["nodes"], flag, False)
+
+    return add, clear
+
+
+def _exhaustion_entries(node: str) -> list[list[str]]:
+    """conntrack -I argv holding every allowed masquerade port of `node` for each destination."""
+    gateway, node_ip = A.pod_gateway(node), A.node_ip(node)
+    low, high = iptrules.EXHAUSTED_PORTS
+    entries = []
+    for proto, dst, dport in EXHAUSTED_DESTINATIONS:
+        for offset, port in enumerate(range(low, high + 1)):
+            state = ["--state", "ESTABLISHED"] if proto == "tcp" else []
+            entries.append(
+                [
+                    *("conntrack", "-I", "-p", proto, "-s", gateway, "-d", dst),
+                    *("--sport", str(40000 + offset), "--dport", str(dport)),
+                    *(
+                        "-r",
+                        dst,
+                        "-q",
+                        node_ip,
+                        "--reply-port-src",
+                        str(dport),
+                        "--reply-port-dst",
+                        str(port),
+                    ),
+                    *state,
+                    *("-u", "SEEN_REPLY,ASSURED", "-t", str(EXHAUSTION_TIMEOUT_S)),
+                ]
+            )
+    return entries
+
+
+def _exhaustion_add(ctx: FaultContext, node: str | None) -> Record:
+    nodes = _nodes(ctx, node)
+    commands = [
+        (in_ns(ctx.netplane.node_netns(n), argv), None) for n in nodes for argv in _exhaustion_entries(n)
+    ]
+    try:
+        run_parallel(commands)
+    except NetplaneError as exc:
+        _release_ports(ctx, nodes)
+        raise FaultError(f"snat-port-exhaustion: could not hold the masquerade ports: {exc}") from exc
+    ctx.netplane.set_node_flag(nodes, iptrules.FLAG_SNAT_EXHAUSTED, True)
+    return {"nodes": nodes, "where": _where(nodes, ctx)}
+
+
+def _release_ports(ctx: FaultContext, nodes: Sequence[str]) -> None:
+    for n in nodes:
+        for proto in ("tcp", "udp"):
+            argv = ["conntrack", "-D", "-p", proto, "-s", A.pod_gateway(n), "-q", A.node_ip(n)]
+            run(in_ns(ctx.netplane.node_netns(n), argv), check=False)  # exit 1: nothing left
+
+
+def _exhaustion_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.set_node_flag(rec["nodes"], iptrules.FLAG_SNAT_EXHAUSTED, False)
+    _release_ports(ctx, rec["nodes"])
+
+
+def _coredns_add(ctx: FaultContext, node: str | None) -> Record:
+    if node is not None:
+        _node(ctx, node, "last")
+    pods = sorted(_pods_on(ctx.kube_dns_pods(), node, "kube-dns"), key=lambda p: (p.node, p.name))
+    pod = pods[0]
+    assert pod.netns is not None
+    rules = ["-p udp -m udp --dport 53 -j DROP", "-p tcp -m tcp --dport 53 -j DROP"]
+    _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-DNS", rules)
+    return {"netns": pod.netns, "pod": f"{pod.namespace}/{pod.name}", "where": f"{pod.name} on {pod.node}"}
+
+
+def _coredns_clear(ctx: FaultContext, rec: Record) -> None:
+    _drop_pod_chain(rec["netns"], "filter", "INPUT", "NC-FAULT-DNS")
+
+
+def _servfail_add(ctx: FaultContext, node: str | None) -> Record:
+    if node is not None:
+        raise FaultError("upstream-dns-servfail applies to the upstream server, not to a node")
+    ctx.netplane.upstream_control_file().write_text("servfail\n")
+    return {"where": A.UPSTREAM_DNS_IP}
+
+
+def _servfail_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.upstream_control_file().unlink(missing_ok=True)
+
+
+def _nameserver_add(ctx: FaultContext, node: str | None) -> Record:
+    target = _node(ctx, node, "last")
+    before = ctx.netplane.node_resolv_conf(target)
+    ctx.netplane.set_node_nameserver(target, A.DEAD_NAMESERVER_IP)
+    return {"node": target, "before": before, "where": target}
+
+
+def _nameserver_clear(ctx: FaultContext, rec: Record) -> None:
+    from netconform.lab.nsexec import NETNS_ETC, write_in_place
+
+    write_in_place(NETNS_ETC / ctx.netplane.node_netns(rec["node"]) / "resolv.conf", rec["before"])
+
+
+def _arp_silent_add(ctx: FaultContext, node: str | None) -> Record:
+    if not ctx.netplane.lb:
+        raise FaultError("lb-arp-silent: this lab has no load balancer (--no-lb)")
+    if node is not None:
+        _node(ctx, node, "last")
+    vips = sorted(v for v, n in ctx.netplane.vips().items() if node is None or n == node)
+    if not vips:
+        raise FaultError("lb-arp-silent: no LoadBalancer VIP is announced" + (f" by {node}" if node else ""))
+    ctx.netplane.set_vip_arp_silent(vips, True)
+    return {"vips": vips, "where": ", ".join(vips)}
+
+
+def _arp_silent_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.set_vip_arp_silent(rec["vips"], False)
+
+
+def _conflict_add(ctx: FaultContext, node: str | None) -> Record:
+    target = _node(ctx, node, "last")
+    plane = ctx.netplane
+    rogue, fabric = plane.ns("rogue"), plane.fabric_netns()
+    run(["ip", "netns", "add", rogue])
+    try:
+        run_parallel(
+            [
+                ip_batch(
+                    fabric,
+                    [
+                        f"link add port-rogue type veth peer name eth0 netns {rogue}",
+                        f"link set port-rogue master {FABRIC_BRIDGE} up",
+                    ],
+                )
+            ]
+        )
+        run_parallel(
+            [
+                ip_batch(
+                    rogue,
+                    [
+                        "link set lo up",
+                        f"link set eth0 address {ROGUE_MAC}",
+                        f"addr add {A.node_ip(target)}/24 dev eth0",
+                        "link set eth0 up",
+                    ],
+                )
+            ]
+        )
+    except NetplaneError:
+        run(["ip", "netns", "del", rogue], check=False)
+        raise
+    return {
+        "node": target,
+        "ip": A.node_ip(target),
+        "mac": ROGUE_MAC,
+        "where": f"{A.node_ip(target)} ({target})",
+    }
+
+
+def _conflict_clear(ctx: FaultContext, rec: Record) -> None:
+    run(["ip", "netns", "del", ctx.netplane.ns("rogue")], check=False)  # its veth goes with it
+    ctx.netplane.forget_neighbour(rec["ip"])  # nobody keeps the rogue's MAC cached
+
+
+def _stale_arp_add(ctx: FaultContext, node: str | None) -> Record:
+    nodes = ctx.nodes[1:] if node is None else [_node(ctx, node, "last")]
+    if not nodes or ctx.nodes[0] in nodes:
+        raise FaultError(
+            f"stale-arp needs a node other than {ctx.nodes[0]} (which holds {A.CONTROL_PLANE_VIP})"
+        )
+    for n in nodes:
+        ctx.netplane.set_static_neighbour(n, A.CONTROL_PLANE_VIP, STALE_MAC)
+    return {"nodes": nodes, "where": ", ".join(nodes)}
+
+
+def _stale_arp_clear(ctx: FaultContext, rec: Record) -> None:
+    for n in rec["nodes"]:
+        ctx.netplane.set_static_neighbour(n, A.CONTROL_PLANE_VIP, None)
+
+
+def _reset_add(ctx: FaultContext, node: str | None) -> Record:
+    if node is not None:
+        _node(ctx, node, "last")
+    pods = _pods_on(ctx.echo_pods(), node, "echo")
+    for pod in pods:
+        assert pod.netns is not None
+        _pod_chain(
+            pod.netns, "filter", "INPUT", "NC-FAULT-RST", ["-p tcp ! --syn -j REJECT --reject-with tcp-reset"]
+        )
+    return {"netns": [p.netns for p in pods], "where": ", ".join(p.name for p in pods)}
+
+
+def _reset_clear(ctx: FaultContext, rec: Record) -> None:
+    for netns in rec["netns"]:
+        _drop_pod_chain(netns, "filter", "INPUT", "NC-FAULT-RST")
+
+
+def _http_port(pod: PodInfo) -> int:
+    named = [p.port for p in pod.ports if p.name.startswith("http") and p.protocol == "TCP"]
+    return named[0] if named else 8080  # the probe kit's echo serves HTTP on 8080 (contracts §4)
+
+
+def _http503_add(ctx: FaultContext, node: str | None) -> Record:
+    if node is not None:
+        _node(ctx, node, "last")
+    pods = _pods_on(ctx.echo_pods(), node, "echo")
+    done: list[dict[str, Any]] = []
+    try:
+        for pod in pods:
+            assert pod.netns is not None
+            program = f"http503-{pod.netns}"
+            argv = [sys.executable, "-m", "netconform.lab.http503", "--port", str(RESPONDER_PORT)]
+            ctx.netplane.start_program(program, pod.netns, argv, "http503: listening")
+            done.append({"netns": pod.netns, "program": program})
+            rule = f"-p tcp -m tcp --dport {_http_port(pod)} -j REDIRECT --to-ports {RESPONDER_PORT}"
+            _pod_chain(pod.netns, "nat", "PREROUTING", "NC-FAULT-503", [rule])
+    except (NetplaneError, FaultError):
+        _http503_clear(ctx, {"pods": done})
+        raise
+    return {"pods": done, "where": ", ".join(p.name for p in pods)}
+
+
+def _http503_clear(ctx: FaultContext, rec: Record) -> None:
+    for item in rec["pods"]:
+        _drop_pod_chain(item["netns"], "nat", "PREROUTING", "NC-FAULT-503")
+        ctx.netplane.stop_program(item["program"])
+
+
+def _mtu_add(ctx: FaultContext, node: str | None) -> Record:
+    nodes = _nodes(ctx, node)
+    for n in nodes:
+        ctx.netplane.set_overlay_mtu(n, BLACKHOLE_MTU)
+    ctx.netplane.set_node_flag(nodes, iptrules.FLAG_DROP_FRAG_NEEDED, True)
+    return {"nodes": nodes, "where": _where(nodes, ctx)}
+
+
+def _mtu_clear(ctx: FaultContext, rec: Record) -> None:
+    ctx.netplane.set_node_flag(rec["nodes"], iptrules.FLAG_DROP_FRAG_NEEDED, False)
+    for n in rec["nodes"]:
+        ctx.netplane.set_overlay_mtu(n, A.OVERLAY_MTU)
+
+
+def _cni_add(ctx: FaultContext, node: str | None) -> Record:
+    target = _node(ctx, node, "last")
+    if ctx.set_node_condition is None:
+        raise FaultError("cni-not-ready needs the control plane (node conditions live in the API)")
+    ctx.set_node_condition(target, False, "NetworkPluginNotReady", CNI_MESSAGE)
+    return {"node": target, "where": target}
+
+
+def _cni_clear(ctx: FaultContext, rec: Record) -> None:
+    if ctx.set_node_condition is not None:
+        ctx.set_node_condition(rec["node"], True, "KubeletReady", "kubelet is posting ready status")
+
+
+_route_add, _route_clear = _flag_fault(FLAG_NO_POD_ROUTES, default_all=False)
+_svcnat_add, _svcnat_clear = _flag_fault(iptrules.FLAG_NO_SERVICE_NAT, default_all=True)
+_snat_add, _snat_clear = _flag_fault(iptrules.FLAG_NO_EGRESS_SNAT, default_all=True)
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault(
+            "tunnel-blocked", "FM-09", "UDP 6081 (overlay) dropped on the fabric", _tunnel_add, _tunnel_clear
+        ),
+        Fault(
+            "node-partition",
+            "FM-13",
+            "one node cut off from the other nodes",
+            _partition_add,
+            _partition_clear,
+        ),
+        Fault("pod-route-missing", "FM-10", "per-pod routes of one node deleted", _route_add, _route_clear),
+        Fault("service-nat-missing", "FM-08", "service DNAT rules removed", _svcnat_add, _svcnat_clear),
+        Fault("snat-missing", "FM-11", "no masquerade for pod→outside traffic", _snat_add, _snat_clear),
+        Fault(
+            "snat-port-exhaustion",
+            "FM-30",
+            "masquerade ports exhausted: new pod→outside connections dropped",
+            _exhaustion_add,
+            _exhaustion_clear,
+        ),
+        Fault("coredns-down", "FM-22", "one DNS pod stops answering", _coredns_add, _coredns_clear),
+        Fault(
+            "upstream-dns-servfail",
+            "FM-23",
+            "the upstream DNS answers SERVFAIL",
+            _servfail_add,
+            _servfail_clear,
+        ),
+        Fault(
+            "node-nameserver-mismatch",
+            "FM-24",
+            f"one node's resolv.conf points at a dead nameserver ({A.DEAD_NAMESERVER_IP})",
+            _nameserver_add,
+            _nameserver_clear,
+        ),
+        Fault(
+            "lb-arp-silent",
+            "FM-06",
+            "LB VIPs stay but ARP for them is not answered",
+            _arp_silent_add,
+            _arp_silent_clear,
+        ),
+        Fault(
+            "ip-conflict", "FM-16", "a second MAC answers ARP for a node IP", _conflict_add, _conflict_clear
+        ),
+        Fault(
+            "stale-arp",
+            "FM-28",
+            f"nodes cache a wrong MAC for the control-plane VIP {A.CONTROL_PLANE_VIP}",
+            _stale_arp_add,
+            _stale_arp_clear,
+        ),
+        Fault(
+            "tcp-reset", "FM-02", "echo backends answer established TCP with RST", _reset_add, _reset_clear
+        ),
+        Fault("http-503", "FM-01", "echo backends answer HTTP 503", _http503_add, _http503_clear),
+        Fault(
+            "mtu-blackhole",
+            "FM-31",
+            f"overlay MTU {BLACKHOLE_MTU} with ICMP frag-needed suppressed",
+            _mtu_add,
+            _mtu_clear,
+        ),
+        Fault("cni-not-ready", "FM-27", "a node reports NetworkPluginNotReady", _cni_add, _cni_clear),
+    )
+}
+
+
+def names() -> list[str]:
+    return list(FAULTS)
+
+
+def describe(name: str) -> str:
+    fault = _lookup(name)
+    return f"{fault.name} ({fault.fm}): {fault.description}"
+
+
+def _lookup(name: str) -> Fault:
+    fault = FAULTS.get(name)
+    if fault is None:
+        raise FaultError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    return fault
+
+
+def add(name: str, ctx: FaultContext, node: str | None = None) -> str:
+    """Inject fault `name` (on `node` where that applies); returns a one-line summary."""
+    fault = _lookup(name)
+    current = ctx.netplane.fault_records().get(name)
+    if current is not None:
+        if current.get("requested_node") == node:
+            return f"{name}: already active on {current.get('where')}"
+        raise FaultError(f"{name} is already active on {current.get('where')}: clear it first")
+    try:
+        record = fault.add(ctx, node)
+    except NetplaneError as exc:
+        raise FaultError(f"{name}: {exc}") from exc
+    record["requested_node"] = node
+    ctx.netplane.set_fault_record(name, record)
+    return f"{name} ({fault.fm}) active on {record.get('where')}"
+
+
+def clear(name: str, ctx: FaultContext) -> str:
+    """Undo fault `name` exactly; a fault that is not active is left alone."""
+    fault = _lookup(name)
+    record = ctx.netplane.fault_records().get(name)
+    if record is None:
+        return f"{name}: not active"
+    try:
+        fault.clear(ctx, record)
+    except NetplaneError as exc:
+        raise FaultError(f"{name}: clearing failed: {exc}") from exc
+    ctx.netplane.set_fault_record(name, None)
+    return f"{name}: cleared"
+
+
+def clear_all(ctx: FaultContext) -> list[str]:
+    done = []
+    for name in list(ctx.netplane.fault_records()):
+        with contextlib.suppress(FaultError):
+            done.append(clear(name, ctx))
+    return done
+
+
+def active(ctx: FaultContext) -> dict[str, str]:
+    return {name: str(rec.get("where")) for name, rec in ctx.netplane.fault_records().items()}
