@@ -36,6 +36,7 @@ TARGET_FAMILY_ORDER = (
     "outside",
     "internet",
     "component",
+    "family",
 )
 TARGET_FAMILY_LABEL = {
     "pod": "pods",
@@ -51,6 +52,7 @@ TARGET_FAMILY_LABEL = {
     "outside": "outside",
     "internet": "internet",
     "component": "components",
+    "family": "not in this cluster",
 }
 
 KIND_ORDER = (
@@ -142,7 +144,7 @@ def target_label(target: str) -> str:
     node = node_of(target)
     if node:
         return node
-    if target.startswith("component:"):
+    if target.startswith(("component:", "family:")):
         return target.split(":", 1)[1]
     return TARGET_FAMILY_LABEL.get(target, target)
 
