@@ -7,7 +7,7 @@ with cells) are only credible when they are measured, so every request and exec 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -28,9 +28,7 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:
-            data = asdict(self)
-        data.pop("_lock", None)
-        return data
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def merge(self, other: dict[str, Any]) -> None:
         for key, value in other.items():
