@@ -266,7 +266,10 @@ def _new_socket(family: int, kind: int, proto: int = 0) -> socket.socket:
 
 def _queued_error(sock: socket.socket, ignore: tuple[int, ...] = ()) -> OSError | None:
     """The first ICMP error queued on sock (struct sock_extended_err's ee_errno), without waiting."""
-    sock.setblocking(False)
+    try:
+        sock.setblocking(False)
+    except OSError:  # already closed (e.g. by http.client)
+        return None
     for _ in range(16):  # bounded: the queue holds few entries
         try:
             _, ancdata, _, _ = sock.recvmsg(1, 1024, MSG_ERRQUEUE)

@@ -108,11 +108,14 @@ class Netns:
         self.close()
 
     def add(self, short: str) -> str:
-        """Create a namespace with loopback up; returns its full name."""
+        """Create a namespace with loopback up and IPv6 DAD off; returns its full name."""
         name = self.prefix + short
         self.names.append(name)  # registered first: cleaned up even if the next step fails
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
         self.run(name, ["ip", "link", "set", "lo", "up"])
+        # no IPv6 duplicate address detection: addresses (link-local too) are usable at once
+        for scope in ("all", "default"):
+            self.run(name, ["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"], check=False)
         return name
 
     def run(

@@ -43,6 +43,8 @@ DNS_SERVER = str(ROOT / "tests" / "agent_dns_server.py")
 SKIP = skip_reason()
 SERVER = "10.71.2.2"
 CLIENT = "10.71.1.2"
+SERVER6 = "fd00:71:2::2"
+CLIENT6 = "fd00:71:1::2"
 
 pytestmark = [
     pytest.mark.root,
@@ -90,6 +92,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "ip route add 10.71.2.0/24 via 10.71.1.1",
             "ip route add 203.0.113.0/24 via 10.71.1.1",
             "sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'",
+            "ip -6 addr add fd00:71:1::2/64 dev eth0 nodad",
+            "ip -6 route add fd00:71:2::/64 via fd00:71:1::1",
         )
         net.sh(
             router,
@@ -97,6 +101,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "ip addr add 10.71.2.1/24 dev eth1",
             "sysctl -qw net.ipv4.ip_forward=1",
             "sysctl -qw net.ipv4.icmp_ratelimit=0",
+            "sysctl -qw net.ipv6.conf.all.forwarding=1",
+            "sysctl -qw net.ipv6.icmp.ratelimit=0",
+            "ip -6 addr add fd00:71:1::1/64 dev eth0 nodad",
+            "ip -6 addr add fd00:71:2::1/64 dev eth1 nodad",
             "iptables -A FORWARD -d 10.71.2.77 -j REJECT --reject-with icmp-host-unreachable",
             "iptables -A FORWARD -d 10.71.2.78 -j DROP",
             # not "no route": the kernel's no-route ICMP shares a rate limit that icmp_ratelimit=0 empties
@@ -107,6 +115,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             server,
             "ip addr add 10.71.2.2/24 dev eth0",
             "ip route add 10.71.1.0/24 via 10.71.2.1",
+            "ip -6 addr add fd00:71:2::2/64 dev eth0 nodad",
+            "ip -6 route add fd00:71:1::/64 via fd00:71:2::1",
             "sysctl -qw net.ipv4.icmp_ratelimit=0",
             "iptables -A INPUT -p tcp --dport 9100 -j DROP",
             "iptables -A INPUT -p tcp --dport 9101 --syn -j REJECT --reject-with tcp-reset",
@@ -239,6 +249,13 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"id": "resolve-nx", "kind": "resolve", "name": "nx.test"}, "name-not-found"),
     ({"id": "resolve-servfail", "kind": "resolve", "name": "fail.test", "timeout": 4.0}, "resolver-failure"),
     ({"id": "resolve-silent", "kind": "resolve", "name": "silent.test", "timeout": 6.0}, "resolver-failure"),
+    ({"id": "tcp6-ok", "kind": "tcp", "host": SERVER6, "port": 9000}, None),
+    ({"id": "tcp6-closed", "kind": "tcp", "host": SERVER6, "port": 9102}, "refused"),
+    ({"id": "http6-ok", "kind": "http", "url": f"http://[{SERVER6}]:8080/"}, None),
+    ({"id": "udp6-ok", "kind": "udp", "host": SERVER6, "port": 9001, "payload_b64": "eA=="}, None),
+    ({"id": "icmp6-raw", "kind": "icmp", "host": SERVER6, "socket": "raw"}, None),
+    ({"id": "icmp6-dgram", "kind": "icmp", "host": SERVER6, "socket": "dgram"}, None),
+    ({"id": "mtu6", "kind": "mtu", "host": SERVER6, "port": 9001, "sizes": [1280, 1400, 1500]}, None),
     ({"id": "read-route", "kind": "read", "path": "/proc/net/route"}, None),
     ({"id": "read-missing", "kind": "read", "path": "/nonexistent/file"}, "other"),
     ({"id": "bad-kind", "kind": "smoke-signal"}, "bad-plan"),
@@ -351,6 +368,15 @@ def test_mtu_known_path_mtu_fails_locally(lab: Lab, results: dict[str, dict[str,
         {"checks": [{"id": "m", "kind": "mtu", "host": SERVER, "port": 9001, "sizes": [1400, 1472]}]}
     )
     assert again["m"]["sizes_too_big"] == [1472] and again["m"]["largest_ok"] == 1400
+
+
+def test_ipv6_paths(results: dict[str, dict[str, Any]]) -> None:
+    assert results["tcp6-ok"]["peer"] == f"[{SERVER6}]:9000"
+    assert results["http6-ok"]["echo"]["client_ip"] == CLIENT6
+    assert json.loads(base64.b64decode(results["udp6-ok"]["reply_b64"]))["client_ip"] == CLIENT6
+    assert results["icmp6-raw"]["socket"] == "raw" and results["icmp6-dgram"]["socket"] == "dgram"
+    mtu6 = results["mtu6"]
+    assert (mtu6["largest_ok"], mtu6["sizes_too_big"], mtu6["path_mtu"]) == (1400, [1500], 1400), mtu6
 
 
 def test_resolve_uses_the_system_resolver(results: dict[str, dict[str, Any]]) -> None:
