@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -105,7 +106,8 @@ class Lab:
             },
         )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            ctx = ssl.create_default_context(cafile=st["ca_file"]) if st.get("ca_file") else None
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             try:

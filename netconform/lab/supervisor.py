@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -32,6 +33,7 @@ from netconform.lab.dataplane import DataPlane, NetplaneDataPlane
 from netconform.lab.faultsbridge import FaultBridge
 from netconform.lab.kubelet import Kubelet
 from netconform.lab.store import ApiError, Store
+from netconform.lab.tls import make_serving_cert
 
 log = logging.getLogger("netconform.lab.supervisor")
 
@@ -52,13 +54,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def kubeconfig(name: str, server: str, admin_token: str, viewer_token: str) -> dict[str, Any]:
+def kubeconfig(name: str, server: str, ca_pem: bytes, admin_token: str, viewer_token: str) -> dict[str, Any]:
     """Two contexts: `lab-NAME` (admin, may do anything) and `lab-NAME-viewer` (read-only, for RBAC tests)."""
     cluster = f"lab-{name}"
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": server}}],
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": [
             {"name": f"{cluster}-admin", "user": {"token": admin_token}},
             {"name": f"{cluster}-viewer", "user": {"token": viewer_token}},
@@ -173,16 +183,19 @@ class Supervisor:
         self.faults = FaultBridge(self)
         runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256)
+        cert = make_serving_cert(self.state_dir / "pki", self.name)
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256, ssl_context=cert.server_context())
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        url = f"http://127.0.0.1:{port}"
+        url = f"https://127.0.0.1:{port}"
         kc_path = self.state_dir / KUBECONFIG_FILE
         kc_tmp = kc_path.with_suffix(".tmp")
         kc_tmp.write_text(
-            yaml.safe_dump(kubeconfig(self.name, url, self.admin_token, self.viewer_token), sort_keys=False)
+            yaml.safe_dump(
+                kubeconfig(self.name, url, cert.ca_pem, self.admin_token, self.viewer_token), sort_keys=False
+            )
         )
         os.chmod(kc_tmp, 0o600)
         kc_tmp.replace(kc_path)
@@ -190,6 +203,7 @@ class Supervisor:
         reconciler = asyncio.ensure_future(self.controllers.run())
         self._save_state(
             phase="running",
+            ca_file=str(self.state_dir / "pki" / "ca.crt"),
             api=url,
             token=self.admin_token,
             viewer_token=self.viewer_token,
