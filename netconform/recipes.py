@@ -44,6 +44,8 @@ class Context:
 
     # -- addresses ------------------------------------------------------------------------------
     def echo_ip(self, node: str) -> str:
+        if f"echo@{node}" in self.kit.unavailable_pods:
+            raise Skip(self.kit.unavailable_pods[f"echo@{node}"])
         ip = self.kit.ip(f"echo@{node}")
         if not ip:
             raise Skip(f"the echo pod on {node} has no IP")
@@ -63,7 +65,10 @@ class Context:
         kit_role = "probe" if role == "pod" else role
         if kit_role in self.kit.unavailable:
             raise Skip(self.kit.unavailable[kit_role])
-        if f"{kit_role}@{node}" not in self.kit.pods:
+        ref = f"{kit_role}@{node}"
+        if ref in self.kit.unavailable_pods:
+            raise Skip(self.kit.unavailable_pods[ref])
+        if ref not in self.kit.pods:
             raise Skip(f"no {kit_role} pod on {node}")
         return subject
 

@@ -60,6 +60,7 @@ class Kit:
     run_id: str
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject/echo id -> name, node, ip
     unavailable: dict[str, str] = field(default_factory=dict)  # "host" / "pod" -> reason
+    unavailable_pods: dict[str, str] = field(default_factory=dict)  # "probe@node-3" -> reason
     clusterip: str | None = None
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
     echo_ports: dict[str, int] = field(default_factory=lambda: dict(ECHO_PORTS))
@@ -151,6 +152,13 @@ def _admission_reason(exc: ApiException, what: str) -> str:
     return api_error_line(exc, f"{what} rejected by the cluster").replace(
         " rejected by the cluster: HTTP 403 Forbidden", " rejected by admission"
     )
+
+
+def _state_of(name: str, pods: dict[str, Any]) -> str:
+    if name not in pods:
+        return "absent"
+    info = pods[name]
+    return f"{info.phase}{'/' + info.waiting_reason if info.waiting_reason else ''}"
 
 
 def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.5) -> Any:
@@ -285,17 +293,21 @@ class KitDeployer:
                 all_ready,
             )
         except KubeError as exc:
-            if "timed out" in str(exc):
-                missing = sorted(e for e in expected if e not in last or not last[e].ready)
-                detail = ", ".join(
-                    f"{m} ({last[m].phase}{'/' + last[m].waiting_reason if last[m].waiting_reason else ''})"
-                    if m in last
-                    else f"{m} (absent)"
-                    for m in missing[:6]
-                )
+            if "timed out" not in str(exc):
+                raise
+            missing = sorted(e for e in expected if e not in last or not last[e].ready)
+            if all(m in missing for m in expected if m.startswith("probe-")):
+                detail = ", ".join(f"{m} ({_state_of(m, last)})" for m in missing[:6])
                 raise KubeError(f"{exc}: not ready: {detail}") from None
-            raise
+            # some nodes are broken (e.g. CNI not ready): probe the rest, name what is missing per pod
+            for m in missing:
+                role, node = m.split("-", 1)
+                self.kit.unavailable_pods[f"{role}@{node}"] = (
+                    f"{m} on {node} not Ready after {self.opts.ready_timeout:.0f} s ({_state_of(m, last)})"
+                )
         for name, info in last.items():
+            if not info.ready:
+                continue
             role = name.split("-", 1)[0]
             node = info.node or name.split("-", 1)[1]
             ref = f"{role}@{node}"

@@ -1,0 +1,292 @@
+"""The conformance suite end to end against ONE lab: a healthy run, every lab fault, cost bounds, bad input.
+
+Each fault is added once the probe kit is Ready (tests/lab_fault_plugin.py), the suite runs (a -k subset
+that still contains every cell the assertion names), and the fault is cleared. Assertions: the cells the
+fault must break fail with the right classified layer, the cells it must not touch pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netns import skip_reason
+
+LAB = f"ncsuite{os.getpid() % 10000}"
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT = 180.0
+pytestmark = [
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    pytest.mark.xdist_group("lab-suite"),
+    pytest.mark.lab,
+    pytest.mark.slow,
+]
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Any]:
+    from netconform.lab.cluster import Lab, LabError
+
+    handle = Lab(LAB)
+    try:
+        handle.up(nodes=3, lb=True)
+    except LabError as exc:
+        handle.down()
+        pytest.skip(f"the lab cannot come up here: {exc}")
+    try:
+        yield handle
+    finally:
+        handle.down()
+
+
+def run_suite(
+    out: Path,
+    *pytest_args: str,
+    fault: str | None = None,
+    extra: tuple[str, ...] = (),
+    timeout: float = RUN_TIMEOUT,
+) -> tuple[int, dict[str, Any] | None, str, float]:
+    env = {
+        **os.environ,
+        "NC_TEST_LAB": LAB,
+        "NC_TEST_FAULT": fault or "",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "netconform.cli",
+        "run",
+        "--lab",
+        LAB,
+        "--probe-timeout",
+        "1",
+        "--attempts",
+        "2",
+        "--ready-timeout",
+        "40",
+        "--lb-timeout",
+        "10",
+        "--delete-timeout",
+        "30",
+        "--out",
+        str(out),
+        "--no-html",
+        *extra,
+        "--",
+        "-p",
+        "tests.lab_fault_plugin",
+        *pytest_args,
+    ]
+    started = time.monotonic()
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
+    )
+    elapsed = time.monotonic() - started
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else None
+    return proc.returncode, results, proc.stdout + proc.stderr, elapsed
+
+
+def cells(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """cell id -> cell (the first test item that carries it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for cell in results["cells"]:
+        cid = f"{cell['subject']}->{cell['target']}/{cell['layer']}-{cell['protocol']}"
+        out.setdefault(cid, cell)
+    return out
+
+
+def managed_namespaces(lab: Any) -> list[str]:
+    from netconform.kube.connect import call, connect
+    from netconform.kube.kit import MANAGED_SELECTOR
+
+    cluster = connect(str(lab.kubeconfig))
+    try:
+        items = call(cluster, "list_namespace", label_selector=MANAGED_SELECTOR).get("items") or []
+        return [i["metadata"]["name"] for i in items]
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def healthy(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    before = lab.status()["api"]
+    rc, results, output, elapsed = run_suite(tmp_path_factory.mktemp("healthy"))
+    after = lab.status()["api"]
+    assert results is not None, output[-3000:]
+    return {
+        "rc": rc,
+        "results": results,
+        "output": output,
+        "elapsed": elapsed,
+        "api": after["requests_total"] - before["requests_total"],
+        "execs": after["exec_sessions"] - before["exec_sessions"],
+    }
+
+
+def test_healthy_lab_every_fm_nothing_fails_and_namespace_gone(healthy: dict[str, Any], lab: Any) -> None:
+    results = healthy["results"]
+    bad = [(c["test"], c["reason"]) for c in results["cells"] if c["outcome"] in ("failed", "error", "flaky")]
+    assert healthy["rc"] == 0 and not bad, (bad[:10], healthy["output"][-2000:])
+    catalogue = ROOT.parent / "shared" / "FAILURE_MODES.md"
+    ids = {f"FM-{i:02d}" for i in range(1, 34)}
+    if catalogue.exists():
+        import re
+
+        ids = set(re.findall(r"^- (FM-\d\d)\b", catalogue.read_text(), flags=re.M))
+    carried = {fm for c in results["cells"] for fm in c["fm"]}
+    assert ids <= carried, sorted(ids - carried)
+    skipped = [c for c in results["cells"] if c["outcome"] == "skipped"]
+    assert all(c["reason"] and len(c["reason"]) > 15 for c in skipped), skipped
+    assert managed_namespaces(lab) == []
+
+
+def test_cost_one_exec_per_subject_per_phase_and_api_by_nodes(
+    healthy: dict[str, Any], lab: Any, tmp_path: Path
+) -> None:
+    stats = healthy["results"]["run"]["stats"]
+    # pod and host subjects on 3 nodes go through exec; the external subject runs locally
+    assert stats["exec_sessions"] <= 6 * stats["phases"], stats
+    assert healthy["execs"] == stats["exec_sessions"]
+    assert stats["probe_checks"] > 100
+    # a run with a fraction of the cells costs about the same API requests: they grow with nodes
+    rc, subset, output, _ = run_suite(tmp_path, "-k", "tcp")
+    assert subset is not None, output[-2000:]
+    assert len(subset["cells"]) < len(healthy["results"]["cells"]) / 2
+    assert abs(subset["run"]["stats"]["api_requests"] - stats["api_requests"]) <= 15, (
+        subset["run"]["stats"],
+        stats,
+    )
+    assert stats["api_requests"] <= 40 + 15 * 3
+
+
+# fault -> (-k expression, cells that must fail with their classified layer, cells that must pass)
+FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
+    "tunnel-blocked": (
+        "pod_to_pod_tcp or node_ping",
+        {"pod@node-1->pod@node-2/L4-tcp": {"L3"}, "pod@node-3->pod@node-1/L4-tcp": {"L3"}},
+        [
+            "pod@node-1->pod@node-1/L4-tcp",
+            "pod@node-2->pod@node-2/L4-tcp",
+            "host@node-1->node@node-2/L3-icmp",
+        ],
+    ),
+    "node-partition": (
+        "pod_to_pod_tcp or node_ping or mesh",
+        {
+            "host@node-1->node@node-3/L3-icmp": {"L3"},
+            "pod@node-1->pod@node-3/L4-tcp": {"L3"},
+            "cluster->component:pod-mesh/L3-partition": {"L3"},
+        },
+        ["host@node-1->node@node-2/L3-icmp", "pod@node-1->pod@node-2/L4-tcp"],
+    ),
+    "pod-route-missing": (
+        "own_pods or pod_to_pod_tcp or routes",
+        {"host@node-3->pod@node-3/L4-tcp": {"L3"}, "host@node-3->node@node-3/L3-routes": {"L3"}},
+        ["host@node-1->pod@node-1/L4-tcp", "pod@node-1->pod@node-2/L4-tcp"],
+    ),
+    "service-nat-missing": (
+        "clusterip_tcp or pod_to_pod_tcp",
+        {"pod@node-1->clusterip/L4-tcp": {"L3", "L4"}},
+        ["pod@node-1->pod@node-2/L4-tcp"],
+    ),
+    "snat-missing": (
+        "egress or node_egress",
+        {"pod@node-1->outside/L4-snat": {"L3"}},
+        ["host@node-1->outside/L4-tcp"],
+    ),
+    "snat-port-exhaustion": (
+        "egress_tcp or node_egress",
+        {"pod@node-1->outside/L4-tcp": {"L3"}},
+        ["host@node-1->outside/L4-tcp"],
+    ),
+    "coredns-down": (
+        "each_coredns_pod or internal_name",
+        {"pod@node-3->coredns@node-1/DNS-udp": {"DNS"}},
+        ["pod@node-3->coredns@node-2/DNS-udp"],
+    ),
+    "upstream-dns-servfail": (
+        "internal_name or external_name",
+        {"pod@node-1->dns-external/DNS-udp": {"DNS"}},
+        ["pod@node-1->dns-internal/DNS-udp"],
+    ),
+    "node-nameserver-mismatch": (
+        "nameserver",
+        {
+            "cluster->component:node-nameservers/DNS-config": {"DNS"},
+            "host@node-3->nameserver@node-3/DNS-udp": {"DNS"},
+        },
+        ["host@node-1->nameserver@node-1/DNS-udp"],
+    ),
+    "lb-arp-silent": (
+        "lb_vip_arp or lb_from_outside_tcp or clusterip_tcp",
+        {"external->lb-vip/L4-tcp": {"L3"}},
+        ["pod@node-1->clusterip/L4-tcp"],
+    ),
+    "ip-conflict": (
+        "node_arp",
+        {"host@node-1->node@node-3/L2-arp": {"L2"}},
+        ["host@node-1->node@node-2/L2-arp"],
+    ),
+    "stale-arp": (
+        "control_plane_vip",
+        {"host@node-2->component:control-plane-vip/L2-arp": {"L2"}},
+        ["host@node-1->component:control-plane-vip/L2-arp"],
+    ),
+    "tcp-reset": (
+        "pod_to_pod_tcp or pod_to_pod_icmp",
+        {"pod@node-1->pod@node-2/L4-tcp": {"L4"}},
+        ["pod@node-1->pod@node-2/L3-icmp"],
+    ),
+    "http-503": (
+        "pod_to_pod_http or pod_to_pod_tcp",
+        {"pod@node-1->pod@node-2/L7-http": {"L7"}},
+        ["pod@node-1->pod@node-2/L4-tcp"],
+    ),
+    "mtu-blackhole": (
+        "mtu or pod_to_pod_tcp",
+        {"pod@node-1->pod@node-2/L3-mtu": {"L3"}},
+        ["pod@node-1->pod@node-2/L4-tcp"],
+    ),
+    "cni-not-ready": (
+        "cni_ready",
+        {"cluster->node@node-3/L3-cni-ready": {"L3"}},
+        ["cluster->node@node-1/L3-cni-ready"],
+    ),
+}
+BEFORE_RUN = {"cni-not-ready"}  # node conditions are read in the topology snapshot, before the kit
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, Any], tmp_path: Path) -> None:
+    expr, must_fail, must_pass = FAULTS[fault]
+    try:
+        if fault in BEFORE_RUN:
+            lab.fault_add(fault)
+        rc, results, output, elapsed = run_suite(
+            tmp_path, "-k", expr, fault=None if fault in BEFORE_RUN else fault
+        )
+    finally:
+        lab.fault_clear()
+    assert results is not None, output[-3000:]
+    by_id = cells(results)
+    for cid, layers in must_fail.items():
+        assert cid in by_id, (cid, sorted(by_id)[:20], output[-1500:])
+        cell = by_id[cid]
+        assert cell["outcome"] == "failed", (cid, cell["outcome"], cell["reason"])
+        assert cell["classified_layer"] in layers, (cid, cell["classified_layer"], cell["reason"])
+    for cid in must_pass:
+        assert cid in by_id, (cid, sorted(by_id)[:20])
+        assert by_id[cid]["outcome"] == "passed", (cid, by_id[cid]["outcome"], by_id[cid]["reason"])
+    assert rc == 1
+    # a fault that fails many cells adds about one timeout x attempts, not one per cell
+    assert elapsed < healthy["elapsed"] + 2 * 1.0 * 2 + 15, (elapsed, healthy["elapsed"])
