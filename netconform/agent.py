@@ -1108,20 +1108,64 @@ class EchoTCPHandler(socketserver.BaseRequestHandler):
             return
 
 
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+
+
+class EchoUDPServer(socketserver.UDPServer):
+    """A UDP server that knows which local address each datagram was sent to (IP_PKTINFO)."""
+
+    def server_activate(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.socket.family == socket.AF_INET6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)  # v4-mapped too
+            else:
+                self.socket.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+
+    def get_request(self) -> tuple[Any, Any]:
+        data, ancdata, _, client = self.socket.recvmsg(self.max_packet_size, 256)
+        local = None
+        for level, kind, value in ancdata:
+            if (level, kind) == (socket.IPPROTO_IPV6, IPV6_PKTINFO) and len(value) >= 16:
+                local = socket.inet_ntop(socket.AF_INET6, value[:16])
+            elif (level, kind) == (socket.IPPROTO_IP, IP_PKTINFO) and len(value) >= 12:
+                local = socket.inet_ntop(socket.AF_INET, value[8:12])
+        return (data, self.socket, local, ancdata), client
+
+
+def _source_only(level: int, kind: int, value: bytes) -> tuple[int, int, bytes] | None:
+    """A received PKTINFO turned into one that sets only the source address (any interface)."""
+    if (level, kind) == (socket.IPPROTO_IPV6, IPV6_PKTINFO) and len(value) >= 20:
+        return level, kind, value[:16] + b"\0\0\0\0"
+    if (level, kind) == (socket.IPPROTO_IP, IP_PKTINFO) and len(value) >= 12:
+        return level, kind, b"\0\0\0\0" + value[4:12]
+    return None
+
+
 class EchoUDPHandler(socketserver.BaseRequestHandler):
+    """Answers each datagram with JSON about its sender, from the address it was sent to."""
+
     def handle(self) -> None:
-        data, sock = self.request
-        server = sock.getsockname()
+        data, sock, local, ancdata = self.request
+        bound = sock.getsockname()
         body = {
             "client_ip": _plain_ip(self.client_address[0]),
             "client_port": self.client_address[1],
-            "server_ip": _plain_ip(server[0]),
-            "server_port": server[1],
+            "server_ip": _plain_ip(local or bound[0]),
+            "server_port": bound[1],
             "bytes": len(data),
             "head_b64": _b64s(data[:64]),
         }
         body.update(_identity())
-        sock.sendto(json.dumps(body).encode(), self.client_address)
+        reply = json.dumps(body).encode()
+        # answer from the address the client used (it may be one of several on this host)
+        source = [_source_only(level, kind, value) for level, kind, value in ancdata]
+        source = [item for item in source if item is not None]
+        try:
+            sock.sendmsg([reply], source, 0, self.client_address)
+        except OSError:
+            sock.sendto(reply, self.client_address)
 
 
 def _make_server(base: type, port: int, handler: type) -> Any:
@@ -1172,7 +1216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.tcp is not None:
             servers.append(("tcp", _make_server(socketserver.ThreadingTCPServer, args.tcp, EchoTCPHandler)))
         if args.udp is not None:
-            servers.append(("udp", _make_server(socketserver.UDPServer, args.udp, EchoUDPHandler)))
+            servers.append(("udp", _make_server(EchoUDPServer, args.udp, EchoUDPHandler)))
     except (OSError, ssl.SSLError) as exc:
         print(f"agent serve: cannot listen: {error_of(exc)[2]}", file=sys.stderr)
         for _, server in servers:

@@ -342,6 +342,7 @@ def test_https_insecure_switch(lab: Lab, results: dict[str, dict[str, Any]]) -> 
 def test_udp_and_tcp_echo(results: dict[str, dict[str, Any]]) -> None:
     reply = json.loads(base64.b64decode(results["udp-ok"]["reply_b64"]))
     assert reply["client_ip"] == CLIENT and reply["bytes"] == 5 and reply["node"] == "node-7"
+    assert reply["server_ip"] == SERVER and reply["server_port"] == 9001
     assert f"{CLIENT}:{reply['client_port']}" == results["udp-ok"]["local"]
     assert base64.b64decode(results["tcp-echo"]["reply_b64"]) == b"ping\n"
     assert results["tcp-ok"]["peer"] == f"{SERVER}:9000"
@@ -373,7 +374,8 @@ def test_mtu_known_path_mtu_fails_locally(lab: Lab, results: dict[str, dict[str,
 def test_ipv6_paths(results: dict[str, dict[str, Any]]) -> None:
     assert results["tcp6-ok"]["peer"] == f"[{SERVER6}]:9000"
     assert results["http6-ok"]["echo"]["client_ip"] == CLIENT6
-    assert json.loads(base64.b64decode(results["udp6-ok"]["reply_b64"]))["client_ip"] == CLIENT6
+    reply6 = json.loads(base64.b64decode(results["udp6-ok"]["reply_b64"]))
+    assert (reply6["client_ip"], reply6["server_ip"]) == (CLIENT6, SERVER6)
     assert results["icmp6-raw"]["socket"] == "raw" and results["icmp6-dgram"]["socket"] == "dgram"
     mtu6 = results["mtu6"]
     assert (mtu6["largest_ok"], mtu6["sizes_too_big"], mtu6["path_mtu"]) == (1400, [1500], 1400), mtu6

@@ -259,3 +259,17 @@ def test_any_text_gives_json_never_a_traceback(text: str) -> None:
     assert code in (0, 2)
     assert json.loads(json.dumps(doc)) == doc
     assert isinstance(doc["results"], list)
+
+
+def test_package_cli_runs_the_agent() -> None:
+    """`netconform agent run` is the same agent (netconform.cli maps it to netconform.agent:main)."""
+    plan = {"checks": [{"id": "r", "kind": "read", "path": str(AGENT), "max_bytes": 3}]}
+    done = subprocess.run(
+        [sys.executable, "-m", "netconform.cli", "agent", "run"],
+        input=json.dumps(plan) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["content"] == SOURCE[:3]
