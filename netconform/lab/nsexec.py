@@ -153,7 +153,7 @@ def kill_pids(pids: Iterable[int], *, grace: float = 2.0) -> None:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if _alive(pid)}
+        alive = {pid for pid in alive if process_alive(pid)}
         if alive:
             time.sleep(0.05)  # polling process exit; bounded by `grace`
     for pid in alive:
@@ -161,12 +161,13 @@ def kill_pids(pids: Iterable[int], *, grace: float = 2.0) -> None:
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 2.0
     while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if _alive(pid)}
+        alive = {pid for pid in alive if process_alive(pid)}
         if alive:
             time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True for a running process (a zombie is not; our own children are reaped here)."""
     # reap it first when it is our child, otherwise a zombie looks alive forever
     with contextlib.suppress(ChildProcessError, OSError):
         done, _ = os.waitpid(pid, os.WNOHANG)
@@ -205,7 +206,7 @@ def wait_for_log(log: Path, marker: str, pid: int, *, timeout: float, what: str)
         with contextlib.suppress(FileNotFoundError):
             if marker in log.read_text(errors="replace"):
                 return
-        if not _alive(pid):
+        if not process_alive(pid):
             tail = _first_line("\n".join(log.read_text(errors="replace").splitlines()[-3:]))
             raise NetplaneError(f"{what} exited at start: {tail or 'no output'} (log {log})")
         time.sleep(0.02)  # polling for the program's ready line, bounded by `timeout`

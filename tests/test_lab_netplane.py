@@ -1,0 +1,340 @@
+"""The lab data plane on real namespaces, without the control plane: connectivity of every kind the
+suite checks (pod↔pod on one node and across the VXLAN overlay, Services, NodePort, LB VIP with ARP,
+SNAT, cluster DNS) and the safety rules (nothing in the root namespace, documentation addresses only,
+complete teardown even after the builder died)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netconform.lab import addressing as A
+from netconform.lab.netplane import Netplane, NetplaneError, destroy_lab
+from netconform.lab.nsexec import NETNS_ETC, netns_list, process_alive
+from tests.dataplane_helpers import (
+    ECHO_CIP,
+    EMPTY_CIP,
+    PODS,
+    VIP,
+    DataplaneLab,
+    build_test_lab,
+    client_ip,
+    dns_answer,
+    dns_query,
+    echo_services,
+    http,
+    icmp,
+    lab_name,
+    probe,
+    sh,
+    skip_reason,
+    tcp,
+    udp,
+    write_zone,
+    zone,
+)
+
+pytestmark = [
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    pytest.mark.root,
+    pytest.mark.xdist_group("lab-dataplane-netplane"),
+]
+
+BUILD_BUDGET_S = 5.0  # the whole lab (control plane included) must be up in 15 s
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataplaneLab]:
+    name = lab_name("dpn")
+    state_dir = tmp_path_factory.mktemp(name)
+    test_lab = None
+    try:
+        test_lab = build_test_lab(name, state_dir)
+        yield test_lab
+    finally:
+        destroy_lab(name, state_dir)
+
+
+def test_build_is_fast(lab: DataplaneLab) -> None:
+    timings = lab.plane.timings
+    print(f"data plane build timings (s): {json.dumps({k: round(v, 3) for k, v in timings.items()})}")
+    assert timings["build"] < BUILD_BUDGET_S
+
+
+def test_pod_to_pod_on_the_same_node(lab: DataplaneLab) -> None:
+    results = probe(lab.ns("a1"), [http("http", "http://10.244.1.11:8080/"), icmp("ping", "10.244.1.11")])
+    assert client_ip(results["http"]) == "10.244.1.10"  # no NAT between pods
+    assert results["ping"]["ok"], results["ping"]
+
+
+def test_pod_to_pod_across_nodes_rides_udp_6081(lab: DataplaneLab) -> None:
+    fabric = lab.plane.fabric_netns()
+    capture = subprocess.Popen(
+        [
+            *(
+                "ip",
+                "netns",
+                "exec",
+                fabric,
+                "timeout",
+                "8",
+                "tcpdump",
+                "-l",
+                "-n",
+                "-c",
+                "1",
+                "-i",
+                "port-node-1",
+            ),
+            "udp dst port 6081 and src host 10.89.0.11 and dst host 10.89.0.12",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert capture.stderr is not None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # wait for tcpdump to say it listens
+            if "listening on" in capture.stderr.readline():
+                break
+        results = probe(
+            lab.ns("a1"), [http("http", "http://10.244.2.10:8080/"), udp("udp", "10.244.2.10", 9001)]
+        )
+        out, _ = capture.communicate(timeout=10)
+    finally:
+        if capture.poll() is None:
+            capture.kill()
+            capture.wait(timeout=5)
+    assert client_ip(results["http"]) == "10.244.1.10"
+    assert client_ip(results["udp"]) == "10.244.1.10"
+    assert "10.89.0.11" in out and "10.89.0.12.6081" in out, f"no VXLAN packet node-1 → node-2 seen: {out!r}"
+    details = sh(lab.plane.node_netns("node-1"), ["ip", "-d", "link", "show", "vx0"])
+    assert "vxlan id 1" in details and "dstport 6081" in details
+
+
+def test_node_reaches_its_pods_through_per_pod_routes(lab: DataplaneLab) -> None:
+    routes = sh(lab.plane.node_netns("node-1"), ["ip", "route"])
+    assert "10.244.1.10 dev cbr0" in routes and "10.244.1.11 dev cbr0" in routes
+    assert "10.244.2.0/24 via 10.244.2.0 dev vx0" in routes
+    results = probe(
+        lab.plane.node_netns("node-1"), [tcp("tcp", "10.244.1.11", 9000), tcp("far", "10.244.3.10", 9000)]
+    )
+    assert results["tcp"]["ok"] and results["far"]["ok"], results
+
+
+def test_pod_to_clusterip_tcp_and_udp_is_balanced(lab: DataplaneLab) -> None:
+    checks = [http(f"h{i}", f"http://{ECHO_CIP}/") for i in range(12)] + [udp("udp", ECHO_CIP, 9001)]
+    results = probe(lab.ns("a1"), checks)
+    servers = {results[f"h{i}"]["echo"]["server_ip"] for i in range(12) if results[f"h{i}"]["ok"]}
+    assert all(results[f"h{i}"]["ok"] for i in range(12)), results
+    assert len(servers) >= 2, f"random balancing should reach several backends, got {servers}"
+    assert servers <= {PODS[p][1] for p in ("a2", "b1", "c1")}
+    assert client_ip(results["h0"]) == "10.244.1.10"  # pod sources are not masqueraded
+    assert client_ip(results["udp"]) == "10.244.1.10"
+
+
+def test_service_without_endpoints_refuses(lab: DataplaneLab) -> None:
+    result = probe(lab.ns("a1"), [tcp("tcp", EMPTY_CIP, 80)])["tcp"]
+    assert not result["ok"] and result["error"] == "refused", result
+
+
+def test_node_to_nodeport_on_every_node(lab: DataplaneLab) -> None:
+    checks = [http(n, f"http://{A.node_ip(n)}:30080/") for n in lab.plane.nodes]
+    checks.append(udp("udp", A.node_ip("node-3"), 30081))
+    results = probe(lab.plane.node_netns("node-1"), checks)
+    assert all(r["ok"] for r in results.values()), results
+
+
+def test_outside_client_reaches_lb_vip_and_nodeport_but_not_clusterip(lab: DataplaneLab) -> None:
+    checks = [
+        http("vip", f"http://{VIP}/"),
+        http("np", "http://10.89.0.13:30080/"),
+        tcp("cip", ECHO_CIP, 80, 1.0),
+    ]
+    argv = lab.plane.run_in_outside(["true"])
+    assert argv[:4] == ["ip", "netns", "exec", lab.plane.client_netns()]
+    results = probe(lab.plane.client_netns(), checks)
+    assert results["vip"]["ok"] and results["np"]["ok"], results
+    assert not results["cip"]["ok"], "a ClusterIP must not be reachable from outside the cluster"
+    assert "203.0.113.20" in sh(lab.plane.client_netns(), ["ip", "-br", "addr", "show", "eth0"])
+
+
+def test_vip_arp_is_answered_by_exactly_the_announcing_node(lab: DataplaneLab) -> None:
+    results = probe(
+        lab.plane.router_netns(), [{"id": "arp", "kind": "arp", "ip": VIP, "window": 1.0, "timeout": 2.0}]
+    )
+    mac = sh(lab.plane.node_netns("node-2"), ["cat", "/sys/class/net/eth0/address"]).strip()
+    assert results["arp"]["macs"] == [mac]
+
+
+def test_no_lb_lab_announces_nothing(tmp_path: Path) -> None:
+    plane = Netplane(lab_name("dpq"), nodes=1, lb=False, state_dir=tmp_path)
+    plane.announce_vip(VIP, "node-1")
+    assert plane.vips() == {}
+
+
+def test_pod_egress_leaves_with_the_node_ip(lab: DataplaneLab) -> None:
+    checks = [http("outside", "http://203.0.113.10/"), http("internet", "http://198.51.100.10/")]
+    checks.append(icmp("ping", "203.0.113.10"))
+    from_a1, from_c1 = probe(lab.ns("a1"), checks), probe(lab.ns("c1"), checks)
+    assert client_ip(from_a1["outside"]) == "10.89.0.11"
+    assert client_ip(from_a1["internet"]) == "10.89.0.11"
+    assert client_ip(from_c1["outside"]) == "10.89.0.13"
+    assert from_a1["ping"]["ok"]
+
+
+def test_cluster_dns_internal_external_and_reload(lab: DataplaneLab) -> None:
+    checks = [
+        dns_query("svc", A.KUBE_DNS_IP, "echo.default.svc.cluster.local"),
+        dns_query("k8s", "10.244.2.53", "kubernetes.default.svc.cluster.local"),
+        dns_query("missing", A.KUBE_DNS_IP, "nope.default.svc.cluster.local"),
+        dns_query("aaaa", "10.244.1.53", "echo.default.svc.cluster.local", "AAAA"),
+        dns_query("ext", A.KUBE_DNS_IP, "example.test"),
+        dns_query("extmissing", "10.244.1.53", "unknown.test"),
+        {**dns_query("tcp", A.KUBE_DNS_IP, "echo.default.svc.cluster.local"), "transport": "tcp"},
+        {"id": "resolve", "kind": "resolve", "name": "echo", "timeout": 3.0},
+    ]
+    results = probe(lab.ns("a1"), checks)
+    assert dns_answer(results["svc"]) == ("NOERROR", [ECHO_CIP])
+    assert dns_answer(results["k8s"]) == ("NOERROR", [A.KUBERNETES_SERVICE_IP])
+    assert dns_answer(results["missing"]) == ("NXDOMAIN", [])
+    assert dns_answer(results["aaaa"]) == ("NOERROR", [])
+    assert dns_answer(results["ext"]) == ("NOERROR", [A.OUTSIDE_ECHO_IP])
+    assert dns_answer(results["extmissing"]) == ("NXDOMAIN", [])
+    assert dns_answer(results["tcp"]) == ("NOERROR", [ECHO_CIP])
+    assert results["resolve"]["ok"] and ECHO_CIP in results["resolve"]["addresses"], results["resolve"]
+    write_zone(lab.zone_file, zone({"late.default.svc.cluster.local": {"A": ["10.96.0.77"]}}))
+    try:
+        late = probe(lab.ns("a1"), [dns_query("late", "10.244.1.53", "late.default.svc.cluster.local")])
+        assert dns_answer(late["late"]) == ("NOERROR", ["10.96.0.77"])  # re-read on the next query
+    finally:
+        write_zone(lab.zone_file, zone())
+
+
+def test_node_resolver_is_the_upstream(lab: DataplaneLab) -> None:
+    node = lab.plane.node_netns("node-2")
+    assert sh(node, ["cat", "/etc/resolv.conf"]) == "nameserver 203.0.113.53\n"
+    results = probe(node, [{"id": "resolve", "kind": "resolve", "name": "www.example.test", "timeout": 3.0}])
+    assert results["resolve"]["addresses"] == ["203.0.113.10"]
+
+
+def test_sync_services_is_idempotent_and_follows_backends(lab: DataplaneLab) -> None:
+    node1 = lab.plane.node_netns("node-1")
+    before = lab.plane.state().applied
+    lab.plane.sync_services(echo_services())
+    assert lab.plane.state().applied == before  # nothing to rewrite
+    only_c1 = [s for s in echo_services() if s.key != "default/echo"]
+    echo = next(s for s in echo_services() if s.key == "default/echo")
+    narrowed = type(echo)(
+        echo.key,
+        echo.cluster_ip,
+        tuple(
+            type(p)(
+                p.protocol, p.port, tuple(b for b in p.backends if b.ip == "10.244.3.10"), p.node_port, p.name
+            )
+            for p in echo.ports
+        ),
+        echo.lb_ips,
+    )
+    try:
+        lab.plane.sync_services([narrowed, *only_c1])
+        results = probe(lab.ns("a1"), [http(f"h{i}", f"http://{ECHO_CIP}/") for i in range(6)])
+        assert {r["echo"]["server_ip"] for r in results.values()} == {"10.244.3.10"}
+        assert sh(node1, ["iptables-save", "-t", "nat"]).count("DNAT") == 3 + 2 * 2  # echo 3 ports, dns 2×2
+    finally:
+        lab.plane.sync_services(echo_services())
+
+
+def test_remove_and_re_add_pod(lab: DataplaneLab) -> None:
+    key, node = "default/tmp", "node-3"
+    netns = lab.plane.add_pod(key, node, "10.244.3.77", "nameserver 10.96.0.10\n")
+    assert lab.plane.add_pod(key, node, "10.244.3.77", "nameserver 10.96.0.10\n") == netns  # idempotent
+    assert (NETNS_ETC / netns / "resolv.conf").read_text() == "nameserver 10.96.0.10\n"
+    assert probe(lab.plane.node_netns(node), [icmp("ping", "10.244.3.77")])["ping"]["ok"]
+    lab.plane.remove_pod(key)
+    assert netns not in netns_list() and not (NETNS_ETC / netns).exists()
+    node_ns = lab.plane.node_netns(node)
+    assert "10.244.3.77" not in sh(node_ns, ["ip", "route"])
+    assert "veth" + A.pod_short(key) not in sh(node_ns, ["ip", "-o", "link"])
+    lab.plane.remove_pod(key)  # unknown keys are fine
+
+
+@pytest.mark.parametrize(
+    ("node", "ip", "message"),
+    [
+        ("node-1", "10.244.2.50", "not a usable address"),
+        ("node-1", "10.244.1.1", "not a usable address"),
+        ("node-9", "10.244.9.5", "unknown node"),
+        ("node-1", "10.244.1.10", "already used by pod default/a1"),
+        ("node-1", "bogus", "not an IPv4 address"),
+    ],
+)
+def test_add_pod_rejects_bad_input(lab: DataplaneLab, node: str, ip: str, message: str) -> None:
+    with pytest.raises(NetplaneError, match=message):
+        lab.plane.add_pod("default/bad", node, ip, "")
+
+
+def test_build_refuses_an_existing_lab(lab: DataplaneLab) -> None:
+    with pytest.raises(NetplaneError, match="already has namespaces"):
+        Netplane(lab.plane.lab, nodes=3, state_dir=lab.plane.state_dir / "other").build()
+
+
+def test_nothing_of_the_lab_in_the_root_namespace(lab: DataplaneLab) -> None:
+    links = subprocess.run(["ip", "-o", "-d", "link"], capture_output=True, text=True, timeout=10).stdout
+    assert A.ns_prefix(lab.plane.lab) not in links
+    routes = subprocess.run(
+        ["ip", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10
+    ).stdout
+    for net in ("10.89.0.", "10.244.", "203.0.113.", "198.51.100."):
+        assert net not in routes
+
+
+def test_outside_world_uses_documentation_addresses_only(lab: DataplaneLab) -> None:
+    fabric = ipaddress.ip_network(A.FABRIC_CIDR)
+    for role in ("router", "outside", "client", "internet"):
+        out = sh(lab.plane.ns(role), ["ip", "-j", "addr"])
+        for link in json.loads(out):
+            for addr in link.get("addr_info", []):
+                if addr["family"] != "inet" or addr["local"].startswith("127."):
+                    continue
+                ip = ipaddress.ip_address(addr["local"])
+                assert ip in fabric or A.is_documentation_address(str(ip)), f"{role}: {ip}"
+    router_routes = sh(lab.plane.router_netns(), ["ip", "route"])
+    assert "default" not in router_routes  # the router leads nowhere beyond the lab
+    for role in ("outside", "client"):
+        assert "default via 203.0.113.1" in sh(lab.plane.ns(role), ["ip", "route"])
+
+
+def test_destroy_works_after_the_builder_died(tmp_path: Path) -> None:
+    name = lab_name("dpd")
+    script = (
+        "import sys; from pathlib import Path; from netconform.lab.netplane import Netplane\n"
+        f"p = Netplane({name!r}, nodes=2, state_dir=Path({str(tmp_path)!r})); p.build()\n"
+        "p.add_pod('default/x', 'node-2', '10.244.2.9', 'nameserver 10.96.0.10\\n')\n"
+        "print(p.state().processes)\n"
+    )
+    try:
+        built = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert built.returncode == 0, built.stderr[-500:]
+        namespaces = [n for n in netns_list() if n.startswith(A.ns_prefix(name))]
+        assert len(namespaces) == 1 + 2 + 4 + 1  # fabric, nodes, router/outside/client/internet, pod
+        pids = [int(p["pid"]) for p in Netplane.load(name, tmp_path).state().processes.values()]
+        assert pids and all(process_alive(pid) for pid in pids)
+    finally:
+        removed = destroy_lab(name, tmp_path)
+    assert sorted(removed) == sorted(namespaces)
+    assert not [n for n in netns_list() if n.startswith(A.ns_prefix(name))]
+    assert not [e for e in NETNS_ETC.iterdir() if e.name.startswith(A.ns_prefix(name))]
+    assert not any(process_alive(pid) for pid in pids)
+    assert not (tmp_path / "netplane.json").exists()
+    assert destroy_lab(name, tmp_path) == []  # idempotent
+    with pytest.raises(NetplaneError, match="no data plane state"):
+        Netplane.load(name, tmp_path)
