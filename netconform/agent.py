@@ -119,6 +119,8 @@ MAX_ATTEMPTS = 10
 MAX_TIMEOUT = 300.0
 DEFAULT_TIMEOUT = 2.0
 STDIN_DEADLINE = 60.0  # how long `run` waits for the plan line before giving up
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+MAX_CHECKS = 2000  # one thread each
 
 
 class PlanError(Exception):
@@ -943,6 +945,8 @@ def execute_plan(text: str) -> tuple[dict[str, Any], int]:
         return top_level_error("the plan must be a JSON object with a 'checks' list"), 0
     if not isinstance(plan.get("checks"), list):
         return top_level_error("the plan has no 'checks' list"), 0
+    if len(plan["checks"]) > MAX_CHECKS:
+        return top_level_error(f"the plan has {len(plan['checks'])} checks; at most {MAX_CHECKS} per run"), 0
     try:
         settings = _plan_settings(plan)
     except PlanError as exc:
@@ -972,10 +976,24 @@ def execute_plan(text: str) -> tuple[dict[str, Any], int]:
     started = time.monotonic()
     for index in range(len(checks)):
         thread = threading.Thread(target=work, args=(index,), name=f"check-{index}", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # the system refused another thread
+            results[index] = checks[index].result(
+                [
+                    {
+                        "ok": False,
+                        "error": "other",
+                        "errno": None,
+                        "message": f"agent: {exc}",
+                        "elapsed_ms": 0.0,
+                    }
+                ]
+            )
         threads.append(thread)
     for index, thread in enumerate(threads):
-        thread.join(max(0.0, started + checks[index].budget() - time.monotonic()))
+        if thread.ident is not None:  # started
+            thread.join(max(0.0, started + checks[index].budget() - time.monotonic()))
     document_results = []
     for index, check in enumerate(checks):
         result = results[index]
@@ -1012,6 +1030,8 @@ def read_plan_line(stream: Any, deadline_s: float) -> str:
         if not chunk:
             break
         data += chunk
+        if len(data) > MAX_PLAN_BYTES:
+            raise ValueError(f"the plan line is longer than {MAX_PLAN_BYTES} bytes")
     return data.split(b"\n", 1)[0].decode("utf-8", "replace")
 
 

@@ -127,6 +127,7 @@ def test_stdin_that_never_sends_a_line_times_out() -> None:
         ({"checks": {}}, "'checks' list"),
         ({"checks": [], "attempts": 0}, "attempts"),
         ({"checks": [], "timeout": "soon"}, "timeout"),
+        ({"checks": [{}] * 2001}, "at most 2000"),
     ],
 )
 def test_unusable_plan_is_a_top_level_error(plan: Any, message: str) -> None:
