@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import time
 
 from netconform.lab.store import Obj, Store, now_iso
 
 MAX_EVENTS = 2000
+_seq = itertools.count()
 
 
 def record(
@@ -36,7 +38,11 @@ def record(
     event: Obj = {
         "kind": "Event",
         "apiVersion": "v1",
-        "metadata": {"name": f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+        "metadata": {
+            # nanosecond hex like the real API: names sort in creation order
+            "name": f"{meta.get('name', 'object')}.{time.time_ns():x}{next(_seq) % 4096:03x}",
+            "namespace": namespace,
+        },
         "involvedObject": involved,
         "reason": reason,
         "message": message,

@@ -60,8 +60,9 @@ def _pod_row(p: Obj) -> list[Any]:
         state = c.get("state", {})
         if "waiting" in state and state["waiting"].get("reason"):
             reason = state["waiting"]["reason"]
-        elif "terminated" in state and status.get("phase") not in ("Succeeded", "Failed", "Running"):
-            reason = state["terminated"].get("reason") or reason
+        elif "terminated" in state:
+            term = state["terminated"]
+            reason = term.get("reason") or f"ExitCode:{term.get('exitCode', 0)}"
     if p["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
     return [

@@ -1,0 +1,75 @@
+"""One shared lab per pytest process (xdist worker), for every test that needs a whole cluster.
+
+Use it from a test module::
+
+    from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
+
+    pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared")]
+
+    def test_something(lab, lab_api): ...
+
+`lab` is session-scoped: the first test that asks for it brings the lab up (3 nodes, LB on) and the
+session's end takes it down, even when tests fail. Tests that change cluster-wide state (faults, node
+conditions) must undo it in a `finally`. The lab name is unique per worker and process so parallel
+workers and parallel engineers never share namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netconform.lab.cluster import Lab, LabError
+
+TOOLS = ("ip", "iptables", "unshare", "nsenter", "conntrack")
+
+
+def missing_requirement() -> str | None:
+    """Why a lab cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces)"
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"the lab needs {', '.join(missing)} (apt-get install iproute2 iptables conntrack util-linux)"
+    return None
+
+
+requires_lab = pytest.mark.skipif(missing_requirement() is not None, reason=missing_requirement() or "")
+
+
+def lab_name(prefix: str = "t") -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    instance = Lab(lab_name())
+    try:
+        instance.up(nodes=3, lb=True)
+    except LabError as err:
+        instance.down()
+        pytest.fail(f"lab up failed: {err}")
+    try:
+        yield instance
+    finally:
+        instance.down()
+
+
+@pytest.fixture(scope="session")
+def lab_api(lab: Lab) -> Any:
+    """A `kubernetes.client.ApiClient` for the lab's admin context."""
+    from kubernetes import config
+
+    api_client = config.new_client_from_config(config_file=str(lab.kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()

@@ -1,0 +1,372 @@
+"""The lab end to end through the official Python client: probe pods run the real agent (mounted from a
+ConfigMap, like the suite does), and every check is one exec over the websocket with the plan on stdin.
+
+Covers: pod->pod on the same and on another node, pod->ClusterIP (TCP, UDP, targetPort by name), node->
+NodePort, outside client->LB VIP, DNS (internal, external, headless) from a pod, SNAT (the outside echo
+sees the node IP), ARP for the VIP answered by exactly one MAC, endpoints following readiness, and the
+exec/API counters of `lab status`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import pytest
+
+from netconform.lab.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
+from netconform.lab.cluster import Lab
+from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401
+
+pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
+
+NS = "e2e"
+AGENT = Path(__file__).resolve().parents[1] / "netconform" / "agent.py"
+SERVE = ["python3", "/opt/netconform/agent.py", "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
+DEADLINE = 30.0
+
+
+def _pod(name: str, node: str, command: list[str], host_network: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"app": "echo" if "serve" in command else "probe"},
+        },
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": host_network,
+            "dnsPolicy": "Default" if host_network else "ClusterFirst",
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3-slim",
+                    "command": command,
+                    "env": [
+                        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    ],
+                    "ports": [
+                        {"name": "http", "containerPort": 8080},
+                        {"name": "echo-udp", "containerPort": 9001, "protocol": "UDP"},
+                    ],
+                    "volumeMounts": [{"name": "agent", "mountPath": "/opt/netconform", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "agent", "configMap": {"name": "agent"}}],
+        },
+    }
+
+
+def _service(name: str, typ: str, headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": typ,
+        "selector": {"app": "echo"},
+        "ports": [
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "udp", "port": 9001, "targetPort": 9001, "protocol": "UDP"},
+        ],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+
+
+class Kit:
+    """The probe kit of this module: pods, services and an exec helper running agent plans."""
+
+    def __init__(self, lab_obj: Lab, api_client: Any) -> None:
+        from kubernetes import client
+
+        self.lab = lab_obj
+        self.core = client.CoreV1Api(api_client)
+        self.pods: dict[str, Any] = {}
+        self.services: dict[str, Any] = {}
+
+    def run_plan(self, pod: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
+        from kubernetes.stream import stream
+
+        plan = json.dumps({"checks": checks, "attempts": 1}) + "\n"
+        ws = stream(
+            self.core.connect_get_namespaced_pod_exec,
+            pod,
+            NS,
+            command=["python3", "/opt/netconform/agent.py", "run"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            _preload_content=False,
+            _request_timeout=30,
+        )
+        try:
+            ws.write_stdin(plan)
+            ws.run_forever(timeout=30)
+            out = ws.read_channel(1)
+            err = ws.read_channel(2)
+            assert ws.returncode == 0, f"agent exit {ws.returncode}: {err}"
+        finally:
+            ws.close()
+        results = {r["id"]: r for r in json.loads(out)["results"]}
+        return results
+
+    def exec_text(self, pod: str, command: list[str]) -> str:
+        from kubernetes.stream import stream
+
+        out: str = stream(
+            self.core.connect_get_namespaced_pod_exec,
+            pod,
+            NS,
+            command=command,
+            stdin=False,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            _request_timeout=30,
+        )
+        return out
+
+
+def _wait(what: str, predicate: Any, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)  # polling the API for `what`, bounded by `timeout`
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:  # noqa: F811
+    from kubernetes import client
+
+    k = Kit(lab, lab_api)
+    k.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+    try:
+        k.core.create_namespaced_config_map(
+            NS, {"metadata": {"name": "agent"}, "data": {"agent.py": AGENT.read_text()}}
+        )
+        for name, node, command, host in (
+            ("echo-2", "node-2", SERVE, False),
+            ("echo-3", "node-3", SERVE, False),
+            ("probe-2", "node-2", ["sleep", "infinity"], False),
+            ("host-2", "node-2", ["sleep", "infinity"], True),
+        ):
+            k.core.create_namespaced_pod(NS, _pod(name, node, command, host))
+        for name, typ, headless in (
+            ("echo", "ClusterIP", False),
+            ("echo-np", "NodePort", False),
+            ("echo-lb", "LoadBalancer", False),
+            ("echo-headless", "ClusterIP", True),
+        ):
+            k.core.create_namespaced_service(NS, _service(name, typ, headless))
+
+        def all_ready() -> bool:
+            pods = k.core.list_namespaced_pod(NS).items
+            return len(pods) == 4 and all(
+                any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods
+            )
+
+        _wait("the e2e pods to be Ready", all_ready)
+        _wait(
+            "the LB VIP", lambda: k.core.read_namespaced_service("echo-lb", NS).status.load_balancer.ingress
+        )
+        _wait(
+            "two echo endpoints",
+            lambda: (
+                len(
+                    [
+                        a
+                        for s in k.core.read_namespaced_endpoints("echo", NS).subsets or []
+                        for a in s.addresses or []
+                    ]
+                )
+                == 2
+            ),
+        )
+        for p in k.core.list_namespaced_pod(NS).items:
+            k.pods[p.metadata.name] = p
+        for s in k.core.list_namespaced_service(NS).items:
+            k.services[s.metadata.name] = s
+        yield k
+    finally:
+        k.core.delete_namespace(NS)
+        _wait(
+            "the e2e namespace to go away",
+            lambda: NS not in [n.metadata.name for n in k.core.list_namespace().items],
+        )
+
+
+def _ip(kit: Kit, pod: str) -> str:
+    ip: str = kit.pods[pod].status.pod_ip
+    return ip
+
+
+def test_downward_api_and_cluster_resolv_conf(kit: Kit) -> None:
+    text = kit.exec_text("probe-2", ["sh", "-c", "echo $NODE_NAME $POD_IP; cat /etc/resolv.conf"])
+    assert text.splitlines()[0] == f"node-2 {_ip(kit, 'probe-2')}"
+    assert "nameserver 10.96.0.10" in text
+    assert f"search {NS}.svc.cluster.local svc.cluster.local cluster.local" in text
+    assert "options ndots:5" in text
+    host = kit.exec_text("host-2", ["cat", "/etc/resolv.conf"])
+    assert "10.96.0.10" not in host, "a hostNetwork pod with dnsPolicy Default must use the node's resolver"
+
+
+def test_pod_to_pod_same_and_other_node(kit: Kit) -> None:
+    res = kit.run_plan(
+        "probe-2",
+        [
+            {"id": "same", "kind": "http", "url": f"http://{_ip(kit, 'echo-2')}:8080/", "timeout": 3},
+            {"id": "other", "kind": "http", "url": f"http://{_ip(kit, 'echo-3')}:8080/", "timeout": 3},
+            {"id": "other-tcp", "kind": "tcp", "host": _ip(kit, "echo-3"), "port": 9000, "timeout": 3},
+        ],
+    )
+    assert all(r["ok"] for r in res.values()), res
+    assert res["other"]["echo"]["client_ip"] == _ip(kit, "probe-2"), "pod-to-pod must not be NATed"
+    assert res["other"]["echo"]["node"] == "node-3"
+
+
+def test_clusterip_tcp_by_port_name_and_udp(kit: Kit) -> None:
+    vip = kit.services["echo"].spec.cluster_ip
+    payload = base64.b64encode(b"ping-udp").decode()
+    res = kit.run_plan(
+        "probe-2",
+        [
+            {"id": "tcp", "kind": "http", "url": f"http://{vip}/", "timeout": 3},
+            {"id": "udp", "kind": "udp", "host": vip, "port": 9001, "payload_b64": payload, "timeout": 3},
+        ],
+    )
+    assert res["tcp"]["ok"], res["tcp"]
+    assert res["tcp"]["echo"]["pod"] in ("echo-2", "echo-3")
+    assert res["udp"]["ok"], res["udp"]
+
+
+def test_node_to_nodeport(kit: Kit) -> None:
+    port = next(p.node_port for p in kit.services["echo-np"].spec.ports if p.name == "http")
+    res = kit.run_plan(
+        "host-2",
+        [
+            {"id": f"np-{n}", "kind": "http", "url": f"http://{node_ip(n)}:{port}/", "timeout": 3}
+            for n in ("node-1", "node-2", "node-3")
+        ],
+    )
+    assert all(r["ok"] for r in res.values()), res
+
+
+def test_dns_internal_external_and_headless(kit: Kit) -> None:
+    def query(name: str) -> dict[str, Any]:
+        wire = dns.message.make_query(name, "A").to_wire()
+        return {
+            "id": name,
+            "kind": "dns",
+            "server": "10.96.0.10",
+            "port": 53,
+            "query_b64": base64.b64encode(wire).decode(),
+            "transport": "udp",
+            "timeout": 3,
+        }
+
+    res = kit.run_plan(
+        "probe-2",
+        [
+            {
+                "id": "internal",
+                "kind": "resolve",
+                "name": "kubernetes.default.svc.cluster.local",
+                "timeout": 3,
+            },
+            {"id": "short", "kind": "resolve", "name": "echo", "timeout": 3},
+            {"id": "external", "kind": "resolve", "name": "example.test", "timeout": 3},
+            query(f"echo-headless.{NS}.svc.cluster.local"),
+        ],
+    )
+    assert res["internal"]["addresses"] == ["10.96.0.1"], res["internal"]
+    assert res["short"]["addresses"] == [kit.services["echo"].spec.cluster_ip], res["short"]
+    assert res["external"]["addresses"] == [OUTSIDE_ECHO_IP], res["external"]
+    answer = dns.message.from_wire(
+        base64.b64decode(res[f"echo-headless.{NS}.svc.cluster.local"]["answer_b64"])
+    )
+    ips = sorted(str(rd) for rrset in answer.answer for rd in rrset)
+    assert ips == sorted([_ip(kit, "echo-2"), _ip(kit, "echo-3")])
+
+
+def test_egress_snat_shows_node_ip(kit: Kit) -> None:
+    res = kit.run_plan(
+        "probe-2", [{"id": "out", "kind": "http", "url": f"http://{OUTSIDE_ECHO_IP}/", "timeout": 3}]
+    )
+    assert res["out"]["ok"], res["out"]
+    assert res["out"]["echo"]["client_ip"] == node_ip("node-2")
+
+
+def test_outside_client_reaches_lb_vip_and_one_mac_answers_arp(kit: Kit) -> None:
+    vip = kit.services["echo-lb"].status.load_balancer.ingress[0].ip
+    assert vip in lb_pool()
+    plan = json.dumps({"checks": [{"id": "lb", "kind": "http", "url": f"http://{vip}/", "timeout": 3}]})
+    proc = subprocess.run(
+        kit.lab.outside_argv(["python3", str(AGENT), "run"]),
+        input=plan + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lb = json.loads(proc.stdout)["results"][0]
+    assert lb["ok"], lb
+    arp = kit.run_plan(
+        "host-2", [{"id": "arp", "kind": "arp", "ip": vip, "interface": "eth0", "window": 1.0, "timeout": 3}]
+    )
+    assert arp["arp"]["ok"], arp["arp"]
+    assert len(arp["arp"]["macs"]) == 1, arp["arp"]
+
+
+def test_endpoints_follow_pod_readiness(kit: Kit) -> None:
+    """A pod that exits leaves the Service's endpoints and EndpointSlice; its restart brings it back."""
+    from kubernetes import client
+
+    disc = client.DiscoveryV1Api(kit.core.api_client)
+
+    def addresses() -> list[str]:
+        eps = kit.core.read_namespaced_endpoints("echo", NS)
+        return sorted(a.ip for s in eps.subsets or [] for a in s.addresses or [])
+
+    def slice_ready() -> list[str]:
+        slices = disc.list_namespaced_endpoint_slice(
+            NS, label_selector="kubernetes.io/service-name=echo"
+        ).items
+        return sorted(a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses)
+
+    both = sorted([_ip(kit, "echo-2"), _ip(kit, "echo-3")])
+    assert addresses() == both and slice_ready() == both
+    # the container process crashes (the kubelet reports its pid as the container id)
+    cid = kit.core.read_namespaced_pod("echo-3", NS).status.container_statuses[0].container_id
+    assert cid.startswith("lab://")
+    os.kill(int(cid.removeprefix("lab://")), signal.SIGKILL)
+    _wait(
+        "echo-3 to restart",
+        lambda: kit.core.read_namespaced_pod("echo-3", NS).status.container_statuses[0].restart_count >= 1,
+    )
+    _wait("echo endpoints to be whole again", lambda: addresses() == both and slice_ready() == both)
+
+
+def test_status_counts_exec_sessions_exactly(kit: Kit) -> None:
+    before = kit.lab.status()["api"]
+    kit.exec_text("probe-2", ["true"])
+    kit.exec_text("probe-2", ["true"])
+    after = kit.lab.status()["api"]
+    assert after["exec_sessions"] - before["exec_sessions"] == 2
+    created = after["requests"].get("create", {}).get("pods/exec", 0)
+    assert created - before["requests"].get("create", {}).get("pods/exec", 0) == 2
