@@ -16,9 +16,9 @@ Usage (module-scoped fixture)::
         proc = net.popen(b, ["python3", "server.py"])   # killed on exit
         net.run(a, ["ping", "-c1", "10.1.0.2"])
 
-API: ``skip_reason()``, ``Netns(tag)`` with ``add``, ``veth``, ``bridge``, ``attach``, ``run``, ``sh``,
-``popen``, ``resolv_conf``, ``close`` (also via ``with``). ``sweep(tag)`` removes namespaces left by
-test processes that died (SIGKILL) - it runs automatically when a ``Netns`` is created.
+API: ``skip_reason()``; ``Netns(tag)`` with ``add``, ``veth``, ``bridge``, ``attach``, ``run``,
+``sh``, ``popen``, ``sysctl``, ``resolv_conf``, ``close`` (also via ``with``). ``sweep(tag)`` removes
+namespaces left by test processes that died (SIGKILL); it runs whenever a ``Netns`` is created.
 """
 
 from __future__ import annotations
@@ -115,8 +115,14 @@ class Netns:
         self.run(name, ["ip", "link", "set", "lo", "up"])
         # no IPv6 duplicate address detection: addresses (link-local too) are usable at once
         for scope in ("all", "default"):
-            self.run(name, ["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"], check=False)
+            with contextlib.suppress(RuntimeError):  # a kernel without IPv6 has no such knob
+                self.sysctl(name, f"net.ipv6.conf.{scope}.accept_dad", "0")
         return name
+
+    def sysctl(self, ns: str, key: str, value: str) -> None:
+        """Set a per-namespace sysctl (written to /proc/sys: no dependency on procps' sysctl)."""
+        path = "/proc/sys/" + key.replace(".", "/")
+        self.run(ns, ["sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sysctl", value, path])
 
     def run(
         self,

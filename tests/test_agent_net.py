@@ -86,12 +86,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         client, router, server = net.add("c"), net.add("r"), net.add("s")
         net.veth(client, "eth0", router, "eth0")
         net.veth(router, "eth1", server, "eth0", mtu=1400)
+        net.sysctl(client, "net.ipv4.ping_group_range", "0 2147483647")  # unprivileged ICMP for root
+        net.sysctl(router, "net.ipv4.ip_forward", "1")
+        net.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
+        for ns in (router, server):  # every ICMP error must come back, however many tests ask at once
+            net.sysctl(ns, "net.ipv4.icmp_ratelimit", "0")
+            net.sysctl(ns, "net.ipv6.icmp.ratelimit", "0")
         net.sh(
             client,
             "ip addr add 10.71.1.2/24 dev eth0",
             "ip route add 10.71.2.0/24 via 10.71.1.1",
             "ip route add 203.0.113.0/24 via 10.71.1.1",
-            "sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'",
             "ip -6 addr add fd00:71:1::2/64 dev eth0 nodad",
             "ip -6 route add fd00:71:2::/64 via fd00:71:1::1",
         )
@@ -99,10 +104,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             router,
             "ip addr add 10.71.1.1/24 dev eth0",
             "ip addr add 10.71.2.1/24 dev eth1",
-            "sysctl -qw net.ipv4.ip_forward=1",
-            "sysctl -qw net.ipv4.icmp_ratelimit=0",
-            "sysctl -qw net.ipv6.conf.all.forwarding=1",
-            "sysctl -qw net.ipv6.icmp.ratelimit=0",
             "ip -6 addr add fd00:71:1::1/64 dev eth0 nodad",
             "ip -6 addr add fd00:71:2::1/64 dev eth1 nodad",
             "iptables -A FORWARD -d 10.71.2.77 -j REJECT --reject-with icmp-host-unreachable",
@@ -117,7 +118,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "ip route add 10.71.1.0/24 via 10.71.2.1",
             "ip -6 addr add fd00:71:2::2/64 dev eth0 nodad",
             "ip -6 route add fd00:71:1::/64 via fd00:71:2::1",
-            "sysctl -qw net.ipv4.icmp_ratelimit=0",
             "iptables -A INPUT -p tcp --dport 9100 -j DROP",
             "iptables -A INPUT -p tcp --dport 9101 --syn -j REJECT --reject-with tcp-reset",
             "iptables -A INPUT -p tcp --dport 9103 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset",
