@@ -76,7 +76,7 @@ def _delete_ns(name: str) -> None:
 
 def sweep(tag: str) -> list[str]:
     """Delete namespaces named "<tag><pid>x..." whose creating process is gone; returns their names."""
-    removed = []
+    removed: list[str] = []
     if not NETNS_RUN.is_dir():
         return removed
     for entry in NETNS_RUN.iterdir():
