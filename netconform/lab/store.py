@@ -224,7 +224,7 @@ class WatchEvent:
     old: Obj | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     resource: str
     namespace: str | None
