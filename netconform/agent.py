@@ -26,12 +26,16 @@ import select
 import signal
 import socket
 import socketserver
-import ssl
 import struct
 import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
+
+try:
+    import ssl
+except ImportError:  # a python3 built without OpenSSL: everything but https still works
+    ssl = None  # type: ignore[assignment]
 
 VERSION = "netconform-agent/1"
 
@@ -152,7 +156,7 @@ def error_of(exc: BaseException) -> tuple[str, int | None, str]:
     if isinstance(exc, socket.gaierror):
         code = "name-not-found" if exc.errno in _EAI_NOT_FOUND else "resolver-failure"
         return code, exc.errno, message
-    if isinstance(exc, ssl.SSLError):  # its errno is an OpenSSL code, not a kernel one
+    if ssl is not None and isinstance(exc, ssl.SSLError):  # its errno is an OpenSSL code, not a kernel one
         return "tls", None, message
     if isinstance(exc, OSError) and exc.errno in ERRNO_CODES:
         return ERRNO_CODES[exc.errno], exc.errno, message
@@ -382,6 +386,8 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise PlanError(f"field 'url' has a bad port: {exc}") from None
+    if parts.scheme == "https" and ssl is None:
+        raise CheckFailure("other", "this python3 has no ssl module: https is not available")
     path = _field(check, "path", str) or (parts.path or "/") + ("?" + parts.query if parts.query else "")
     family, sockaddr = _resolve_one(parts.hostname, port, socket.SOCK_STREAM, deadline)
     tcp = _new_socket(family, socket.SOCK_STREAM)
@@ -1218,6 +1224,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not any((args.http is not None, args.tcp is not None, args.udp is not None, args.https is not None)):
         print("agent serve: give at least one of --http, --https, --tcp, --udp", file=sys.stderr)
         return 2
+    if args.https is not None and ssl is None:
+        print("agent serve: this python3 has no ssl module: --https is not available", file=sys.stderr)
+        return 2
     if args.https is not None and not (args.cert and args.key):
         print("agent serve: --https needs --cert and --key (PEM files)", file=sys.stderr)
         return 2
@@ -1237,7 +1246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             servers.append(("tcp", _make_server(socketserver.ThreadingTCPServer, args.tcp, EchoTCPHandler)))
         if args.udp is not None:
             servers.append(("udp", _make_server(EchoUDPServer, args.udp, EchoUDPHandler)))
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:  # ssl.SSLError is an OSError too
         print(f"agent serve: cannot listen: {error_of(exc)[2]}", file=sys.stderr)
         for _, server in servers:
             server.server_close()

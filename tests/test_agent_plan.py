@@ -274,3 +274,27 @@ def test_package_cli_runs_the_agent() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"][0]["content"] == SOURCE[:3]
+
+
+def test_python_without_ssl_still_runs() -> None:
+    """Minimal images may lack the ssl module: only https becomes unavailable, with a clear message."""
+    code = (
+        "import sys, runpy; sys.modules['ssl'] = None; sys.argv = ['agent.py', 'run'];"
+        f"runpy.run_path({str(AGENT)!r}, run_name='__main__')"
+    )
+    plan = {
+        "checks": [
+            {"id": "r", "kind": "read", "path": str(AGENT), "max_bytes": 2},
+            {"id": "s", "kind": "http", "url": "https://127.0.0.1:9/"},  # refused before any packet
+        ]
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(plan) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    read, https = json.loads(done.stdout)["results"]
+    assert read["ok"] and read["content"] == SOURCE[:2]
+    assert https["error"] == "other" and "no ssl module" in https["message"], https
