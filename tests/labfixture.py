@@ -1,6 +1,6 @@
 """One shared lab per pytest process (xdist worker), for every test that needs a whole cluster.
 
-Use it from a test module::
+Use it from a test module (or list it in a conftest's `pytest_plugins = ["tests.labfixture"]`)::
 
     from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
 
@@ -46,21 +46,32 @@ def lab_name(prefix: str = "t") -> str:
     return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
 
 
+# Importing the fixture into several test modules defines it once per module; this process-wide
+# record makes them all share one lab, brought down when the last of them is finalised.
+_shared: dict[str, Any] = {"lab": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     reason = missing_requirement()
     if reason:
         pytest.skip(reason)
-    instance = Lab(lab_name())
+    if _shared["lab"] is None:
+        instance = Lab(lab_name())
+        try:
+            instance.up(nodes=3, lb=True)
+        except LabError as err:
+            instance.down()
+            pytest.fail(f"lab up failed: {err}")
+        _shared["lab"] = instance
+    _shared["users"] += 1
     try:
-        instance.up(nodes=3, lb=True)
-    except LabError as err:
-        instance.down()
-        pytest.fail(f"lab up failed: {err}")
-    try:
-        yield instance
+        yield _shared["lab"]
     finally:
-        instance.down()
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["lab"].down()
+            _shared["lab"] = None
 
 
 @pytest.fixture(scope="session")
