@@ -134,10 +134,13 @@ class PlanError(Exception):
 class CheckFailure(Exception):
     """A check failed with a code decided by the check itself (e.g. http-status, protocol)."""
 
-    def __init__(self, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, fields: dict[str, Any] | None = None, err_no: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.fields = fields or {}
+        self.err_no = err_no
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,7 +151,7 @@ def error_of(exc: BaseException) -> tuple[str, int | None, str]:
     """(code, errno, message) for an exception, decided by type and errno only, never message text."""
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, CheckFailure):
-        return exc.code, None, str(exc)
+        return exc.code, exc.err_no, str(exc)
     if isinstance(exc, PlanError):
         return "bad-plan", None, str(exc)
     if isinstance(exc, socket.timeout):  # TimeoutError on >= 3.10, its own class before
@@ -716,7 +719,9 @@ def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
                     macs.append(mac)
     fields = {"macs": macs, "interface": iface, "requests": sends}
     if not macs:
-        raise CheckFailure("timeout", f"no ARP reply for {ip} on {iface} within {window:.2f} s", fields)
+        raise CheckFailure(
+            "timeout", f"no ARP reply for {ip} on {iface} within {window:.2f} s", fields, errno.ETIMEDOUT
+        )
     return fields
 
 
@@ -779,9 +784,9 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         }
     if not ok:
         if error is not None:
-            code, _, message = error_of(error)
-            raise CheckFailure(code, message, fields)
-        raise CheckFailure("timeout", "no size was echoed before the deadline", fields)
+            code, err_no, message = error_of(error)
+            raise CheckFailure(code, message, fields, err_no)
+        raise CheckFailure("timeout", "no size was echoed before the deadline", fields, errno.ETIMEDOUT)
     return fields
 
 

@@ -315,6 +315,7 @@ def test_errno_is_reported_with_the_code(results: dict[str, dict[str, Any]]) -> 
     assert results["tcp-rst-data"]["errno"] == 104  # ECONNRESET
     assert results["tcp-router-host"]["errno"] == 113  # EHOSTUNREACH
     assert results["tcp-no-route"]["errno"] == 101  # ENETUNREACH
+    assert results["mtu-closed"]["errno"] == 111 and results["mtu-drop"]["errno"] == 110
 
 
 def test_http_echo_reflects_the_client(results: dict[str, dict[str, Any]]) -> None:
