@@ -159,7 +159,7 @@ def test_cost_one_exec_per_subject_per_phase_and_api_by_nodes(
     assert healthy["execs"] == stats["exec_sessions"]
     assert stats["probe_checks"] > 100
     # a run with a fraction of the cells costs about the same API requests: they grow with nodes
-    rc, subset, output, _ = run_suite(tmp_path, "-k", "tcp")
+    _, subset, output, _ = run_suite(tmp_path, "-k", "tcp")
     assert subset is not None, output[-2000:]
     assert len(subset["cells"]) < len(healthy["results"]["cells"]) / 2
     assert abs(subset["run"]["stats"]["api_requests"] - stats["api_requests"]) <= 15, (
@@ -223,7 +223,7 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
         "nameserver",
         {
             "cluster->component:node-nameservers/DNS-config": {"DNS"},
-            "host@node-3->nameserver@node-3/DNS-udp": {"DNS"},
+            "host@node-3->nameserver@node-3/DNS-udp": {"L3"},
         },
         ["host@node-1->nameserver@node-1/DNS-udp"],
     ),
