@@ -138,14 +138,7 @@ def format_status(s: dict[str, Any]) -> str:
         ),
     ]
     faults = s.get("faults") or []
-    out += [
-        "",
-        "FAULTS: "
-        + (
-            ", ".join(f"{f['name']}" + (f" (node {f['node']})" if f.get("node") else "") for f in faults)
-            or "none"
-        ),
-    ]
+    out += ["", "FAULTS: " + (", ".join(f"{f['name']} ({f['where']})" for f in faults) or "none")]
     api = s["api"]
     out += [
         "",
@@ -189,17 +182,11 @@ def _run(args: argparse.Namespace) -> int:
         lab = Lab(args.name)
         if args.fault_cmd == "list":
             for f in lab.fault_list():
-                print(
-                    f["name"]
-                    + (
-                        f"  ACTIVE (node {f.get('node') or 'auto'}, since {f['since']})"
-                        if f["active"]
-                        else ""
-                    )
-                )
+                state = f"ACTIVE on {f['where']}" if f["active"] else "inactive"
+                print(f"{f['name']:<26} {state:<22} {f['description']}")
         elif args.fault_cmd == "add":
             rec = lab.fault_add(args.fault, args.node)
-            print(f"fault {rec['name']} added" + (f" on {rec['node']}" if rec.get("node") else ""))
+            print(rec["summary"])
         else:
             cleared = lab.fault_clear(args.fault)
             print(f"cleared: {', '.join(cleared) or 'nothing'}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import logging
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from netconform.lab.store import ApiError, now_iso
+from netconform.lab.store import ApiError
 
 if TYPE_CHECKING:
     from netconform.lab.supervisor import Supervisor
@@ -26,7 +25,6 @@ log = logging.getLogger("netconform.lab.faults")
 class FaultBridge:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
-        self.applied: dict[str, dict[str, Any]] = {}  # name -> {"name", "node", "since"}
         self.lock = asyncio.Lock()
 
     @staticmethod
@@ -39,83 +37,82 @@ class FaultBridge:
             ) from None
 
     # ------------------------------------------------------------------ context for the fault module
-    def pods(self) -> list[dict[str, Any]]:
+    def _pod_infos(self, module: ModuleType) -> list[Any]:
+        """A snapshot taken on the event loop (faults run in a thread and must not read the live store)."""
         out = []
         for p in self.sup.store.select("pods"):
-            meta, st = p["metadata"], p.get("status", {})
+            meta, spec, st = p["metadata"], p["spec"], p.get("status", {})
+            if not spec.get("nodeName"):
+                continue
+            ports = tuple(
+                module.PodPort(int(port["containerPort"]), port.get("name", ""), port.get("protocol", "TCP"))
+                for c in spec.get("containers", [])
+                for port in c.get("ports") or []
+            )
+            netns = (
+                None
+                if spec.get("hostNetwork")
+                else self.sup.kubelet.pod_netns(meta["namespace"], meta["name"])
+            )
             out.append(
-                {
-                    "namespace": meta["namespace"],
-                    "name": meta["name"],
-                    "labels": meta.get("labels", {}),
-                    "node": p["spec"].get("nodeName"),
-                    "ip": st.get("podIP"),
-                    "host_network": bool(p["spec"].get("hostNetwork")),
-                    "netns": self.sup.kubelet.pod_netns(meta["namespace"], meta["name"]),
-                    "phase": st.get("phase"),
-                }
+                module.PodInfo(
+                    name=meta["name"],
+                    namespace=meta["namespace"],
+                    node=spec["nodeName"],
+                    netns=netns,
+                    ip=st.get("podIP"),
+                    labels=dict(meta.get("labels") or {}),
+                    ports=ports,
+                )
             )
         return out
 
-    def lb_vips(self) -> list[str]:
-        return sorted(self.sup.controllers.announced)
-
     def set_node_condition(self, node: str, ready: bool, reason: str, message: str) -> None:
-        """Thread-safe: faults run in an executor, the store lives on the event loop."""
-        loop = self.sup.api_loop
-        fut = asyncio.run_coroutine_threadsafe(self._set_condition(node, ready, reason, message), loop)
+        """Called from the fault's worker thread; the store lives on the event loop."""
+        fut = asyncio.run_coroutine_threadsafe(
+            self._set_condition(node, ready, reason, message), self.sup.api_loop
+        )
         fut.result(timeout=10)
 
     async def _set_condition(self, node: str, ready: bool, reason: str, message: str) -> None:
         self.sup.controllers.set_node_condition(node, ready, reason, message)
 
     def _context(self, module: ModuleType) -> Any:
-        ctx_cls = getattr(module, "FaultContext", None)
-        if ctx_cls is None:
-            raise ApiError(500, "InternalError", "netconform.lab.faults has no FaultContext")
-        offered: dict[str, Any] = {
-            "plane": self.sup.plane,
-            "netplane": self.sup.plane,
-            "lab": self.sup.name,
-            "nodes": list(self.sup.node_list),
-            "pods": self.pods(),
-            "kube_dns_netns": [
-                p["netns"] for p in self.pods() if p["labels"].get("k8s-app") == "kube-dns" and p["netns"]
-            ],
-            "lb_vips": self.lb_vips(),
-            "vips": dict(self.sup.controllers.announced),
-            "set_node_condition": self.set_node_condition,
-            "state_dir": self.sup.state_dir,
-        }
-        params = inspect.signature(ctx_cls).parameters
-        missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in offered]
-        if missing:
-            raise ApiError(
-                500,
-                "InternalError",
-                f"FaultContext needs {', '.join(missing)}, which the control plane does not provide",
-            )
-        return ctx_cls(**{n: v for n, v in offered.items() if n in params})
+        snapshot = self._pod_infos(module)
+        return module.FaultContext(
+            netplane=self.sup.plane, pods=lambda: list(snapshot), set_node_condition=self.set_node_condition
+        )
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        module = self._module()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except module.FaultError as err:
+            raise ApiError(422, "Invalid", str(err)) from None
+        except Exception as err:
+            log.exception("fault operation failed")
+            raise ApiError(500, "InternalError", f"fault operation failed: {err}") from None
 
     # ------------------------------------------------------------------ API
     async def catalogue(self) -> list[dict[str, Any]]:
         module = self._module()
-        names = list(module.names())
+        active = module.active(self._context(module))
         return [
             {
                 "name": n,
-                "active": n in self.applied,
-                **(
-                    {"node": self.applied[n]["node"], "since": self.applied[n]["since"]}
-                    if n in self.applied
-                    else {}
-                ),
+                "description": module.describe(n),
+                "active": n in active,
+                **({"where": active[n]} if n in active else {}),
             }
-            for n in names
+            for n in module.names()
         ]
 
     def active(self) -> list[dict[str, Any]]:
-        return list(self.applied.values())
+        try:
+            module = self._module()
+            return [{"name": n, "where": w} for n, w in module.active(self._context(module)).items()]
+        except ApiError:
+            return []
 
     async def add(self, name: str, node: str | None) -> dict[str, Any]:
         module = self._module()
@@ -124,48 +121,23 @@ class FaultBridge:
         if node is not None and node not in self.sup.node_list:
             raise ApiError(422, "Invalid", f"node {node!r}: the lab has {', '.join(self.sup.node_list)}")
         async with self.lock:
-            if name in self.applied:
-                raise ApiError(
-                    409,
-                    "AlreadyExists",
-                    f"fault {name!r} is already active (node {self.applied[name]['node']})",
-                )
-            ctx = self._context(module)
-            loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(None, module.add, name, ctx, node)
-            except (ValueError, KeyError) as err:
-                raise ApiError(422, "Invalid", f"fault {name}: {err}") from None
-            except Exception as err:
-                log.exception("fault %s failed", name)
-                raise ApiError(500, "InternalError", f"fault {name} could not be applied: {err}") from None
-            applied_node = node
-            if isinstance(result, dict) and result.get("node"):
-                applied_node = result["node"]
-            elif isinstance(result, str):
-                applied_node = result
-            record = {"name": name, "node": applied_node, "since": now_iso()}
-            self.applied[name] = record
-            log.info("fault %s added (node %s)", name, applied_node)
-            return record
+            summary = await self._call(module.add, name, self._context(module), node)
+            where = module.active(self._context(module)).get(name)
+            log.info("fault added: %s", summary)
+            return {"name": name, "where": where, "summary": summary}
 
     async def clear(self, name: str | None) -> list[str]:
-        if not self.applied and name is None:
-            return []
         module = self._module()
+        if name is not None and name not in module.names():
+            raise ApiError(404, "NotFound", f"no fault {name!r}; known: {', '.join(module.names())}")
         async with self.lock:
-            names = [name] if name is not None else list(self.applied)
-            if name is not None and name not in self.applied and name not in module.names():
-                raise ApiError(404, "NotFound", f"no fault {name!r}")
+            active = list(module.active(self._context(module)))
+            targets = [name] if name is not None else active
             cleared = []
-            loop = asyncio.get_running_loop()
-            ctx = self._context(module)
-            for n in names:
-                try:
-                    await loop.run_in_executor(None, module.clear, n, ctx)
-                except Exception as err:
-                    log.exception("clearing fault %s failed", n)
-                    raise ApiError(500, "InternalError", f"fault {n} could not be cleared: {err}") from None
-                if self.applied.pop(n, None) is not None or name is not None:
-                    cleared.append(n)
+            for n in targets:
+                if n not in active:
+                    continue
+                summary = await self._call(module.clear, n, self._context(module))
+                log.info("fault cleared: %s", summary)
+                cleared.append(n)
             return cleared
