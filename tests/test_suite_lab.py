@@ -290,3 +290,92 @@ def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, An
     assert rc == 1
     # a fault that fails many cells adds about one timeout x attempts, not one per cell
     assert elapsed < healthy["elapsed"] + 2 * 1.0 * 2 + 15, (elapsed, healthy["elapsed"])
+
+
+def run_raw(*args: str, timeout: float = 60.0) -> tuple[int, str, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "netconform.cli", "run", "--no-html", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+
+
+def test_unreachable_api_bad_kubeconfig_and_context_fail_fast_in_one_line(lab: Any, tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load(lab.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"
+    dead = tmp_path / "dead"
+    dead.write_text(yaml.safe_dump(config))
+    garbage = tmp_path / "garbage"
+    garbage.write_text("{{{")
+    cases = [
+        (["--kubeconfig", str(dead)], "cannot be reached"),
+        (["--kubeconfig", str(garbage)], "bad kubeconfig"),
+        (["--kubeconfig", str(tmp_path / "missing")], "does not exist"),
+        (["--kubeconfig", str(lab.kubeconfig), "--context", "nope"], "context 'nope' not found"),
+    ]
+    for args, words in cases:
+        rc, output, elapsed = run_raw(*args, "--out", str(tmp_path / "out"))
+        errors = [ln for ln in output.splitlines() if ln.strip()]
+        assert rc == 4 and elapsed < 20, (args, rc, output[-1500:])
+        assert len(errors) == 1 and words in errors[0] and "Traceback" not in output, (args, output[-1500:])
+
+
+def test_missing_permission_is_named_before_deploying(lab: Any, tmp_path: Path) -> None:
+    import yaml
+
+    contexts = [c["name"] for c in yaml.safe_load(lab.kubeconfig.read_text())["contexts"]]
+    viewer = next(c for c in contexts if c.endswith("-viewer"))
+    rc, output, elapsed = run_raw(
+        "--kubeconfig", str(lab.kubeconfig), "--context", viewer, "--out", str(tmp_path / "out")
+    )
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert rc == 4 and elapsed < 30 and len(lines) == 1, output[-1500:]
+    assert "missing permission" in lines[0] and "create namespaces" in lines[0], lines
+    assert managed_namespaces(lab) == []
+
+
+def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
+    import signal
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netconform.cli",
+            "run",
+            "--lab",
+            LAB,
+            "--probe-timeout",
+            "1",
+            "--no-html",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not managed_namespaces(lab):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never created its namespace"
+            time.sleep(0.2)  # polling the API for the namespace to appear (bounded by the deadline)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 2, output[-2000:]
+    assert "Traceback" not in output
+    assert managed_namespaces(lab) == []
