@@ -220,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("netconform lab: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line, the traceback only on request
+        if os.environ.get("NETCONFORM_DEBUG"):
+            raise
+        print(
+            f"netconform lab: internal error: {type(err).__name__}: {err} (NETCONFORM_DEBUG=1 shows the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from netconform.lab.addressing import (
     OUTSIDE_ECHO_IP,
     AddressError,
     check_lab_name,
+    node_names,
     ns_name,
 )
 from netconform.lab.nsexec import netns_exists
@@ -121,6 +122,10 @@ class Lab:
     # ------------------------------------------------------------------ lifecycle
     def up(self, nodes: int = 3, lb: bool = True, timeout: float = UP_TIMEOUT) -> Path:
         """Start the lab; returns the kubeconfig path once every kube-system pod is Ready."""
+        try:
+            node_names(nodes)
+        except AddressError as err:
+            raise LabError(str(err)) from None
         if os.geteuid() != 0:
             raise LabError("the lab needs root (it creates network namespaces)")
         if self.running():
