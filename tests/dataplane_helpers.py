@@ -245,29 +245,22 @@ def snapshot(test_lab: DataplaneLab) -> dict[str, str]:
     """The configuration that faults may touch, per namespace, without counters or dynamic entries."""
     plane = test_lab.plane
     out: dict[str, str] = {}
-    namespaces = [
-        *(plane.ns(n) for n in plane.nodes),
-        plane.fabric_netns(),
-        plane.router_netns(),
-        *test_lab.pod_ns.values(),
-    ]
+    namespaces = [*(plane.ns(n) for n in plane.nodes), plane.fabric_netns(), plane.router_netns()]
+    namespaces += test_lab.pod_ns.values()
+    script = (
+        "iptables-save | grep -v '^#'; echo; ip -4 -o addr | awk '{print $2, $4}'; echo; ip -o link; echo;"
+        " ip -4 route show table all | sed 's/ linkdown//'; echo; ip -4 neigh show nud permanent; echo;"
+        " cat /proc/sys/net/ipv4/conf/*/arp_ignore"
+    )
     for ns in namespaces:
-        rules = "\n".join(
-            _COUNTERS.sub("", line)
-            for line in sh(ns, ["iptables-save"]).splitlines()
-            if not line.startswith("#")
+        proc = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{ns}", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=15,
         )
-        addresses = sh(ns, ["ip", "-br", "addr"])
-        links = re.sub(r"\s+", " ", sh(ns, ["ip", "-o", "link"]))
-        links = re.sub(r"state \S+ |<[^>]*>|qdisc \S+ |group \S+ |qlen \d+ |link-netns \S+", "", links)
-        routes = sh(ns, ["ip", "route", "show", "table", "all"])
-        neigh = sh(ns, ["ip", "neigh", "show", "nud", "permanent"])
-        sysctls = (
-            sh(ns, ["sysctl", "-n", "net.ipv4.conf.eth0.arp_ignore"])
-            if ns not in test_lab.pod_ns.values()
-            else ""
-        )
-        out[ns] = "\n".join([rules, addresses, links, routes, neigh, sysctls])
+        text = _COUNTERS.sub("", proc.stdout)
+        out[ns] = re.sub(r" state \S+| qdisc \S+| qlen \d+|<[^>]*>", "", text)
     out["namespaces"] = "\n".join(plane.namespaces())
     for node in plane.nodes:
         out[f"resolv {node}"] = plane.node_resolv_conf(node)

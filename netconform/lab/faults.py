@@ -39,6 +39,7 @@ the node-level ones); `clear` puts back exactly what `add` changed.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,8 +166,19 @@ def _pods_on(pods: list[PodInfo], node: str | None, what: str) -> list[PodInfo]:
     return chosen
 
 
-def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[str]) -> None:
-    """Insert a fault chain at the top of `hook` in a pod namespace (one atomic restore)."""
+def _table_exists(netns: str, table: str) -> bool:
+    """Whether the pod namespace already has this iptables (nf_tables) table; pods start with none."""
+    if shutil.which("nft") is None:
+        return True  # cannot tell: then never delete it either
+    return run(in_ns(netns, ["nft", "list", "table", "ip", table]), check=False).returncode == 0
+
+
+def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[str]) -> bool:
+    """Insert a fault chain at the top of `hook` in a pod namespace (one atomic restore).
+
+    Returns whether the table existed before, so clearing can remove a table the fault created.
+    """
+    existed = _table_exists(netns, table)
     lines = [
         f"*{table}",
         f":{chain} - [0:0]",
@@ -175,13 +187,16 @@ def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[st
         "COMMIT",
     ]
     run_parallel([iptables_restore_cmd(netns, "\n".join(lines) + "\n", noflush=True)])
+    return existed
 
 
-def _drop_pod_chain(netns: str, table: str, hook: str, chain: str) -> None:
+def _drop_pod_chain(netns: str, table: str, hook: str, chain: str, existed: bool) -> None:
     if not netns_exists(netns):
         return  # the pod is gone, and its rules with it
     for args in (["-D", hook, "-j", chain], ["-F", chain], ["-X", chain]):
         run(in_ns(netns, ["iptables", "-w", "5", "-t", table, *args]), check=False)
+    if not existed:
+        run(in_ns(netns, ["nft", "delete", "table", "ip", table]), check=False)
 
 
 # ---------------------------------------------------------------------------------------- faults
@@ -281,12 +296,13 @@ def _coredns_add(ctx: FaultContext, node: str | None) -> Record:
     pod = pods[0]
     assert pod.netns is not None
     rules = ["-p udp -m udp --dport 53 -j DROP", "-p tcp -m tcp --dport 53 -j DROP"]
-    _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-DNS", rules)
-    return {"netns": pod.netns, "pod": f"{pod.namespace}/{pod.name}", "where": f"{pod.name} on {pod.node}"}
+    existed = _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-DNS", rules)
+    where = f"{pod.name} on {pod.node}"
+    return {"netns": pod.netns, "existed": existed, "pod": f"{pod.namespace}/{pod.name}", "where": where}
 
 
 def _coredns_clear(ctx: FaultContext, rec: Record) -> None:
-    _drop_pod_chain(rec["netns"], "filter", "INPUT", "NC-FAULT-DNS")
+    _drop_pod_chain(rec["netns"], "filter", "INPUT", "NC-FAULT-DNS", rec["existed"])
 
 
 def _servfail_add(ctx: FaultContext, node: str | None) -> Record:
@@ -395,17 +411,19 @@ def _reset_add(ctx: FaultContext, node: str | None) -> Record:
     if node is not None:
         _node(ctx, node, "last")
     pods = _pods_on(ctx.echo_pods(), node, "echo")
+    done = []
     for pod in pods:
         assert pod.netns is not None
-        _pod_chain(
-            pod.netns, "filter", "INPUT", "NC-FAULT-RST", ["-p tcp ! --syn -j REJECT --reject-with tcp-reset"]
+        rule = "-p tcp ! --syn -j REJECT --reject-with tcp-reset"
+        done.append(
+            {"netns": pod.netns, "existed": _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-RST", [rule])}
         )
-    return {"netns": [p.netns for p in pods], "where": ", ".join(p.name for p in pods)}
+    return {"pods": done, "where": ", ".join(p.name for p in pods)}
 
 
 def _reset_clear(ctx: FaultContext, rec: Record) -> None:
-    for netns in rec["netns"]:
-        _drop_pod_chain(netns, "filter", "INPUT", "NC-FAULT-RST")
+    for item in rec["pods"]:
+        _drop_pod_chain(item["netns"], "filter", "INPUT", "NC-FAULT-RST", item["existed"])
 
 
 def _http_port(pod: PodInfo) -> int:
@@ -424,9 +442,10 @@ def _http503_add(ctx: FaultContext, node: str | None) -> Record:
             program = f"http503-{pod.netns}"
             argv = [sys.executable, "-m", "netconform.lab.http503", "--port", str(RESPONDER_PORT)]
             ctx.netplane.start_program(program, pod.netns, argv, "http503: listening")
-            done.append({"netns": pod.netns, "program": program})
+            item: dict[str, Any] = {"netns": pod.netns, "program": program, "existed": True}
+            done.append(item)
             rule = f"-p tcp -m tcp --dport {_http_port(pod)} -j REDIRECT --to-ports {RESPONDER_PORT}"
-            _pod_chain(pod.netns, "nat", "PREROUTING", "NC-FAULT-503", [rule])
+            item["existed"] = _pod_chain(pod.netns, "nat", "PREROUTING", "NC-FAULT-503", [rule])
     except (NetplaneError, FaultError):
         _http503_clear(ctx, {"pods": done})
         raise
@@ -435,7 +454,7 @@ def _http503_add(ctx: FaultContext, node: str | None) -> Record:
 
 def _http503_clear(ctx: FaultContext, rec: Record) -> None:
     for item in rec["pods"]:
-        _drop_pod_chain(item["netns"], "nat", "PREROUTING", "NC-FAULT-503")
+        _drop_pod_chain(item["netns"], "nat", "PREROUTING", "NC-FAULT-503", item["existed"])
         ctx.netplane.stop_program(item["program"])
 
 

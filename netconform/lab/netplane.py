@@ -102,8 +102,9 @@ _NODE_SYSCTLS = {
     "net.ipv4.conf.all.arp_ignore": "0",
     "net.ipv4.conf.all.arp_announce": "0",
     "net.ipv4.conf.eth0.arp_ignore": "0",
+    **outside.NO_IPV6,
 }
-_FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1"}
+_FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", **outside.NO_IPV6}
 
 
 def fabric_port(node: str) -> str:

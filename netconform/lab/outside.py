@@ -88,9 +88,15 @@ def configure_lines(lab: str) -> dict[str, list[str]]:
     }
 
 
+# the lab is IPv4 only: no link-local addresses, router solicitations or MLD noise on its links
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+
 def sysctls(lab: str) -> dict[str, dict[str, str]]:
-    quiet = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
-    return {A.ns_name(lab, ROUTER): {"net.ipv4.ip_forward": "1", **quiet}}
+    quiet = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0", **NO_IPV6}
+    out = {A.ns_name(lab, role): dict(NO_IPV6) for role in (OUTSIDE, CLIENT, INTERNET)}
+    out[A.ns_name(lab, ROUTER)] = {"net.ipv4.ip_forward": "1", **quiet}
+    return out
 
 
 def resolv_conf() -> str:
