@@ -370,3 +370,20 @@ def test_status_counts_exec_sessions_exactly(kit: Kit) -> None:
     assert after["exec_sessions"] - before["exec_sessions"] == 2
     created = after["requests"].get("create", {}).get("pods/exec", 0)
     assert created - before["requests"].get("create", {}).get("pods/exec", 0) == 2
+
+
+def test_typed_client_reads_every_kind(kit: Kit) -> None:
+    """The client validates models strictly (required fields): every kind the lab serves must parse."""
+    from kubernetes import client
+
+    core = kit.core
+    assert len(core.list_node().items) == 3
+    core.read_node("node-1")
+    assert core.list_pod_for_all_namespaces().items
+    assert core.list_service_for_all_namespaces().items
+    assert core.list_endpoints_for_all_namespaces().items
+    assert core.list_event_for_all_namespaces().items
+    assert core.list_config_map_for_all_namespaces().items
+    assert core.list_namespace().items
+    assert client.DiscoveryV1Api(core.api_client).list_endpoint_slice_for_all_namespaces().items
+    assert core.read_namespaced_pod_log("echo-2", NS, _request_timeout=10) is not None

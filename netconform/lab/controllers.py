@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,7 @@ class Controllers:
                             "lastTransitionTime": now,
                         }
                     ],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
                     "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
                     "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
                     "nodeInfo": {
@@ -279,6 +281,9 @@ class Controllers:
                         "osImage": "netconform lab (host filesystem)",
                         "kernelVersion": kernel,
                         "containerRuntimeVersion": "lab://1.0",
+                        "machineID": hashlib.sha1(f"machine-{name}".encode()).hexdigest(),
+                        "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.netconform.lab")),
+                        "bootID": str(uuid.uuid4()),
                         "operatingSystem": "linux",
                         "architecture": "amd64",
                     },
