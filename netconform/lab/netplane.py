@@ -257,6 +257,8 @@ class Netplane:
                 f"lab {self.lab!r} already has namespaces ({existing[0]}, ...): destroy it first"
             )
         started = time.monotonic()
+        # a state file without namespaces is a leftover (e.g. after a reboot): start from scratch
+        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         try:
             with self._mutate() as st:
                 st.built = False
