@@ -387,3 +387,68 @@ def test_typed_client_reads_every_kind(kit: Kit) -> None:
     assert core.list_namespace().items
     assert client.DiscoveryV1Api(core.api_client).list_endpoint_slice_for_all_namespaces().items
     assert core.read_namespaced_pod_log("echo-2", NS, _request_timeout=10) is not None
+
+
+def test_concurrent_exec_sessions(kit: Kit) -> None:
+    """About ten exec sessions at once (the suite's burst): all answer, none is left open."""
+    import threading
+
+    outputs: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        # kubernetes.stream.stream swaps ApiClient.request while it runs: one client per thread
+        from kubernetes import client, config
+        from kubernetes.stream import stream
+
+        try:
+            api = client.CoreV1Api(config.new_client_from_config(config_file=str(kit.lab.kubeconfig)))
+            outputs[i] = stream(
+                api.connect_get_namespaced_pod_exec,
+                "probe-2",
+                NS,
+                command=["sh", "-c", f"sleep 0.5; echo session-{i}"],
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _request_timeout=30,
+            )
+        except BaseException as err:  # collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert outputs == {i: f"session-{i}\n" for i in range(10)}
+    assert time.monotonic() - started < 10, "sessions must run concurrently"
+    assert kit.lab.status()["api"]["exec_active"] == 0
+
+
+@pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v5.channel.k8s.io"])
+def test_exec_subprotocols_report_exit_code(kit: Kit, protocol: str) -> None:
+    from kubernetes.stream.ws_client import WSClient, get_websocket_url
+
+    cfg = kit.core.api_client.configuration
+    url = get_websocket_url(
+        cfg.host + f"/api/v1/namespaces/{NS}/pods/probe-2/exec"
+        "?command=sh&command=-c&command=echo+hi%3B+exit+3&stdout=true&stderr=true"
+    )
+    token = (kit.lab.state() or {})["token"]
+    ws = WSClient(
+        cfg,
+        url,
+        headers={"sec-websocket-protocol": protocol, "authorization": f"Bearer {token}"},
+        capture_all=True,
+    )
+    try:
+        assert ws.subprotocol == protocol
+        ws.run_forever(timeout=20)
+        assert ws.read_channel(1) == "hi\n"
+        assert ws.returncode == 3
+    finally:
+        ws.close()
