@@ -52,9 +52,9 @@ def skip_reason() -> str | None:
         return "the lab data plane needs Linux network namespaces"
     if os.geteuid() != 0:
         return "the lab data plane needs root (network namespaces, iptables)"
-    for tool in ("ip", "bridge", "iptables-restore", "conntrack", "nsenter", "tcpdump"):
+    for tool in ("ip", "bridge", "iptables-restore", "conntrack", "nsenter"):
         if shutil.which(tool) is None:
-            return f"the lab data plane needs `{tool}` (iproute2, iptables, conntrack, util-linux, tcpdump)"
+            return f"the lab data plane needs `{tool}` (iproute2, iptables, conntrack, util-linux)"
     if not AGENT.exists():
         return f"the probe agent is missing ({AGENT})"
     return None
@@ -241,6 +241,21 @@ def sh(ns: str, argv: list[str]) -> str:
     return proc.stdout
 
 
+def _drop_empty_tables(text: str) -> str:
+    """An iptables table with no rules, no own chains and ACCEPT policies acts like no table at all
+    (without `nft` a fault cannot delete a table it had to create)."""
+
+    def empty(block: str) -> bool:
+        lines = block.strip().splitlines()[1:-1]  # between "*table" and "COMMIT"
+        return all(
+            re.fullmatch(r":(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT\s*", line) for line in lines
+        )
+
+    return re.sub(
+        r"^\*\w+\n(?:.*\n)*?COMMIT\n", lambda m: "" if empty(m.group(0)) else m.group(0), text, flags=re.M
+    )
+
+
 def snapshot(test_lab: DataplaneLab) -> dict[str, str]:
     """The configuration that faults may touch, per namespace, without counters or dynamic entries."""
     plane = test_lab.plane
@@ -259,7 +274,7 @@ def snapshot(test_lab: DataplaneLab) -> dict[str, str]:
             text=True,
             timeout=15,
         )
-        text = _COUNTERS.sub("", proc.stdout)
+        text = _drop_empty_tables(_COUNTERS.sub("", proc.stdout))
         out[ns] = re.sub(r" state \S+| qdisc \S+| qlen \d+|<[^>]*>", "", text)
     out["namespaces"] = "\n".join(plane.namespaces())
     for node in plane.nodes:
