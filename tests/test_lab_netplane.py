@@ -324,6 +324,8 @@ def test_destroy_works_after_the_builder_died(tmp_path: Path) -> None:
     assert not [e for e in NETNS_ETC.iterdir() if e.name.startswith(A.ns_prefix(name))]
     assert not any(process_alive(pid) for pid in pids)
     assert not (tmp_path / "netplane.json").exists()
+    root_links = subprocess.run(["ip", "-o", "-d", "link"], capture_output=True, text=True, timeout=10).stdout
+    assert A.ns_prefix(name) not in root_links
     assert destroy_lab(name, tmp_path) == []  # idempotent
     with pytest.raises(NetplaneError, match="no data plane state"):
         Netplane.load(name, tmp_path)
