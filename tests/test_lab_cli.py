@@ -124,6 +124,7 @@ class TestLifecycle:
             f"--kubeconfig={kubeconfig}",
             "--external-url=http://203.0.113.10/",
             "--external-ip=203.0.113.10",
+            "--internet-url=http://198.51.100.10/",
             "--external-name=example.test",
             f"--external-runner=netconform lab outside-exec --name {name} --",
         ]

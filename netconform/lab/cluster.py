@@ -26,6 +26,7 @@ from typing import Any
 from netconform.lab import procs
 from netconform.lab.addressing import (
     EXTERNAL_CLIENT_IP,
+    INTERNET_ECHO_IP,
     OUTSIDE_ECHO_IP,
     AddressError,
     check_lab_name,
@@ -266,6 +267,7 @@ class Lab:
             f"--kubeconfig={self.kubeconfig}",
             f"--external-url=http://{OUTSIDE_ECHO_IP}/",
             f"--external-ip={OUTSIDE_ECHO_IP}",
+            f"--internet-url=http://{INTERNET_ECHO_IP}/",
             f"--external-name={EXTERNAL_NAME}",
             f"--external-runner=netconform lab outside-exec --name {self.name} --",
         ]
