@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from netconform.lab import addressing as A
-from netconform.lab.netplane import Netplane, NetplaneError, destroy_lab
+from netconform.lab.netplane import Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
 from netconform.lab.nsexec import NETNS_ETC, netns_list, process_alive
 from tests.dataplane_helpers import (
     ECHO_CIP,
@@ -238,6 +238,42 @@ def test_sync_services_is_idempotent_and_follows_backends(lab: DataplaneLab) -> 
         results = probe(lab.ns("a1"), [http(f"h{i}", f"http://{ECHO_CIP}/") for i in range(6)])
         assert {r["echo"]["server_ip"] for r in results.values()} == {"10.244.3.10"}
         assert sh(node1, ["iptables-save", "-t", "nat"]).count("DNAT") == 3 + 2 * 2  # echo 3 ports, dns 2×2
+    finally:
+        lab.plane.sync_services(echo_services())
+
+
+UDP_FROM_FIXED_PORT = """
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 40404))
+s.settimeout(2.0)
+s.sendto(b"x", (sys.argv[1], 9001))
+print(json.loads(s.recv(4096))["server_ip"])
+"""
+
+
+def test_udp_flows_follow_a_removed_backend(lab: DataplaneLab) -> None:
+    """A UDP 5-tuple (like a resolver on a fixed port) must not stick to a backend that is gone."""
+    echo = next(s for s in echo_services() if s.key == "default/echo")
+    others = [s for s in echo_services() if s.key != "default/echo"]
+
+    def only(ip: str) -> list[ServiceNAT]:
+        ports = tuple(
+            ServicePort(p.protocol, p.port, tuple(b for b in p.backends if b.ip == ip), p.node_port, p.name)
+            for p in echo.ports
+        )
+        return [ServiceNAT(echo.key, echo.cluster_ip, ports, echo.lb_ips), *others]
+
+    def ask() -> str:
+        argv = ["ip", "netns", "exec", lab.ns("a1"), sys.executable, "-c", UDP_FROM_FIXED_PORT, ECHO_CIP]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        lab.plane.sync_services(only("10.244.2.10"))
+        assert ask() == "10.244.2.10"
+        lab.plane.sync_services(only("10.244.3.10"))
+        assert ask() == "10.244.3.10"  # the old conntrack entry was dropped with its backend
     finally:
         lab.plane.sync_services(echo_services())
 
