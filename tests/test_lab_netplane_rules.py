@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from netconform.lab import addressing as A
 from netconform.lab import iptrules as R
 from netconform.lab.iptrules import Backend, ServiceNAT, ServicePort
+from netconform.lab.netplane import Netplane, NetplaneError
 
 
 def test_contract_addresses() -> None:
@@ -140,3 +142,20 @@ def test_bad_service_ports_are_refused() -> None:
         ServicePort("SCTP", 80)
     with pytest.raises(ValueError, match=r"1\.\.65535"):
         ServicePort("TCP", 70000)
+
+
+@pytest.mark.parametrize(
+    ("cluster_ip", "lb_ips", "message"),
+    [
+        ("10.97.0.1", (), "outside 10.96.0.0/16"),
+        ("bogus", (), "not an IPv4 address"),
+        ("10.96.0.9", ("x",), "'x'"),
+    ],
+)
+def test_sync_services_refuses_bad_addresses_before_touching_anything(
+    tmp_path: Path, cluster_ip: str, lb_ips: tuple[str, ...], message: str
+) -> None:
+    plane = Netplane("unit", nodes=1, state_dir=tmp_path)
+    with pytest.raises(NetplaneError, match=message):
+        plane.sync_services([ServiceNAT("default/x", cluster_ip, (ServicePort("TCP", 80),), lb_ips)])
+    assert not (tmp_path / "netplane.json").exists()

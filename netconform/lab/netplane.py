@@ -46,6 +46,7 @@ from typing import Any
 from netconform.lab import addressing as A
 from netconform.lab import outside
 from netconform.lab.iptrules import (
+    FLAG_NO_SERVICE_NAT,
     NODE_FLAGS,
     Backend,
     ServiceNAT,
@@ -407,7 +408,7 @@ class Netplane:
         services = [ServiceNAT.from_json(s) for s in st.services]
         commands: list[tuple[Sequence[str], str | None]] = []
         for node in st.nodes:
-            if "no-service-nat" in st.node_flags.get(node, []):
+            if FLAG_NO_SERVICE_NAT in st.node_flags.get(node, []):
                 now: set[str] = set()
             else:
                 now = {
@@ -431,6 +432,11 @@ class Netplane:
     def sync_services(self, services: Sequence[ServiceNAT]) -> None:
         """Make every node's service NAT match `services` exactly (one atomic restore per changed node)."""
         for svc in services:
+            for ip in [svc.cluster_ip or A.KUBE_DNS_IP, *svc.lb_ips]:
+                try:
+                    ipaddress.IPv4Address(ip)
+                except ValueError as exc:
+                    raise NetplaneError(f"service {svc.key}: {ip!r} is not an IPv4 address") from exc
             if svc.cluster_ip and ipaddress.ip_address(svc.cluster_ip) not in ipaddress.ip_network(
                 A.SERVICE_CIDR
             ):
