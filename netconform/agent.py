@@ -725,7 +725,36 @@ def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     return fields
 
 
+# errno of a send that is about the destination (a queued ICMP error), not about one size: ends the check
+_DESTINATION_ERRNOS = (
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.EHOSTUNREACH,
+    errno.EHOSTDOWN,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+)
+
+
+def _mtu_send(sock: socket.socket, datagram: bytes) -> OSError | None:
+    """Send one probe: None when it left, the OSError when this size could not (the check goes on)."""
+    try:
+        sock.send(datagram)
+    except OSError as exc:
+        if exc.errno in _DESTINATION_ERRNOS:
+            raise
+        return exc
+    return None
+
+
 def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """DF datagrams of each size at once; each size ends ok, too big, lost (no echo) or failed to send.
+
+    Too big is what a working path says about a size: EMSGSIZE on send (the route, device or a learnt
+    path MTU is smaller), ENOBUFS on send that persists while a smaller size left (a device on the way
+    out drops frames above its MTU, e.g. a veth whose peer has a smaller MTU), or a router's ICMP
+    "fragmentation needed". Lost is a size that left and vanished without a word: an MTU black hole.
+    """
     host, port = _host(check), _port(check)
     sizes = _field(check, "sizes", list, required=True)
     if not sizes or not all(
@@ -741,17 +770,42 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         overhead = 48 if v6 else 28  # IP + UDP headers: sizes are whole IP packets
         nonce = f"{int(time.time() * 1e6) & 0xFFFFFFFF:x}"
         tokens = {s: f"ncmtu:{s}:{nonce}:".encode() for s in sorted(set(sizes))}
-        pending = set(tokens)
-        too_big: set[int] = set()
+
+        def datagram(size: int) -> bytes:
+            return tokens[size] + b"." * max(0, size - overhead - len(tokens[size]))
+
+        pending: set[int] = set()  # sent, no echo yet
+        too_big: dict[int, str] = {}
+        failed: dict[int, OSError] = {}
         ok: set[int] = set()
-        for size, token in tokens.items():
-            try:
-                sock.send(token + b"." * max(0, size - overhead - len(token)))
-            except OSError as exc:
-                if exc.errno != errno.EMSGSIZE:
-                    raise
-                too_big.add(size)  # the kernel already knows the path MTU is smaller
-                pending.discard(size)
+
+        def learnt_path_mtu() -> None:
+            """A frag-needed lowered the path MTU: sent sizes above it are too big, not lost."""
+            mtu = _path_mtu(sock, v6)
+            for size in sorted(pending):
+                if mtu is not None and size > mtu:
+                    too_big[size] = "frag-needed"
+                    pending.discard(size)
+
+        for size in tokens:  # ascending: a size-related refusal holds for every larger size too
+            refused = _mtu_send(sock, datagram(size))
+            if refused is None:
+                pending.add(size)
+            elif refused.errno == errno.EMSGSIZE:
+                too_big[size] = "emsgsize"
+                learnt_path_mtu()  # it may be a frag-needed for an earlier size, reported on this send
+            else:
+                failed[size] = refused
+        for size in sorted(failed):  # once more: ENOBUFS may also be a full queue for a moment
+            if failed[size].errno == errno.ENOBUFS and _mtu_send(sock, datagram(size)) is None:
+                del failed[size]
+                pending.add(size)
+        left = sorted(pending)
+        for size, refused in sorted(failed.items()):
+            # too big when a smaller size left and no larger one did (a full queue is not monotonic)
+            if refused.errno == errno.ENOBUFS and left and max(left) < size:
+                too_big[size] = "enobufs"
+                del failed[size]
         error: BaseException | None = None
         while pending:
             try:
@@ -761,11 +815,7 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
                 break
             except OSError as exc:
                 if exc.errno == errno.EMSGSIZE:  # ICMP "fragmentation needed" came back
-                    mtu = _path_mtu(sock, v6)
-                    for size in list(pending):
-                        if mtu is not None and size > mtu:
-                            too_big.add(size)
-                            pending.discard(size)
+                    learnt_path_mtu()
                     continue
                 error = exc
                 break
@@ -773,6 +823,7 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
                 if _mtu_echo_matches(reply, tokens[size]):
                     ok.add(size)
                     pending.discard(size)
+        learnt_path_mtu()  # its error may have been reported on a later send, not on recv
         if error is None and pending and not ok:  # e.g. a router's "host unreachable" (IP_RECVERR)
             error = _queued_error(sock, ignore=(errno.EMSGSIZE,))
         fields = {
@@ -780,12 +831,26 @@ def check_mtu(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             "sizes_ok": sorted(ok),
             "sizes_too_big": sorted(too_big),
             "sizes_lost": sorted(pending),
+            "sizes_failed": sorted(failed),
+            "too_big_by": {str(s): why for s, why in sorted(too_big.items())},
+            "send_errors": {
+                str(s): errno.errorcode.get(e.errno or 0, str(e.errno)) for s, e in sorted(failed.items())
+            },
             "path_mtu": _path_mtu(sock, v6),
         }
     if not ok:
+        if error is None and failed and not pending:
+            error = failed[min(failed)]
         if error is not None:
             code, err_no, message = error_of(error)
             raise CheckFailure(code, message, fields, err_no)
+        if not pending:
+            raise CheckFailure(
+                "other",
+                f"every size is too big for the path (path MTU {fields['path_mtu']})",
+                fields,
+                errno.EMSGSIZE,
+            )
         raise CheckFailure("timeout", "no size was echoed before the deadline", fields, errno.ETIMEDOUT)
     return fields
 

@@ -171,6 +171,9 @@ def result_summary(result: dict[str, Any]) -> dict[str, Any]:
                 "local",
                 "largest_ok",
                 "sizes_lost",
+                "sizes_too_big",
+                "too_big_by",
+                "send_errors",
                 "rtt_ms",
             )
         }

@@ -258,7 +258,25 @@ def _pod_target(cell: Cell, ctx: Context) -> list[Probe]:
     }[cell.protocol]()
 
 
+TOO_BIG_BY = {
+    "emsgsize": "refused by the sender's kernel (EMSGSIZE: route, device or learnt path MTU)",
+    "enobufs": "dropped by a device on the way out (ENOBUFS: a link with a smaller MTU)",
+    "frag-needed": "a router answered 'fragmentation needed'",
+}
+
+
+def _too_big_text(attempt: dict[str, Any]) -> str:
+    """'1500 (dropped by a device ...)' per size, grouped by why the size could not go."""
+    by = attempt.get("too_big_by") or {}
+    groups: dict[str, list[str]] = {}
+    for size in attempt.get("sizes_too_big") or []:
+        why = by.get(str(size), "")
+        groups.setdefault(TOO_BIG_BY.get(why, why or "too big"), []).append(str(size))
+    return "; ".join(f"{', '.join(sizes)} {why}" for why, sizes in groups.items())
+
+
 def _judge_mtu(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-31: a size that is too big and says so is PMTUD working; a size that vanishes is a black hole."""
     probe = probes[0]
     result = results.get(probe)
     if result is None:
@@ -274,21 +292,22 @@ def _judge_mtu(cell: Cell, ctx: Context, probes: list[Probe], results: Results) 
     if best is None:
         return failure(probe, result)
     lost = [s for s in best.get("sizes_lost", []) if s > best["largest_ok"]]
+    too_big = _too_big_text(best)
     if lost:
         return Verdict(
             "failed",
             f"path MTU black hole to {probe.fields['host']}: IP packets up to {best['largest_ok']} bytes "
-            "pass, "
-            f"{', '.join(map(str, lost))} with DF set vanish without an ICMP 'fragmentation needed'",
+            f"pass, {', '.join(map(str, lost))} with DF set vanish without an ICMP 'fragmentation needed'"
+            + (f" (too big and said so: {too_big})" if too_big else ""),
             error="timeout",
             classified_layer="L3",
-            meaning="large packets are dropped silently: encapsulation lowers the MTU (FM-31)",
+            meaning="large packets vanish silently: an MTU black hole (FM-31)",
             classified_fm="FM-31",
         )
-    too_big = best.get("sizes_too_big") or []
-    note = f"largest DF packet {best['largest_ok']} bytes" + (
-        f"; refused as too big: {too_big}" if too_big else ""
-    )
+    note = f"largest DF packet {best['largest_ok']} bytes" + (f"; too big: {too_big}" if too_big else "")
+    failed = best.get("send_errors") or {}
+    if failed:
+        note += "; could not send: " + ", ".join(f"{s} ({e})" for s, e in failed.items())
     return Verdict("passed", note)
 
 
