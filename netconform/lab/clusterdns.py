@@ -164,7 +164,14 @@ def first_nameserver(text: str) -> str | None:
 
 
 class ClusterDNS:
-    def __init__(self, zone_file: Path, resolv_file: Path, forward_timeout: float = FORWARD_TIMEOUT) -> None:
+    def __init__(
+        self,
+        zone_file: Path,
+        resolv_file: Path,
+        forward_timeout: float = FORWARD_TIMEOUT,
+        upstream_port: int = 53,
+    ) -> None:
+        self.upstream_port = upstream_port
         self.zone_watch = _Watched(zone_file)
         self.resolv_watch = _Watched(resolv_file)
         self.forward_timeout = forward_timeout
@@ -214,10 +221,14 @@ class ClusterDNS:
             return failed
         deadline = time.monotonic() + self.forward_timeout
         try:
-            reply = await dns.asyncquery.udp(query, self.upstream, timeout=self.forward_timeout)
+            reply = await dns.asyncquery.udp(
+                query, self.upstream, port=self.upstream_port, timeout=self.forward_timeout
+            )
             if reply.flags & dns.flags.TC:
                 remaining = max(0.1, deadline - time.monotonic())
-                reply = await dns.asyncquery.tcp(query, self.upstream, timeout=remaining)
+                reply = await dns.asyncquery.tcp(
+                    query, self.upstream, port=self.upstream_port, timeout=remaining
+                )
         except (dns.exception.DNSException, OSError, EOFError):
             return failed
         return reply
@@ -230,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=53)
     parser.add_argument("--forward-timeout", type=float, default=FORWARD_TIMEOUT)
+    parser.add_argument("--upstream-port", type=int, default=53)
     args = parser.parse_args(argv)
-    server = ClusterDNS(args.zone_file, args.upstream_resolv, args.forward_timeout)
+    server = ClusterDNS(args.zone_file, args.upstream_resolv, args.forward_timeout, args.upstream_port)
     return run_server(server.answer, args.listen, args.port, "clusterdns")
 
 
