@@ -241,9 +241,18 @@ class Netplane:
         os.replace(tmp, path)
 
     def state(self) -> PlaneState:
-        """A snapshot of the persisted state (re-read from disk)."""
-        with self._mutate() as st:
-            return PlaneState.from_json(st.to_json())
+        """A snapshot of the persisted state (re-read from disk under a shared lock; never written)."""
+        with self._lock:
+            path = self.state_dir / STATE_FILE
+            if not path.exists():
+                return PlaneState.from_json(self._state.to_json())
+            with open(self.state_dir / LOCK_FILE, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_SH)
+                try:
+                    self._state = PlaneState.from_json(json.loads(path.read_text()))
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+            return PlaneState.from_json(self._state.to_json())
 
     def _check_node(self, node: str) -> None:
         if node not in self._state.nodes:
