@@ -23,10 +23,12 @@ import http.server
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import socketserver
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -885,6 +887,116 @@ def check_read(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     return {"content": data[:max_bytes].decode("utf-8", "replace"), "truncated": len(data) > max_bytes}
 
 
+# where iptables-save usually lives when PATH (a container's) does not include the sbin directories
+IPTABLES_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
+CAP_NET_ADMIN = 12
+MAX_STDERR = 2048
+
+
+def _find_binary(name: str) -> str | None:
+    """name on PATH, else in the usual sbin directories (an executable file), else None."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in IPTABLES_DIRS:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _has_capability(bit: int) -> bool | None:
+    """Whether this process holds a capability (CapEff in /proc/self/status); None when unknown."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _save_rules(binary: str, deadline: float, max_bytes: int) -> tuple[str, bool, list[str]]:
+    """`BINARY -c` (rules with [packets:bytes] counters): (text, truncated, stderr lines)."""
+    try:
+        done = subprocess.run(
+            [binary, "-c"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_remaining(deadline),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(
+            "timeout", f"{binary} -c did not finish before the deadline", err_no=errno.ETIMEDOUT
+        ) from None
+    stderr = done.stderr[:MAX_STDERR].decode("utf-8", "replace").strip()
+    if done.returncode != 0:
+        # decided by the capability, not by the tool's wording: without CAP_NET_ADMIN it cannot read
+        if _has_capability(CAP_NET_ADMIN) is False:
+            raise CheckFailure(
+                "permission",
+                f"{binary} -c exited {done.returncode} and this process lacks CAP_NET_ADMIN "
+                f"(run the host probe privileged): {stderr.splitlines()[0] if stderr else 'no message'}",
+                err_no=errno.EPERM,
+            )
+        raise CheckFailure(
+            "other",
+            f"{binary} -c exited {done.returncode}: {stderr.splitlines()[0] if stderr else 'no message'}",
+        )
+    text = done.stdout[:max_bytes].decode("utf-8", "replace")
+    return text, len(done.stdout) > max_bytes, stderr.splitlines()
+
+
+def check_iptables(check: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """The node's iptables rules with their counters (`iptables-save -c`), once or twice `interval` apart.
+
+    Two snapshots taken in the same check let the caller see which DROP/REJECT counters grow while the
+    suite's own traffic runs (FM-19) without another exec. Parsing is the orchestrator's job.
+    """
+    interval = _number(check, "interval", 0.0, 0.0, 120.0)
+    ipv6 = _field(check, "ipv6", bool, default=False)
+    max_bytes = int(_number(check, "max_bytes", 16 * 1024 * 1024, 1024, 64 * 1024 * 1024))
+    binary = _find_binary("iptables-save")
+    if binary is None:
+        raise CheckFailure(
+            "other",
+            "iptables-save not found in the probe image (PATH, " + ", ".join(IPTABLES_DIRS[:3]) + "); "
+            "use an image with iptables or pass --probe-image with one (FM-19 reads DROP counters with it)",
+            err_no=errno.ENOENT,
+        )
+    binary6 = _find_binary("ip6tables-save") if ipv6 else None
+    fields: dict[str, Any] = {"binary": binary, "binary6": binary6, "snapshots": [], "warnings": []}
+    if ipv6 and binary6 is None:
+        fields["warnings"].append("ip6tables-save not found: IPv6 rules not read")
+    for number in range(2 if interval > 0 else 1):
+        if number:
+            if time.monotonic() + interval >= deadline:
+                raise CheckFailure(
+                    "timeout", f"interval {interval:g} s does not fit the check's timeout", fields
+                )
+            time.sleep(interval)  # the measuring window itself, not a wait for state
+        taken = time.time()
+        text, truncated, warnings = _save_rules(binary, deadline, max_bytes)
+        snapshot: dict[str, Any] = {
+            "at": round(taken, 3),
+            "iptables": text,
+            "ip6tables": None,
+            "truncated": truncated,
+        }
+        if binary6 is not None:
+            try:
+                snapshot["ip6tables"], truncated6, warnings6 = _save_rules(binary6, deadline, max_bytes)
+                snapshot["truncated"] = truncated or truncated6
+                warnings += warnings6
+            except CheckFailure as exc:  # IPv4 is what counts; a kernel without IPv6 is no failure
+                fields["warnings"].append(f"ip6tables: {exc}")
+        fields["warnings"] += [w for w in warnings if w not in fields["warnings"]]
+        fields["snapshots"].append(snapshot)
+    return fields
+
+
 KINDS: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
     "tcp": check_tcp,
     "http": check_http,
@@ -895,6 +1007,7 @@ KINDS: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
     "arp": check_arp,
     "mtu": check_mtu,
     "read": check_read,
+    "iptables": check_iptables,
 }
 
 

@@ -160,7 +160,17 @@ class Engine:
         batches = self._batch(probes)
         started = time.monotonic()
         opts = self.ctx.opts
-        deadline = opts.attempts * opts.probe_timeout + opts.probe_timeout + EXEC_OVERHEAD_S
+        # a check may bring its own timeout/attempts (e.g. FM-19's snapshot window): the exec waits for it
+        longest = max(
+            [opts.attempts * opts.probe_timeout]
+            + [
+                float(p.fields.get("timeout", opts.probe_timeout))
+                * int(p.fields.get("attempts", opts.attempts))
+                for batch in batches.values()
+                for p in batch
+            ]
+        )
+        deadline = longest + opts.probe_timeout + EXEC_OVERHEAD_S
         threads = []
         if self.counters is not None:
             self.counters.add("phases")

@@ -67,6 +67,8 @@ class Probe:
             return f"resolve {f['name']}"
         if kind == "read":
             return f"read {f['path']}"
+        if kind == "iptables":
+            return f"iptables-save -c twice, {f.get('interval', 0):g} s apart"
         return kind
 
 
@@ -106,6 +108,20 @@ def mtu(subject: str, host: str, port: int, sizes: list[int], phase: int = 1) ->
 
 def read(subject: str, path: str, max_bytes: int = 262144, phase: int = 1) -> Probe:
     return Probe.make(subject, phase, kind="read", path=path, max_bytes=max_bytes)
+
+
+def iptables(subject: str, window: float, save_budget: float = 20.0, phase: int = 1) -> Probe:
+    """The node's rules with counters, twice `window` apart, in one check (one attempt: a snapshot
+    pair, not a retry); its timeout covers the window and both saves."""
+    return Probe.make(
+        subject,
+        phase,
+        kind="iptables",
+        interval=window,
+        ipv6=True,
+        timeout=window + save_budget,
+        attempts=1,
+    )
 
 
 def resolve(subject: str, name: str, phase: int = 1) -> Probe:
@@ -154,7 +170,7 @@ def parse_dns(answer_b64: str | None) -> DnsAnswer | None:
 
 def result_summary(result: dict[str, Any]) -> dict[str, Any]:
     """The evidence kept for one check: ok, error, message, timing and each attempt's outcome."""
-    keep = {k: v for k, v in result.items() if k not in ("attempts", "content")}
+    keep = {k: v for k, v in result.items() if k not in ("attempts", "content", "snapshots")}
     keep["attempts"] = [
         {
             k: v

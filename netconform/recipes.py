@@ -9,12 +9,14 @@ a size that vanishes while smaller ones pass (FM-31). Every failed probe is clas
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from netconform import iptables_rules as ipt
 from netconform import probes as P
 from netconform.classify import classify
 from netconform.kube.kit import Kit
@@ -71,6 +73,11 @@ class Context:
         if ref not in self.kit.pods:
             raise Skip(f"no {kit_role} pod on {node}")
         return subject
+
+    @property
+    def iptables_window(self) -> float:
+        """FM-19's counting window: as long as the phase's probes take, within 2-30 s."""
+        return max(2.0, min(30.0, self.opts.probe_timeout * self.opts.attempts))
 
     @property
     def arp_window(self) -> float:
@@ -784,13 +791,68 @@ def _judge_cp_vip(cell: Cell, ctx: Context, probes: list[Probe], results: Result
     )
 
 
-def _privileged_only(what: str) -> Plan:
-    def plan(cell: Cell, ctx: Context) -> list[Probe]:
-        if not ctx.opts.allow_privileged:
-            raise Skip(f"{what} needs a privileged host probe: pass --allow-privileged to opt in")
-        raise Skip(f"{what}: the probe agent has no primitive for it yet (needs iptables in the probe image)")
+def _iptables_snapshots(cell: Cell, ctx: Context) -> list[Probe]:
+    """FM-19: the node's rules with counters, twice, a window apart, inside the host probe's phase-1 exec.
 
-    return plan
+    The window is the time the phase's probes take (attempts x timeout), so the suite's own packets
+    that a rule drops are counted; both snapshots ride in the exec the host probe gets anyway.
+    """
+    if not ctx.opts.allow_privileged:
+        raise Skip(
+            "reading iptables DROP counters (FM-19) needs a privileged host probe: pass --allow-privileged"
+        )
+    s = ctx.runner(cell.subject)
+    return [P.iptables(s, ctx.iptables_window)]
+
+
+def _judge_iptables(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """FM-19: fails when a DROP/REJECT rule (or DROP policy) counted packets during the window."""
+    result = results.get(probes[0])
+    node = cell.subject_node
+    if result is None:
+        return Verdict("error", "no result for the iptables snapshots", error="other")
+    if not result.get("ok"):
+        code = result.get("error") or "other"
+        text = f"{node}: {result.get('message') or code}"
+        if code == "other" and result.get("errno") == 2:  # ENOENT: no iptables-save in the image
+            return Verdict("skipped", text)
+        return Verdict("error", text, error=code)
+    snapshots = result.get("snapshots") or []
+    if len(snapshots) < 2:
+        return Verdict(
+            "error", f"{node}: the agent returned {len(snapshots)} snapshot(s), not 2", error="other"
+        )
+    first, last = snapshots[0], snapshots[-1]
+    try:
+        before = ipt.parse(first.get("iptables") or "") + ipt.parse(first.get("ip6tables") or "", "ipv6")
+        after = ipt.parse(last.get("iptables") or "") + ipt.parse(last.get("ip6tables") or "", "ipv6")
+    except ipt.ParseError as exc:
+        return Verdict("error", f"{node}: cannot read iptables-save output: {exc}", error="protocol")
+    window = float(last.get("at", 0)) - float(first.get("at", 0))
+    grown = ipt.drop_growth(before, after)
+    notes = [json.dumps(g.as_dict(), sort_keys=True) for g in grown]
+    notes += [f"warning: {w}" for w in result.get("warnings") or []]
+    if any(s.get("truncated") for s in snapshots):
+        notes.append("warning: iptables-save output was truncated; later rules were not compared")
+    drop_rules = sum(1 for r in after if r.drops)
+    if grown:
+        shown = "; ".join(g.describe() for g in grown[:5]) + (
+            f"; +{len(grown) - 5} more" if len(grown) > 5 else ""
+        )
+        return Verdict(
+            "failed",
+            f"{node}: {len(grown)} DROP/REJECT rule(s) counted packets in {window:.1f} s: {shown}",
+            error="timeout" if any(g.rule.target == "DROP" for g in grown) else "refused",
+            classified_layer="L3",
+            meaning="a firewall rule on the node is dropping packets right now (FM-19)",
+            classified_fm="FM-19",
+            notes=notes,
+        )
+    return Verdict(
+        "passed",
+        f"{node}: no DROP/REJECT counter grew in {window:.1f} s ({drop_rules} drop rule(s) of {len(after)})",
+        notes=notes,
+    )
 
 
 RECIPES: dict[tuple[str, str], tuple[Plan, Judge]] = {}
@@ -826,7 +888,7 @@ _recipe("coredns", "udp", _dns, _judge_dns_answers)
 _recipe("nameserver", "udp", _dns, _judge_nameservers)
 _recipe("component:node-nameservers", "config", _cluster_nameserver_sets, _judge_nameserver_sets)
 _recipe("component:control-plane-vip", "arp", _cp_vip_arp, _judge_cp_vip)
-_recipe("component:iptables", "drops", _privileged_only("reading iptables DROP counters (FM-19)"))
+_recipe("component:iptables", "drops", _iptables_snapshots, _judge_iptables)
 FOLLOWUPS: dict[tuple[str, str], Callable[[Cell, Context, Results], list[Probe]]] = {
     ("nameserver", "udp"): _nameserver_followups,
 }
