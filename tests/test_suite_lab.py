@@ -211,7 +211,7 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
     ),
     "coredns-down": (
         "each_coredns_pod or internal_name",
-        {"pod@node-3->coredns@node-1/DNS-udp": {"L3"}}  # a silent server: FM-04 connectivity,
+        {"pod@node-3->coredns@node-1/DNS-udp": {"L3"}},  # a silent server: FM-04 connectivity
         ["pod@node-3->coredns@node-2/DNS-udp"],
     ),
     "upstream-dns-servfail": (
