@@ -970,13 +970,12 @@ def check_iptables(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     fields: dict[str, Any] = {"binary": binary, "binary6": binary6, "snapshots": [], "warnings": []}
     if ipv6 and binary6 is None:
         fields["warnings"].append("ip6tables-save not found: IPv6 rules not read")
+    if interval >= deadline - time.monotonic():
+        raise PlanError(f"field 'interval' ({interval:g} s) must be shorter than the check's timeout")
+    first = time.monotonic()
     for number in range(2 if interval > 0 else 1):
-        if number:
-            if time.monotonic() + interval >= deadline:
-                raise CheckFailure(
-                    "timeout", f"interval {interval:g} s does not fit the check's timeout", fields
-                )
-            time.sleep(interval)  # the measuring window itself, not a wait for state
+        if number:  # the counting window itself (from the first snapshot's start), not a wait for state
+            time.sleep(max(0.0, min(first + interval, deadline) - time.monotonic()))
         taken = time.time()
         text, truncated, warnings = _save_rules(binary, deadline, max_bytes)
         snapshot: dict[str, Any] = {

@@ -172,6 +172,8 @@ def test_a_failing_tool_is_other_with_its_first_line(monkeypatch: pytest.MonkeyP
 def test_bad_fields_are_bad_plan() -> None:
     assert plan_result({"id": "i", "kind": "iptables", "interval": -1})["error"] == "bad-plan"
     assert plan_result({"id": "i", "kind": "iptables", "ipv6": "yes"})["error"] == "bad-plan"
+    too_long = plan_result({"id": "i", "kind": "iptables", "interval": 3, "timeout": 2})
+    assert too_long["error"] == "bad-plan" and "shorter than the check's timeout" in too_long["message"]
 
 
 # -- the FM-19 cell through the engine: one exec per host subject carries both snapshots ------------
