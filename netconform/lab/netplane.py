@@ -500,7 +500,7 @@ class Netplane:
             record = PodRecord(node=node, ip=ip, netns=netns, veth=veth)
             try:
                 node_lines = [
-                    f"link add {veth} mtu {A.OVERLAY_MTU} type veth peer name eth0 netns {netns}",
+                    f"link add {veth} mtu {A.OVERLAY_MTU} type veth peer name eth0 mtu {A.OVERLAY_MTU} netns {netns}",
                     f"link set {veth} master {POD_BRIDGE} up",
                 ]
                 if FLAG_NO_POD_ROUTES not in st.node_flags.get(node, []):
