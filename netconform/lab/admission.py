@@ -10,6 +10,8 @@ import ipaddress
 import re
 from typing import Any
 
+from netconform.lab import podsecurity
+from netconform.lab.conditions import DENY_HOST_NETWORK, LabConditions, webhook_denial
 from netconform.lab.resources import Resource
 from netconform.lab.store import ApiError, Obj, Store, invalid
 
@@ -45,10 +47,16 @@ def validate_name(res: Resource, name: str) -> None:
 
 
 class Admission:
-    """Called by the API server for every create and update, before the store is touched."""
+    """Called by the API server for every create and update, before the store is touched.
 
-    def __init__(self, store: Store) -> None:
+    Order as in a real API server: defaults, validation (422), then validating admission (403): Pod
+    Security from the namespace's labels, and the `deny-host-network` policy webhook when that lab
+    condition is on.
+    """
+
+    def __init__(self, store: Store, conditions: LabConditions | None = None) -> None:
         self.store = store
+        self.conditions = conditions or LabConditions()
 
     # ------------------------------------------------------------------ entry points
     def on_create(self, res: Resource, obj: Obj) -> None:
@@ -151,6 +159,10 @@ class Admission:
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("tolerations", [])
         pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        namespace = pod["metadata"].get("namespace")
+        podsecurity.enforce(pod, self.store.find("namespaces", "", namespace) if namespace else None)
+        if spec.get("hostNetwork") and self.conditions.is_active(DENY_HOST_NETWORK):
+            raise ApiError(403, "Forbidden", webhook_denial(), {"name": name, "kind": "pods"})
 
     # ------------------------------------------------------------------ services
     def _service(self, svc: Obj, old: Obj | None) -> None:

@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from netconform.lab import resources, tables
 from netconform.lab.admission import Admission
+from netconform.lab.conditions import LabConditions
 from netconform.lab.resources import Resource
 from netconform.lab.store import (
     ApiError,
@@ -211,11 +212,17 @@ def _json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
 class ApiServer:
     """The aiohttp application plus the state the handlers share."""
 
-    def __init__(self, store: Store, backend: Backend, tokens: dict[str, User]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        tokens: dict[str, User],
+        conditions: LabConditions | None = None,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.tokens = tokens
-        self.admission = Admission(store)
+        self.admission = Admission(store, conditions)
         self.counters = Counters()
         self.started = time.monotonic()
         self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)

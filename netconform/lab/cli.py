@@ -181,9 +181,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "fault":
         lab = Lab(args.name)
         if args.fault_cmd == "list":
-            for f in lab.fault_list():
-                state = f"ACTIVE on {f['where']}" if f["active"] else "inactive"
-                print(f"{f['name']:<26} {state:<22} {f['description']}")
+            listed = lab.fault_list()
+            for kind, title in (("fault", "faults"), ("condition", "conditions for bad-input tests")):
+                print(f"{title}:")
+                for f in (f for f in listed if f.get("kind", "fault") == kind):
+                    state = f"ACTIVE on {f['where']}" if f["active"] else "inactive"
+                    print(f"  {f['name']:<26} {state:<24} {f['description']}")
         elif args.fault_cmd == "add":
             rec = lab.fault_add(args.fault, args.node)
             print(rec["summary"])

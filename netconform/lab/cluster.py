@@ -164,7 +164,7 @@ class Lab:
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], nodes: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        expected = 2 + nodes  # two coredns pods and one CNI pod per node
+        expected = 3 + nodes  # two coredns pods, the API's TCP endpoint on node-1, one CNI pod per node
         waiting_for = "the supervisor to start"
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -30,6 +30,7 @@ from netconform.lab.addressing import (
     node_ip,
     pod_cidr,
 )
+from netconform.lab.conditions import NAMESPACE_STUCK, LabConditions
 from netconform.lab.dataplane import DataPlane
 from netconform.lab.iptrules import Backend, ServiceNAT, ServicePort
 from netconform.lab.store import (
@@ -62,6 +63,12 @@ NAMESPACED_RESOURCES = (
     "deployments",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
+AGENT_SOURCE = REPO_ROOT / "netconform" / "agent.py"
+STUCK_MESSAGE = (
+    "Failed to delete all resource types, 1 remaining: Internal error occurred: error deleting "
+    "stuckobjects.lab.netconform.io: the server is currently unable to handle the request "
+    "(lab condition namespace-stuck)"
+)
 
 
 class Ipam:
@@ -153,6 +160,36 @@ def unfit_reason(pod: Obj, node: Obj) -> str | None:
     return None
 
 
+def stuck_namespace_conditions(now: str) -> list[Obj]:
+    """The five deletion conditions of a namespace whose content deletion keeps failing."""
+    rows = (
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed",
+        ),
+        ("NamespaceDeletionContentFailure", "True", "ContentDeletionFailed", STUCK_MESSAGE),
+        ("NamespaceContentRemaining", "False", "ContentRemoved", "All content successfully removed"),
+        (
+            "NamespaceFinalizersRemaining",
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished",
+        ),
+    )
+    return [
+        {"type": t, "status": st, "reason": r, "message": m, "lastTransitionTime": now}
+        for t, st, r, m in rows
+    ]
+
+
 # ---------------------------------------------------------------------------- controller
 
 
@@ -167,8 +204,11 @@ class Controllers:
         state_dir: Path,
         lb_enabled: bool,
         delete_object: Callable[[str, str, str, str | None], Obj],
+        conditions: LabConditions | None = None,
     ) -> None:
         self.store = store
+        self.conditions = conditions or LabConditions()
+        self.conditions.on_change.append(self.kick)
         self.dataplane = dataplane
         self.nodes = nodes
         self.state_dir = state_dir
@@ -357,8 +397,29 @@ class Controllers:
                     for obj in self.store.select(resource, name):
                         with contextlib.suppress(ApiError):
                             self.store.delete(resource, name, obj["metadata"]["name"])
+                if self.conditions.is_active(NAMESPACE_STUCK):
+                    self._mark_deletion_failed(ns)
+                    continue
                 with contextlib.suppress(ApiError):
                     self.store.delete("namespaces", "", name)
+
+    def _mark_deletion_failed(self, ns: Obj) -> None:
+        """`namespace-stuck`: the namespace keeps its `kubernetes` finalizer and shows why, as the real
+        namespace controller does when deleting its content fails (set once; the store is not touched again).
+        """
+        name = ns["metadata"]["name"]
+        conditions = stuck_namespace_conditions(now_iso())
+        current = [(c["type"], c["status"]) for c in (ns.get("status") or {}).get("conditions") or []]
+        if current == [(c["type"], c["status"]) for c in conditions]:
+            return
+
+        def apply(o: Obj) -> None:
+            o.setdefault("status", {})["conditions"] = conditions
+            finalizers = o.setdefault("spec", {}).setdefault("finalizers", [])
+            if "kubernetes" not in finalizers:
+                finalizers.append("kubernetes")
+
+        self.store.mutate("namespaces", "", name, apply)
 
     # ------------------------------------------------------------------ scheduler
     def _schedule(self) -> None:
@@ -850,8 +911,10 @@ class Controllers:
             admission.on_create(res, obj)
             self.store.create(resource, obj, namespaced=True)
 
-        # The API listens on the host's loopback, which pods cannot reach; the `kubernetes` Service says so
-        # honestly: its endpoint is the control-plane VIP on node-1's fabric address, where nothing listens.
+        # The API listens on the host's loopback, which pods cannot reach. The `kubernetes` Service's
+        # endpoint is the control-plane VIP on node-1 (10.89.0.2:6443), where a hostNetwork pod pinned to
+        # node-1 (`kube-apiserver-node-1`, the agent's TCP echo) answers at L4, so a node with a stale ARP
+        # entry for the VIP (FM-28) sees connections to it time out while node-1 connects.
         create(
             "services",
             {
@@ -983,6 +1046,7 @@ class Controllers:
                     },
                 },
             )
+        create("pods", self._apiserver_endpoint_pod(tolerate_all))
         for node in self.nodes:
             create(
                 "pods",
@@ -1009,6 +1073,49 @@ class Controllers:
                 },
             )
         self.kick()
+
+    def _apiserver_endpoint_pod(self, tolerations: list[Obj]) -> Obj:
+        """A TCP responder on the control-plane VIP's port in node-1's namespace (static-pod look-alike)."""
+        node = self.nodes[0]
+        return {
+            "metadata": {
+                "name": f"kube-apiserver-{node}",
+                "namespace": "kube-system",
+                "labels": {"component": "kube-apiserver", "tier": "control-plane"},
+                "annotations": {
+                    "lab.netconform.io/role": f"L4 stand-in for the API server on {CONTROL_PLANE_VIP}:"
+                    f"{KUBERNETES_ENDPOINT_PORT} (TCP echo; the lab's API itself is on the host loopback)"
+                },
+            },
+            "spec": {
+                "nodeName": node,
+                "hostNetwork": True,
+                "dnsPolicy": "Default",
+                "tolerations": tolerations,
+                "priorityClassName": "system-node-critical",
+                "containers": [
+                    {
+                        "name": "kube-apiserver",
+                        "image": "registry.k8s.io/kube-apiserver:v1.31.0",
+                        "command": [
+                            sys.executable,
+                            str(AGENT_SOURCE),
+                            "serve",
+                            "--tcp",
+                            str(KUBERNETES_ENDPOINT_PORT),
+                        ],
+                        "ports": [
+                            {
+                                "name": "https",
+                                "containerPort": KUBERNETES_ENDPOINT_PORT,
+                                "hostPort": KUBERNETES_ENDPOINT_PORT,
+                                "protocol": "TCP",
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
 
     def lab_summary(self) -> Obj:
         return {

@@ -4,6 +4,9 @@ The faults themselves live in `netconform.lab.faults` (data-plane side): `add(na
 `clear(name, ctx)`, `names()`. This bridge builds their context from live API state (pods with
 netns/labels/IP/node, the kube-dns pods, LB VIPs) and gives them `set_node_condition` for node-level
 faults; it runs their (blocking) work in an executor so the API keeps answering meanwhile.
+
+The same endpoints also switch the control plane's bad-input conditions (`netconform.lab.conditions`:
+`deny-host-network`, `namespace-stuck`); the catalogue lists them after the faults with `kind: condition`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from netconform.lab import conditions
 from netconform.lab.store import ApiError
 
 if TYPE_CHECKING:
@@ -97,27 +101,50 @@ class FaultBridge:
     async def catalogue(self) -> list[dict[str, Any]]:
         module = self._module()
         active = module.active(self._context(module))
-        return [
+        faults = [
             {
                 "name": n,
+                "kind": "fault",
                 "description": module.describe(n),
                 "active": n in active,
                 **({"where": active[n]} if n in active else {}),
             }
             for n in module.names()
         ]
+        held = self.sup.conditions.active
+        return faults + [
+            {
+                "name": n,
+                "kind": "condition",
+                "description": conditions.describe(n),
+                "active": n in held,
+                **({"where": held[n]} if n in held else {}),
+            }
+            for n in conditions.names()
+        ]
 
     def active(self) -> list[dict[str, Any]]:
+        held = [{"name": n, "where": w} for n, w in self.sup.conditions.active.items()]
         try:
             module = self._module()
-            return [{"name": n, "where": w} for n, w in module.active(self._context(module)).items()]
+            return [{"name": n, "where": w} for n, w in module.active(self._context(module)).items()] + held
         except ApiError:
-            return []
+            return held
+
+    def _known(self, module: ModuleType) -> str:
+        return ", ".join([*module.names(), *conditions.names()])
 
     async def add(self, name: str, node: str | None) -> dict[str, Any]:
         module = self._module()
+        if name in conditions.names():
+            try:
+                summary = self.sup.conditions.add(name, node)
+            except conditions.ConditionError as err:
+                raise ApiError(422, "Invalid", str(err)) from None
+            log.info("condition added: %s", summary)
+            return {"name": name, "where": self.sup.conditions.active.get(name), "summary": summary}
         if name not in module.names():
-            raise ApiError(404, "NotFound", f"no fault {name!r}; known: {', '.join(module.names())}")
+            raise ApiError(404, "NotFound", f"no fault {name!r}; known: {self._known(module)}")
         if node is not None and node not in self.sup.node_list:
             raise ApiError(422, "Invalid", f"node {node!r}: the lab has {', '.join(self.sup.node_list)}")
         async with self.lock:
@@ -128,8 +155,19 @@ class FaultBridge:
 
     async def clear(self, name: str | None) -> list[str]:
         module = self._module()
+        held = self.sup.conditions
+        if name is not None and name in conditions.names():
+            if not held.is_active(name):
+                return []
+            log.info("condition cleared: %s", held.clear(name))
+            return [name]
         if name is not None and name not in module.names():
-            raise ApiError(404, "NotFound", f"no fault {name!r}; known: {', '.join(module.names())}")
+            raise ApiError(404, "NotFound", f"no fault {name!r}; known: {self._known(module)}")
+        cleared_conditions = []
+        if name is None:
+            for n in list(held.active):
+                log.info("condition cleared: %s", held.clear(n))
+                cleared_conditions.append(n)
         async with self.lock:
             active = list(module.active(self._context(module)))
             targets = [name] if name is not None else active
@@ -140,4 +178,4 @@ class FaultBridge:
                 summary = await self._call(module.clear, n, self._context(module))
                 log.info("fault cleared: %s", summary)
                 cleared.append(n)
-            return cleared
+            return cleared + cleared_conditions

@@ -7,6 +7,10 @@ The container is its own session (process group), its stdout/stderr go to a log 
 a close-on-exec pipe tells whether the command could be started at all (else a waiting reason like a
 real kubelet), and restartPolicy decides what happens when it exits. exec uses the same launcher, so
 an exec sees exactly the container's view (volumes, resolv.conf, netns).
+
+Images: the host filesystem stands in for every image, except one whose registry host is under the
+reserved TLD `.invalid` (e.g. `registry.invalid/python:3.12`, see `images.py`): that one cannot be pulled,
+and the pod stays Pending with ErrImagePull / ImagePullBackOff and the events a kubelet records.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconform.lab import events
+from netconform.lab import events, images
 from netconform.lab.addressing import KUBE_DNS_IP, KUBERNETES_SERVICE_IP, node_ip
 from netconform.lab.controllers import Ipam
 from netconform.lab.dataplane import DataPlane
@@ -393,6 +397,11 @@ class Kubelet:
         policy = pod["spec"].get("restartPolicy", "Always")
         field_path = f"spec.containers{{{cr.name}}}"
         first = True
+        image = str(cr.spec.get("image", ""))
+        pull_error = images.pull_error(image)
+        if pull_error is not None:
+            await self._pull_back_off(run, cr, pod, image, pull_error)
+            return
         while not run.stop.is_set():
             if not first:
                 # rotate the log so `logs --previous` shows the last run
@@ -502,10 +511,44 @@ class Kubelet:
 
     async def _backoff(self, run: PodRun, cr: ContainerRun) -> bool:
         """Wait the restart back-off (0.5 s doubling up to 10 s); True when the pod is being stopped."""
-        delay = min(BACKOFF_CAP, 0.5 * (2 ** min(cr.restart_count, 6)))
+        return await self._wait_stop(run, cr.restart_count)
+
+    @staticmethod
+    async def _wait_stop(run: PodRun, attempt: int) -> bool:
+        """Wait the back-off of `attempt` (0.5 s doubling up to 10 s); True when the pod is being stopped."""
+        delay = min(BACKOFF_CAP, 0.5 * (2 ** min(attempt, 6)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(run.stop.wait(), delay)
         return run.stop.is_set()
+
+    async def _pull_back_off(self, run: PodRun, cr: ContainerRun, pod: Obj, image: str, error: str) -> None:
+        """An image that cannot be pulled: ErrImagePull, then ImagePullBackOff, retried until the pod goes.
+
+        Like a kubelet: the pod stays Pending, restartCount stays 0, and every attempt records the events
+        `Pulling`, `Failed` (the registry's error), `Failed` (Error: ErrImagePull), then `BackOff` and
+        `Failed` (Error: ImagePullBackOff) while it waits.
+        """
+        field_path = f"spec.containers{{{cr.name}}}"
+
+        def event(type_: str, reason: str, message: str) -> None:
+            events.record(self.store, pod, type_, reason, message, "kubelet", run.node, field_path)
+
+        attempt = 0
+        while not run.stop.is_set():
+            event("Normal", "Pulling", f'Pulling image "{image}"')
+            event("Warning", "Failed", images.pull_failed_message(image, error))
+            event("Warning", "Failed", "Error: ErrImagePull")
+            cr.state = {"waiting": {"reason": "ErrImagePull", "message": error}}
+            self._publish(run)
+            if await self._wait_stop(run, attempt):
+                return
+            cr.state = {"waiting": {"reason": "ImagePullBackOff", "message": images.backoff_message(image)}}
+            event("Normal", "BackOff", images.backoff_message(image))
+            event("Warning", "Failed", "Error: ImagePullBackOff")
+            self._publish(run)
+            attempt += 1
+            if await self._wait_stop(run, attempt):
+                return
 
     async def _spawn(self, run: PodRun, cr: ContainerRun) -> dict[str, Any] | None:
         """Start the container; returns the launcher's start error, or None when the command is running."""

@@ -28,6 +28,7 @@ from aiohttp import web
 from netconform.lab import procs
 from netconform.lab.addressing import check_lab_name, node_ip, node_names, pod_cidr
 from netconform.lab.apiserver import ApiServer, User
+from netconform.lab.conditions import LabConditions
 from netconform.lab.controllers import Controllers, Ipam
 from netconform.lab.dataplane import DataPlane, NetplaneDataPlane
 from netconform.lab.faultsbridge import FaultBridge
@@ -128,6 +129,7 @@ class Supervisor:
         self.admin_token = secrets.token_hex(24)
         self.viewer_token = secrets.token_hex(24)
         self.store = Store()
+        self.conditions = LabConditions()
         self.stop = asyncio.Event()
         self.state: dict[str, Any] = {
             "name": name,
@@ -176,9 +178,15 @@ class Supervisor:
             self.admin_token: User("admin", ("system:masters",), read_only=False),
             self.viewer_token: User("viewer", ("lab:viewers",), read_only=True),
         }
-        self.api = ApiServer(self.store, LabBackend(self), tokens)
+        self.api = ApiServer(self.store, LabBackend(self), tokens, self.conditions)
         self.controllers = Controllers(
-            self.store, self.dataplane, self.node_list, self.state_dir, self.lb, self.api.delete_object
+            self.store,
+            self.dataplane,
+            self.node_list,
+            self.state_dir,
+            self.lb,
+            self.api.delete_object,
+            self.conditions,
         )
         self.faults = FaultBridge(self)
         runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
