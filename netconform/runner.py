@@ -126,6 +126,7 @@ def demo_main(argv: Sequence[str]) -> int:
     p.add_argument("--out", default="reports")
     p.add_argument("--name", default="demo")
     p.add_argument("--nodes", type=_positive_int, default=3)
+    p.add_argument("--fault", action="append", default=[], help="inject this lab fault first (repeatable)")
     own, extra = split_argv(argv)
     try:
         ns = p.parse_args(own)
@@ -137,7 +138,11 @@ def demo_main(argv: Sequence[str]) -> int:
     try:
         print(f"netconform demo: bringing up lab {ns.name!r} ({ns.nodes} nodes)", flush=True)
         lab.up(nodes=ns.nodes, lb=True)
-        code = run_main(["--lab", ns.name, "--out", ns.out, "--", *extra])
+        for fault in ns.fault:
+            print(f"netconform demo: injecting fault {fault!r}", flush=True)
+            lab.fault_add(fault)
+        # The lab's nodes are this machine's own namespaces, so the demo opts in to privileged host probes.
+        code = run_main(["--lab", ns.name, "--out", ns.out, "--allow-privileged", "--", *extra])
         print(f"netconform demo: reports in {ns.out}/ (matrix.html, report.html, results.json, junit.xml)")
         return code
     except KeyboardInterrupt:
