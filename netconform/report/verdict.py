@@ -221,8 +221,7 @@ class _Analysis:
             clauses.insert(1, "node-to-node traffic fails between the same nodes")
             where = f" of {_nodes_text(blamed)}" if len(blamed) < len(self.nodes) else " between the nodes"
             suspect = (
-                f"suspect the node network{where} (routes, neighbours, firewall): a partition, "
-                "FM-13/FM-17"
+                f"suspect the node network{where} (routes, neighbours, firewall): a partition, FM-13/FM-17"
             )
             claimed = bad_cells + under_bad
         else:
@@ -241,12 +240,12 @@ class _Analysis:
         consequences = self._consequences(blamed)
         summary = "; ".join(clauses) + ": " + suspect
         if consequences:
-            summary += (
-                f". {len(consequences)} Service/DNS checks fail or flicker with it (those that start on "
-                f"{_nodes_text(blamed)} or land on a backend there)"
+            which = (
+                f"(those that start on {_nodes_text(blamed)} or land on a backend there)"
                 if len(blamed) < len(self.nodes)
-                else f". {len(consequences)} Service/DNS checks that cross those nodes fail or flicker with it"
+                else "(those that cross those nodes)"
             )
+            summary += f". {len(consequences)} Service/DNS checks fail or flicker with it {which}"
         self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences])
 
     def _consequences(self, blamed: set[str]) -> list[Cell]:
