@@ -182,3 +182,23 @@ def test_netconform_diff_as_a_command(
     assert done.returncode == 1 and "gate: FAIL" in done.stdout
     done = subprocess.run([*run, str(bad), after], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "not JSON" in done.stderr
+
+
+def test_limit_lists_every_cell_or_truncates_and_bad_limits_are_one_line(
+    tmp_path: Path, healthy: dict[str, Any], faulted: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, after = _write(tmp_path, "before.json", healthy), _write(tmp_path, "after.json", faulted)
+    regressed = len(compare(healthy, faulted).by_status("regressed"))
+    assert regressed > 3
+    assert main([before, after, "--limit", "0"]) == 1
+    out = capsys.readouterr().out
+    section = out.split(f"Regressed ({regressed}):\n", 1)[1].split("\n\n", 1)[0]
+    assert len(section.splitlines()) == regressed and "more" not in section
+    assert main([before, after, "--limit", "2"]) == 1
+    section = capsys.readouterr().out.split(f"Regressed ({regressed}):\n", 1)[1].split("\n\n", 1)[0]
+    assert section.splitlines()[2:] == [f"  ... and {regressed - 2} more"]
+    for bad in ("-1", "x"):
+        with pytest.raises(SystemExit) as exc:
+            main([before, after, "--limit", bad])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and "--limit" in err, err

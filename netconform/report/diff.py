@@ -21,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from netconform.report.results import FAILING, ResultsError, canonical_cells, key_of, load_results
 
@@ -208,8 +208,16 @@ def format_markdown(comparison: Comparison, limit: int = 200) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad options are one line on stderr and status 2, like every other bad input of the diff."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="netconform diff",
         description="Compare two results.json files cell by cell; exit 1 when the second has regressions "
         "(or new failing cells).",
@@ -217,7 +225,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("before", help="baseline results.json (e.g. before the upgrade)")
     parser.add_argument("after", help="results.json to judge")
     parser.add_argument("--format", choices=("text", "markdown"), default="text", help="output format")
+    parser.add_argument(
+        "--limit",
+        type=_limit,
+        default=200,
+        help="cells listed per status at most (default 200; 0 lists every cell)",
+    )
     return parser
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"netconform diff: {exc}", file=sys.stderr)
         return 2
     comparison = compare(before, after)
-    out = format_markdown(comparison) if args.format == "markdown" else format_text(comparison)
+    limit = args.limit or len(comparison.changes) + 1
+    out = format_markdown(comparison, limit) if args.format == "markdown" else format_text(comparison, limit)
     sys.stdout.write(out)
     return 1 if comparison.gate_failures else 0
 
