@@ -7,87 +7,27 @@ a click that opens the cell's evidence, the by-FM view, no request to any other 
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from netconform.report.layout import worst
 from netconform.report.matrix import page_data, write_matrix
+from tests.report_browser import ARTIFACTS, Opened, browser_missing, expected_badges, launched_chromium
 from tests.report_synth import Fault, synth_results
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.xdist_group("report-browser"),
+    pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or ""),
 ]
-
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("report-browser")]
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} is absent (Debian package 'chromium'; make test installs it)", allow_module_level=True
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, timeout=30_000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Opened:
-    """A page on a matrix file, recording every request and every script error."""
-
-    def __init__(self, browser: Any, path: Path, width: int = 1500, height: int = 1000) -> None:
-        self.page = browser.new_page(viewport={"width": width, "height": height})
-        self.page.set_default_timeout(10_000)
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        started = time.monotonic()
-        self.page.goto(path.resolve().as_uri(), wait_until="commit")
-        self.page.wait_for_selector("body[data-rendered='1']", state="attached")
-        self.open_s = time.monotonic() - started
-        self.rendered_ms = float(self.page.evaluate("window.ncRenderedAt"))
-
-    def foreign_requests(self) -> list[str]:
-        return [url for url in self.requests if not url.startswith("file://")]
-
-    def badges(self) -> dict[tuple[int, int, int], str]:
-        rows = self.page.evaluate(
-            """() => Array.from(document.querySelectorAll('#matrix td[data-r] .b')).map(b => [
-                   +b.parentNode.dataset.r, +b.parentNode.dataset.c, +b.dataset.s, b.className])"""
-        )
-        return {(r, c, s): cls for r, c, s, cls in rows}
-
-
-def expected_badges(
-    data: dict[str, Any], column: int, keep: Any = None
-) -> dict[tuple[int, int, int], set[str]]:
-    """Per (row, column, slot): the classes the badge must have (worst outcome, plus 'mixed')."""
-    outcomes: dict[tuple[int, int, int], list[str]] = defaultdict(list)
-    for cell, entry in zip(data["cells"], data["index"], strict=True):
-        if keep is None or keep(cell):
-            outcomes[(entry[0], entry[column], entry[3])].append(cell["outcome"])
-    return {
-        key: {"b", worst(found), *(["mixed"] if len(set(found)) > 1 else [])}
-        for key, found in outcomes.items()
-    }
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
