@@ -1385,13 +1385,7 @@ def _make_server(base: type, port: int, handler: type) -> Any:
         def server_bind(self: Any) -> None:
             if self.address_family == socket.AF_INET6:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            if issubclass(base, http.server.HTTPServer):
-                # HTTPServer.server_bind looks its own name up (socket.getfqdn): on a node cut off
-                # from DNS that holds the listener back for the resolver's whole timeout (~5 s)
-                socketserver.TCPServer.server_bind(self)
-                self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-            else:
-                base.server_bind(self)  # type: ignore[attr-defined]
+            base.server_bind(self)  # type: ignore[attr-defined]
 
         attrs = {
             "address_family": family,
