@@ -237,7 +237,10 @@ class KitDeployer:
                     )
                 except ApiException as exc:
                     if exc.status in (400, 403, 422) and role == "host":
-                        self.kit.unavailable["host"] = _admission_reason(exc, f"host-network probe {name}")
+                        # one refusal stands for every node: the other host pods are not even tried
+                        self.kit.unavailable["host"] = _admission_reason(
+                            exc, f"host-network probe pods (hostNetwork: true, first {name})"
+                        )
                         continue
                     raise KubeError(api_error_line(exc, f"creating pod {name}")) from None
         for name, svc_type in (("echo", "ClusterIP"), ("echo-np", "NodePort"), ("echo-headless", "Headless")):
@@ -374,10 +377,11 @@ def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | N
             if exc.status == 404:
                 return True
             raise KubeError(api_error_line(exc, f"reading namespace {namespace}")) from None
+        state["phase"] = (ns.get("status") or {}).get("phase") or "unknown"
         state["finalizers"] = list((ns.get("spec") or {}).get("finalizers") or [])
         state["meta_finalizers"] = list(ns.get("metadata", {}).get("finalizers") or [])
         state["conditions"] = [
-            c.get("message", "")
+            f"{c.get('type', '?')}: {c.get('message', '')}"
             for c in (ns.get("status") or {}).get("conditions") or []
             if c.get("status") == "True"
         ]
@@ -388,14 +392,22 @@ def delete_namespace(cluster: Cluster, namespace: str, wait_s: float) -> str | N
     except KubeError as exc:
         if "timed out" not in str(exc):
             return str(exc)
-        finalizers = state.get("finalizers", []) + state.get("meta_finalizers", [])
-        why = "; ".join(state.get("conditions", [])[:2])
-        return (
-            f"namespace {namespace} is stuck Terminating after {wait_s:.0f} s"
-            f" (finalizers: {', '.join(finalizers) or 'none'}{'; ' + why if why else ''});"
-            f" inspect it with: kubectl get namespace {namespace} -o yaml"
-        )
+        return stuck_line(namespace, wait_s, state)
     return None
+
+
+def stuck_line(namespace: str, wait_s: float, state: dict[str, Any]) -> str:
+    """One line for a namespace that outlived the wait: phase, finalizers, why, and what to run."""
+    finalizers = state.get("finalizers", []) + state.get("meta_finalizers", [])
+    why = "; ".join(state.get("conditions", [])[:2])
+    return (
+        f"namespace {namespace} is still there {wait_s:.0f} s after deletion (phase "
+        f"{state.get('phase', 'unknown')}, finalizers: {', '.join(finalizers) or 'none'}"
+        f"{'; ' + why if why else ''}); inspect it with `kubectl get namespace {namespace} -o yaml`, "
+        "fix what its conditions name and it goes on its own (last resort: "
+        f"`kubectl get namespace {namespace} -o json | jq '.spec.finalizers=[]' | "
+        f"kubectl replace --raw /api/v1/namespaces/{namespace}/finalize -f -`)"
+    )
 
 
 def sweep_stale(cluster: Cluster, ttl_s: float, now: datetime | None = None) -> list[str]:

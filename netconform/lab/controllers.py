@@ -397,7 +397,8 @@ class Controllers:
                     for obj in self.store.select(resource, name):
                         with contextlib.suppress(ApiError):
                             self.store.delete(resource, name, obj["metadata"]["name"])
-                if self.conditions.is_active(NAMESPACE_STUCK):
+                finalized = not (ns.get("spec") or {}).get("finalizers")  # e.g. forced through /finalize
+                if self.conditions.is_active(NAMESPACE_STUCK) and not finalized:
                     self._mark_deletion_failed(ns)
                     continue
                 with contextlib.suppress(ApiError):
@@ -406,6 +407,7 @@ class Controllers:
     def _mark_deletion_failed(self, ns: Obj) -> None:
         """`namespace-stuck`: the namespace keeps its `kubernetes` finalizer and shows why, as the real
         namespace controller does when deleting its content fails (set once; the store is not touched again).
+        Removing the finalizer through `/finalize` lets it go, as in a real cluster.
         """
         name = ns["metadata"]["name"]
         conditions = stuck_namespace_conditions(now_iso())
@@ -415,9 +417,6 @@ class Controllers:
 
         def apply(o: Obj) -> None:
             o.setdefault("status", {})["conditions"] = conditions
-            finalizers = o.setdefault("spec", {}).setdefault("finalizers", [])
-            if "kubernetes" not in finalizers:
-                finalizers.append("kubernetes")
 
         self.store.mutate("namespaces", "", name, apply)
 
