@@ -6,7 +6,6 @@ import copy
 import html
 import json
 import random
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -15,86 +14,8 @@ import pytest
 from netconform.report.matrix import DATA_ELEMENT_ID, page_data, render_matrix, write_matrix
 from netconform.report.results import canonical_cells
 from netconform.report.verdict import compute_verdict
+from tests.report_pagecheck import embedded_data, parse_page, self_contained_problems
 from tests.report_synth import Fault, synth_results
-
-URL_ATTRIBUTES = {
-    "src",
-    "href",
-    "action",
-    "formaction",
-    "srcset",
-    "poster",
-    "data",
-    "background",
-    "xlink:href",
-}
-LOADING_TAGS = {
-    "link",
-    "img",
-    "iframe",
-    "object",
-    "embed",
-    "audio",
-    "video",
-    "source",
-    "track",
-    "base",
-    "frame",
-}
-
-
-class _Page(HTMLParser):
-    """Collects what could make a browser load something, and the text of each script element."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.url_attrs: list[tuple[str, str, str]] = []
-        self.loading_tags: list[str] = []
-        self.scripts: list[tuple[dict[str, str | None], str]] = []
-        self.styles: list[str] = []
-        self.style_attrs: list[str] = []
-        self.attr_values: list[str] = []
-        self._in: tuple[str, dict[str, str | None]] | None = None
-        self._buf: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            self.attr_values.append(value or "")
-            if name in URL_ATTRIBUTES:
-                self.url_attrs.append((tag, name, value or ""))
-            if name == "style" and value:
-                self.style_attrs.append(value)
-        if tag in LOADING_TAGS:
-            self.loading_tags.append(tag)
-        if tag in ("script", "style"):
-            self._in, self._buf = (tag, dict(attrs)), []
-
-    def handle_data(self, data: str) -> None:
-        if self._in:
-            self._buf.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._in and tag == self._in[0]:
-            text = "".join(self._buf)
-            if tag == "script":
-                self.scripts.append((self._in[1], text))
-            else:
-                self.styles.append(text)
-            self._in = None
-
-
-def _parse(page: str) -> _Page:
-    parser = _Page()
-    parser.feed(page)
-    parser.close()
-    return parser
-
-
-def _data(parsed: _Page) -> dict[str, Any]:
-    blobs = [text for attrs, text in parsed.scripts if attrs.get("id") == DATA_ELEMENT_ID]
-    assert len(blobs) == 1
-    data: dict[str, Any] = json.loads(blobs[0])
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -108,34 +29,23 @@ def faulted_page(faulted: dict[str, Any]) -> str:
 
 
 def test_page_is_self_contained(faulted_page: str) -> None:
-    parsed = _parse(faulted_page)
-    assert parsed.url_attrs == [] and parsed.loading_tags == []
-    assert [attrs.get("type") for attrs, _ in parsed.scripts] == ["application/json", None]
-    assert all("src" not in attrs for attrs, _ in parsed.scripts)
-    css = " ".join(parsed.styles + parsed.style_attrs)
-    assert "url(" not in css and "@import" not in css and "@font-face" not in css
-    code = parsed.scripts[1][1]
-    for api in (
-        "fetch(",
-        "XMLHttpRequest",
-        "WebSocket",
-        "import(",
-        "sendBeacon",
-        "EventSource",
-        ".src",
-        "Worker(",
+    assert self_contained_problems(faulted_page) == []
+    # the check itself catches each way out
+    for leak in (
+        '<img src="https://203.0.113.10/x.png">',
+        '<link rel="stylesheet" href="//203.0.113.10/a.css">',
+        "<style>@import 'https://203.0.113.10/a.css';</style>",
+        '<script src="https://203.0.113.10/a.js"></script>',
+        "<script>fetch('https://203.0.113.10/')</script>",
+        '<div style="background: url(https://203.0.113.10/b.png)"></div>',
     ):
-        assert api not in code, api
-    # addresses (the API server, probed URLs) appear only as inert, escaped text: never in an attribute,
-    # in CSS or in code
-    assert not [v for v in parsed.attr_values if "://" in v or v.startswith("//")]
-    assert "://" not in css and "://" not in code
+        assert self_contained_problems(faulted_page.replace("</body>", leak + "</body>")), leak
 
 
 def test_every_cell_is_embedded_with_its_row_column_and_slot(
     faulted: dict[str, Any], faulted_page: str
 ) -> None:
-    data = _data(_parse(faulted_page))
+    data = embedded_data(parse_page(faulted_page))
     cells = canonical_cells(faulted)
     assert data["cells"] == json.loads(json.dumps(cells))
     assert len(data["index"]) == len(cells)
@@ -178,9 +88,9 @@ def test_cell_text_cannot_break_out_of_the_data_element() -> None:
     results["cells"][0].update(outcome="failed", reason=evil, error="other")
     results["cells"][0]["evidence"]["checks"][0]["message"] = evil
     page = render_matrix(results)
-    parsed = _parse(page)
+    parsed = parse_page(page)
     assert len(parsed.scripts) == 2
-    data = _data(parsed)
+    data = embedded_data(parsed)
     assert any(c["reason"] == evil for c in data["cells"])
     assert "alert(1)</script>" not in page.split(f'id="{DATA_ELEMENT_ID}">', 1)[1].split("</script>", 1)[0]
 
