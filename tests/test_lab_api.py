@@ -4,7 +4,9 @@ against a real aiohttp server on 127.0.0.1, with an in-memory data plane standin
 Covers auth (401/403), discovery, CRUD with Status errors (404/409/422), patches, label and field
 selectors, watch with resourceVersion, server-side Tables, SelfSubjectAccessReview, service IP/NodePort/
 LB allocation, scheduling (nodeSelector, taints), endpoints/EndpointSlices following readiness, the NAT
-and DNS zone handed to the data plane, namespace Terminating, and the exact request counters.
+and DNS zone handed to the data plane, namespace Terminating, the exact request counters, and the
+bad-input admission: Pod Security from namespace labels, the `deny-host-network` webhook condition and
+the `namespace-stuck` condition.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from aiohttp import web
 
 from netconform.lab.apiserver import ApiServer, User
+from netconform.lab.conditions import LabConditions
 from netconform.lab.controllers import Controllers
 from netconform.lab.dataplane import FakeDataPlane
 from netconform.lab.store import ApiError, Store
@@ -63,8 +66,12 @@ class Server:
         self.loop = asyncio.new_event_loop()
         self.store = Store()
         self.plane = FakeDataPlane()
+        self.conditions = LabConditions()
         self.api = ApiServer(
-            self.store, NoKubelet(), {ADMIN: User("admin", (), False), VIEWER: User("viewer", (), True)}
+            self.store,
+            NoKubelet(),
+            {ADMIN: User("admin", (), False), VIEWER: User("viewer", (), True)},
+            self.conditions,
         )
         self.controllers: Controllers
         self.state_dir = state_dir
@@ -80,7 +87,7 @@ class Server:
 
     async def _start(self) -> None:
         self.controllers = Controllers(
-            self.store, self.plane, NODES, self.state_dir, True, self.api.delete_object
+            self.store, self.plane, NODES, self.state_dir, True, self.api.delete_object, self.conditions
         )
         for ns in ("default", "kube-system"):
             self.store.create(
@@ -489,3 +496,117 @@ def test_concurrent_burst_is_served(server: Server) -> None:
         t.join(timeout=20)
     assert results == [200] * 40
     assert time.monotonic() - started < 10
+
+
+# ------------------------------------------------------------------ bad-input admission and conditions
+def _pod(name: str, **spec: Any) -> dict[str, Any]:
+    container = {"name": "c", "image": "x", "command": ["sleep", "1"], **spec.pop("container", {})}
+    return {"metadata": {"name": name}, "spec": {"nodeName": "node-2", "containers": [container], **spec}}
+
+
+def _forbidden(fn: Any, *args: Any) -> str:
+    from kubernetes.client.rest import ApiException
+
+    with pytest.raises(ApiException) as err:
+        fn(*args)
+    code, body = _status_of(err.value)
+    assert (code, body["reason"], body["kind"]) == (403, "Forbidden", "Status"), body
+    return str(body["message"])
+
+
+def test_pod_security_baseline_from_the_namespace_label(core: Any) -> None:
+    labels = {"pod-security.kubernetes.io/enforce": "baseline"}
+    core.create_namespace({"metadata": {"name": "psa-baseline", "labels": labels}})
+    create = core.create_namespaced_pod
+    assert _forbidden(create, "psa-baseline", _pod("hn", hostNetwork=True)) == (
+        'pods "hn" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'
+    )
+    both = _pod("hp", hostPID=True, hostNetwork=True, container={"securityContext": {"privileged": True}})
+    assert _forbidden(create, "psa-baseline", both) == (
+        'pods "hp" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true, '
+        'hostPID=true), privileged (container "c" must not set securityContext.privileged=true)'
+    )
+    caps = _pod("cap", container={"securityContext": {"capabilities": {"add": ["NET_ADMIN", "CHOWN"]}}})
+    assert 'non-default capabilities (container "c" must not include "NET_ADMIN"' in _forbidden(
+        create, "psa-baseline", caps
+    )
+    # what baseline allows is created; restricted-only rules do not apply
+    assert create("psa-baseline", _pod("plain")).metadata.name == "plain"
+    # a namespace without the label (or `privileged`) allows host namespaces
+    core.create_namespace({"metadata": {"name": "psa-none"}})
+    assert create("psa-none", _pod("hn", hostNetwork=True)).spec.host_network is True
+    core.patch_namespace(
+        "psa-none", {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}
+    )
+    assert "host namespaces (hostNetwork=true)" in _forbidden(
+        create, "psa-none", _pod("hn2", hostNetwork=True)
+    )
+
+
+def test_pod_security_restricted_and_unknown_level(core: Any) -> None:
+    for name, level in (("psa-restricted", "restricted"), ("psa-typo", "restrictd")):
+        labels = {
+            "pod-security.kubernetes.io/enforce": level,
+            "pod-security.kubernetes.io/enforce-version": "v1.31",
+        }
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        message = _forbidden(core.create_namespaced_pod, name, _pod("loose"))
+        assert message.startswith('pods "loose" is forbidden: violates PodSecurity "restricted:v1.31": '), (
+            message
+        )
+        for rule in (
+            "allowPrivilegeEscalation != false",
+            "unrestricted capabilities",
+            "runAsNonRoot != true",
+        ):
+            assert rule in message
+    hardened = _pod(
+        "tight",
+        securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        container={"securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}},
+    )
+    assert core.create_namespaced_pod("psa-restricted", hardened).metadata.name == "tight"
+
+
+def test_deny_host_network_condition_is_a_webhook_everywhere(server: Server, core: Any) -> None:
+    core.create_namespace(
+        {"metadata": {"name": "psa-priv", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+    )
+    assert server.call(server.conditions.add, "deny-host-network").endswith("active on all namespaces")
+    try:
+        for ns in ("default", "psa-priv"):
+            assert _forbidden(core.create_namespaced_pod, ns, _pod("hn-denied", hostNetwork=True)) == (
+                'admission webhook "policy.lab.netconform.io" denied the request: hostNetwork is not allowed'
+            )
+        assert core.create_namespaced_pod("psa-priv", _pod("pod-net")).metadata.name == "pod-net"
+    finally:
+        assert server.call(server.conditions.clear, "deny-host-network") == "deny-host-network: cleared"
+    assert core.create_namespaced_pod("psa-priv", _pod("hn-ok", hostNetwork=True)).spec.host_network
+
+
+def test_namespace_stuck_condition_keeps_it_terminating_until_cleared(server: Server, core: Any) -> None:
+    server.call(server.conditions.add, "namespace-stuck")
+    try:
+        for name in ("stuck", "forced"):
+            core.create_namespace({"metadata": {"name": name}})
+            core.create_namespaced_config_map(name, {"metadata": {"name": "cm"}})
+            core.delete_namespace(name)
+        server.settle()
+        ns = core.read_namespace("stuck")
+        assert ns.status.phase == "Terminating" and ns.spec.finalizers == ["kubernetes"]
+        conditions = {c.type: (c.status, c.reason) for c in ns.status.conditions}
+        assert conditions["NamespaceDeletionContentFailure"] == ("True", "ContentDeletionFailed")
+        assert conditions["NamespaceContentRemaining"] == ("False", "ContentRemoved")
+        assert conditions["NamespaceFinalizersRemaining"] == ("False", "ContentHasNoFinalizers")
+        assert core.list_namespaced_config_map("stuck").items == [], "the content itself is deleted"
+        # what a user forces as a last resort: drop the finalizer through /finalize
+        forced = core.read_namespace("forced")
+        forced.spec.finalizers = []
+        core.replace_namespace_finalize("forced", forced)
+        server.settle()
+        names = [n.metadata.name for n in core.list_namespace().items]
+        assert "forced" not in names and "stuck" in names
+    finally:
+        server.call(server.conditions.clear, "namespace-stuck")
+    server.settle()
+    assert "stuck" not in [n.metadata.name for n in core.list_namespace().items]

@@ -150,6 +150,12 @@ class TestLifecycle:
         name, _, kubeconfig = cli_lab
         listed = nc("fault", "list", "--name", name).stdout
         assert "cni-not-ready" in listed and "tunnel-blocked" in listed
+        faults_part, _, conditions_part = listed.partition("conditions for bad-input tests:")
+        assert faults_part.startswith("faults:") and "stale-arp" in faults_part
+        assert "deny-host-network" in conditions_part and "namespace-stuck" in conditions_part
+        assert "deny-host-network" not in faults_part
+        per_node = nc("fault", "add", "namespace-stuck", "--node", "node-1", "--name", name, check=False)
+        assert per_node.returncode == 1 and "applies to the whole cluster" in per_node.stderr
         core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
 
         def ready(node: str) -> Any:
@@ -161,15 +167,16 @@ class TestLifecycle:
             assert (cond.status, cond.reason) == ("False", "NetworkPluginNotReady")
             assert "cni plugin not initialized" in cond.message
             assert ready("node-2").status == "True"
+            nc("fault", "add", "deny-host-network", "--name", name)
             status = json.loads(nc("status", "--name", name, "--json").stdout)
-            assert [f["name"] for f in status["faults"]] == ["cni-not-ready"]
+            assert [f["name"] for f in status["faults"]] == ["cni-not-ready", "deny-host-network"]
             dup = nc("fault", "add", "cni-not-ready", "--node", "node-2", "--name", name, check=False)
             assert dup.returncode == 1 and "already active" in dup.stderr
             unknown = nc("fault", "add", "no-such-fault", "--name", name, check=False)
             assert unknown.returncode == 1 and "no fault 'no-such-fault'" in unknown.stderr
         finally:
             cleared = nc("fault", "clear", "--name", name).stdout
-        assert "cni-not-ready" in cleared
+        assert "cni-not-ready" in cleared and "deny-host-network" in cleared
         assert ready("node-3").status == "True"
         assert json.loads(nc("status", "--name", name, "--json").stdout)["faults"] == []
 

@@ -202,3 +202,64 @@ def test_delete_namespace_waits_for_its_pods(kubectl: Kubectl) -> None:
     assert time.monotonic() - started < 30
     gone = kubectl("get", "namespace", name, check=False)
     assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+def test_unpullable_image_is_err_image_pull_then_back_off(kubectl: Kubectl, namespace: str) -> None:
+    """`.invalid` registries (RFC 2606) cannot be pulled: Pending, ErrImagePull/ImagePullBackOff, events."""
+    image = "registry.invalid/python:3.12"
+    kubectl("-n", namespace, "run", "nopull", f"--image={image}", "--restart=Never", "--", "sleep", "300")
+    seen: set[str] = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not {"ErrImagePull", "ImagePullBackOff"} <= seen:
+        seen.add(
+            kubectl(
+                "-n",
+                namespace,
+                "get",
+                "pod",
+                "nopull",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+            ).stdout
+        )
+        time.sleep(0.1)  # polling the pod status for both reasons, bounded by the deadline
+    assert {"ErrImagePull", "ImagePullBackOff"} <= seen, seen
+    row = kubectl("-n", namespace, "get", "pod", "nopull", "--no-headers").stdout.split()
+    assert row[1] == "0/1" and row[2] in ("ErrImagePull", "ImagePullBackOff") and row[3] == "0", row
+    described = kubectl("-n", namespace, "describe", "pod", "nopull").stdout
+    assert f'Failed to pull image "{image}": failed to pull and unpack image "{image}"' in described
+    assert "dial tcp: lookup registry.invalid: no such host" in described
+    for event in ("Error: ErrImagePull", f'Back-off pulling image "{image}"', "Error: ImagePullBackOff"):
+        assert event in described, event
+    assert re.search(r"Status:\s+Pending", described)
+    # any other image name is still "pulled" from the host filesystem
+    kubectl(
+        "-n", namespace, "run", "pulls", "--image=docker.io/library/python:3.12-slim", "--", "sleep", "300"
+    )
+    kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod/pulls", "--timeout=30s")
+
+
+def test_pod_security_label_refuses_host_network(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=baseline")
+    overrides = '{"spec": {"hostNetwork": true}}'
+    refused = kubectl(
+        "-n",
+        namespace,
+        "run",
+        "hostnet",
+        "--image=any",
+        f"--overrides={overrides}",
+        "--",
+        "sleep",
+        "1",
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert (
+        'Error from server (Forbidden): pods "hostnet" is forbidden: violates PodSecurity "baseline:latest": '
+        "host namespaces (hostNetwork=true)"
+    ) in refused.stderr
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
+    kubectl(
+        "-n", namespace, "run", "hostnet", "--image=any", f"--overrides={overrides}", "--", "sleep", "300"
+    )
