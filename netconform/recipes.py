@@ -791,6 +791,62 @@ def _judge_cp_vip(cell: Cell, ctx: Context, probes: list[Probe], results: Result
     )
 
 
+def _apiserver_tcp(cell: Cell, ctx: Context) -> list[Probe]:
+    """FM-28 at L4: connect from the node to every endpoint of the `kubernetes` Service.
+
+    The neighbour cache and an ARP who-has for the endpoints on the node's own subnet ride along, so a
+    time-out can be told apart: a cached MAC that is not the one answering now is a stale entry (FM-28).
+    """
+    s = ctx.runner(cell.subject)
+    endpoints, port = ctx.topo.api_endpoints, ctx.topo.api_endpoint_port
+    if not endpoints or not port:
+        raise Skip("the `kubernetes` Service in `default` lists no endpoint address and port")
+    node_ip = ctx.topo.node(cell.subject_node or "").internal_ip or ""
+    probes = [P.tcp(s, ip, port, echo=False) for ip in endpoints]
+    on_link = [ip for ip in endpoints if node_ip and _same_subnet(ip, node_ip)]
+    if on_link:
+        probes.append(P.read(s, "/proc/net/arp"))
+        probes += [P.arp(s, ip, ctx.arp_window, phase=2) for ip in on_link]
+    return probes
+
+
+def _cached_macs(arp_table: str) -> dict[str, tuple[str, str]]:
+    """IP -> (MAC, device) of the complete entries of /proc/net/arp."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in arp_table.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 4 and cols[3] != "00:00:00:00:00:00":
+            out[cols[0]] = (cols[3].lower(), cols[5] if len(cols) > 5 else "")
+    return out
+
+
+def _judge_apiserver_tcp(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """Every endpoint must accept the connection; a time-out with a stale neighbour entry names FM-28."""
+    base = all_pass([p for p in probes if p.kind == "tcp"], results, "the API server endpoints")
+    if base.outcome not in ("failed", "flaky") or base.error != "timeout":
+        return base
+    table = next((results.get(p) or {} for p in probes if p.kind == "read"), {})
+    cached = _cached_macs(table.get("content") or "")
+    for probe in (p for p in probes if p.kind == "tcp"):
+        ip = str(probe.fields["host"])
+        who_has = next((results.get(p) or {} for p in probes if p.kind == "arp" and p.fields["ip"] == ip), {})
+        answered = [m.lower() for m in who_has.get("macs") or []]
+        mac, dev = cached.get(ip, ("", ""))
+        if mac and answered and mac not in answered:
+            # `flush` keeps PERMANENT entries; `del` removes any kind
+            fix = f"ip neigh del {ip} dev {dev}" if dev else f"ip neigh flush {ip} nud all"
+            return Verdict(
+                base.outcome,
+                f"{base.reason}; stale ARP entry on {cell.subject_node}: its neighbour cache maps {ip} to "
+                f"{mac}, but {answered[0]} answers for it now (fix: {fix})",
+                error="timeout",
+                classified_layer="L2",
+                meaning="connections to the control-plane endpoint go to an old MAC and time out (FM-28)",
+                classified_fm="FM-28",
+            )
+    return base
+
+
 def _iptables_snapshots(cell: Cell, ctx: Context) -> list[Probe]:
     """FM-19: the node's rules with counters, twice, a window apart, inside the host probe's phase-1 exec.
 
@@ -888,6 +944,7 @@ _recipe("coredns", "udp", _dns, _judge_dns_answers)
 _recipe("nameserver", "udp", _dns, _judge_nameservers)
 _recipe("component:node-nameservers", "config", _cluster_nameserver_sets, _judge_nameserver_sets)
 _recipe("component:control-plane-vip", "arp", _cp_vip_arp, _judge_cp_vip)
+_recipe("component:apiserver", "tcp", _apiserver_tcp, _judge_apiserver_tcp)
 _recipe("component:iptables", "drops", _iptables_snapshots, _judge_iptables)
 FOLLOWUPS: dict[tuple[str, str], Callable[[Cell, Context, Results], list[Probe]]] = {
     ("nameserver", "udp"): _nameserver_followups,

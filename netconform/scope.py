@@ -181,6 +181,7 @@ _register("host-routes", _per_node("host", "node@{n}", "L3", "routes"))
 _register("host-conntrack", _per_node("host", "node@{n}", "L4", "conntrack"))
 _register("host-iptables", _per_node("host", "component:iptables", "L3", "drops"))
 _register("host-cp-vip-arp", _per_node("host", "component:control-plane-vip", "L2", "arp"))
+_register("host-apiserver-tcp", _per_node("host", "component:apiserver", "L4", "tcp"))
 # services
 for _proto, _layer in (("tcp", "L4"), ("udp", "L4"), ("http", "L7"), ("icmp", "L3")):
     _register(f"pod-clusterip-{_proto}", _per_node("pod", "clusterip", _layer, _proto))

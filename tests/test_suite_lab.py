@@ -238,9 +238,14 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
         ["host@node-1->node@node-2/L2-arp"],
     ),
     "stale-arp": (
-        "control_plane_vip",
-        {"host@node-2->component:control-plane-vip/L2-arp": {"L2"}},
-        ["host@node-1->component:control-plane-vip/L2-arp"],
+        "control_plane",
+        {
+            "host@node-2->component:control-plane-vip/L2-arp": {"L2"},
+            # the kubernetes endpoint (10.89.0.2:6443 on node-1) answers TCP; only the stale nodes time out
+            "host@node-2->component:apiserver/L4-tcp": {"L2", "L3"},
+            "host@node-3->component:apiserver/L4-tcp": {"L2", "L3"},
+        },
+        ["host@node-1->component:control-plane-vip/L2-arp", "host@node-1->component:apiserver/L4-tcp"],
     ),
     "tcp-reset": (
         "pod_to_pod_tcp or pod_to_pod_icmp",
@@ -284,6 +289,8 @@ def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, An
         cell = by_id[cid]
         assert cell["outcome"] == "failed", (cid, cell["outcome"], cell["reason"])
         assert cell["classified_layer"] in layers, (cid, cell["classified_layer"], cell["reason"])
+        if fault == "stale-arp":
+            assert cell["error"] == "timeout" and "FM-28" in (cell["meaning"] or ""), cell
     for cid in must_pass:
         assert cid in by_id, (cid, sorted(by_id)[:20])
         assert by_id[cid]["outcome"] == "passed", (cid, by_id[cid]["outcome"], by_id[cid]["reason"])

@@ -220,3 +220,35 @@ def test_connect_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(KubeError, match="cannot be reached") as err:
         server_version(cluster)
     assert time.monotonic() - started < 5 and "\n" not in str(err.value)
+
+
+def test_api_endpoint_tcp_timeout_with_a_stale_arp_entry_names_fm28() -> None:
+    cell = Cell("host@node-2", "component:apiserver", "L4", "tcp")
+    ctx = context()
+    ctx.topo.api_endpoint_port = 6443
+    probes = probes_for(cell, ctx)
+    assert [(p.kind, p.fields.get("host") or p.fields.get("ip") or p.fields.get("path")) for p in probes] == [
+        ("tcp", "10.89.0.2"),
+        ("read", "/proc/net/arp"),
+        ("arp", "10.89.0.2"),
+    ]
+    table = "IP address HW type Flags HW address Mask Device\n10.89.0.2 0x1 0x6 02:00:00:00:0f:28 * eth0\n"
+
+    def verdict(tcp: dict[str, Any], answered: str) -> Any:
+        return judge(
+            cell, ctx, probes, dict(zip(probes, [tcp, ok(content=table), ok(macs=[answered])], strict=True))
+        )
+
+    stale = verdict(bad("timeout"), "02:aa:00:00:00:02")
+    assert (stale.outcome, stale.classified_layer, stale.classified_fm) == ("failed", "L2", "FM-28")
+    assert "tcp 10.89.0.2:6443" in stale.reason and "ip neigh del 10.89.0.2 dev eth0" in stale.reason
+    plain = verdict(bad("timeout"), "02:00:00:00:0f:28")  # the cache is right: some other L3 problem
+    assert (plain.outcome, plain.classified_layer, plain.classified_fm) == ("failed", "L3", "FM-03")
+    refused = verdict(bad("refused"), "02:aa:00:00:00:02")
+    assert refused.classified_layer == "L4" and refused.classified_fm != "FM-28"
+    assert verdict(ok(), "02:aa:00:00:00:02").outcome == "passed"
+    ctx.topo.api_endpoint_port = None
+    from netconform.recipes import Skip
+
+    with pytest.raises(Skip, match="kubernetes"):
+        probes_for(cell, ctx)

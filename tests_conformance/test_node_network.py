@@ -1,4 +1,5 @@
-"""The node network: node-to-node ping and ARP, routes, conntrack budget, iptables drops, stale ARP."""
+"""The node network: node-to-node ping and ARP, routes, conntrack budget, iptables drops, stale ARP,
+and every node reaching the API server's endpoints."""
 
 import pytest
 
@@ -44,4 +45,11 @@ def test_iptables_drops(cell: Cell, conformance) -> None:
 @pytest.mark.scope("host-cp-vip-arp")
 def test_control_plane_vip_arp(cell: Cell, conformance) -> None:
     """No node caches a stale MAC for the control-plane VIP."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-28")
+@pytest.mark.scope("host-apiserver-tcp")
+def test_control_plane_endpoint_tcp(cell: Cell, conformance) -> None:
+    """Every node connects to the API server's endpoints (a stale ARP entry makes this time out)."""
     conformance.expect(cell)

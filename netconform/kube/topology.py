@@ -80,6 +80,7 @@ class Topology:
     lb_controllers: dict[str, list[PodInfo]] = field(default_factory=dict)
     kube_proxy: list[PodInfo] = field(default_factory=list)
     api_endpoints: list[str] = field(default_factory=list)
+    api_endpoint_port: int | None = None  # the port of the `kubernetes` endpoints (https), e.g. 6443
 
     @property
     def node_names(self) -> list[str]:
@@ -119,6 +120,7 @@ class Topology:
             lb_controllers={k: pods(v) for k, v in data.get("lb_controllers", {}).items()},
             kube_proxy=pods(data.get("kube_proxy", [])),
             api_endpoints=data.get("api_endpoints", []),
+            api_endpoint_port=data.get("api_endpoint_port"),
         )
 
     @classmethod
@@ -215,9 +217,13 @@ def discover(cluster: Cluster) -> Topology:
     except Exception:
         dns_ip = None
     endpoints: list[str] = []
+    endpoint_port: int | None = None
     try:
         ep = call(cluster, "read_namespaced_endpoints", "kubernetes", "default")
         endpoints = sorted(a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or [])
+        ports = [p for s in ep.get("subsets") or [] for p in s.get("ports") or [] if p.get("port")]
+        chosen = next((p for p in ports if p.get("name") == "https"), ports[0] if ports else None)
+        endpoint_port = int(chosen["port"]) if chosen else None
     except Exception:
         endpoints = []
     coredns = sorted(
@@ -246,4 +252,5 @@ def discover(cluster: Cluster) -> Topology:
         lb_controllers=lbs,
         kube_proxy=[p for p in system_pods if KUBE_PROXY.search(p.name)],
         api_endpoints=endpoints,
+        api_endpoint_port=endpoint_port,
     )
