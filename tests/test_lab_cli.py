@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -227,22 +228,58 @@ class TestDown:
         assert_nothing_left(name)
 
 
+def _root_ns_snapshot() -> dict[str, Any]:
+    """What a lab must never leave in (or take from) the host's root namespace."""
+
+    def out(argv: list[str]) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout
+
+    rules = [
+        ln
+        for ln in out(["iptables-save"]).splitlines()
+        if ln and not ln.startswith("#")  # timestamps
+    ]
+    links = sorted(
+        ln.split(":")[1].strip().split("@")[0] for ln in out(["ip", "-o", "link", "show"]).splitlines()
+    )
+    return {"iptables": [re.sub(r"\[\d+:\d+\]", "", r) for r in rules], "links": links}
+
+
+DOWN_ALL_ALONE = (
+    "`lab down --all` removes every lab on the host; it runs only when NETCONFORM_TEST_DOWN_ALL=1 says this "
+    "host's labs are expendable (CI: tox's second command, after the parallel run) and never beside other "
+    "xdist workers"
+)
+
+
 @pytest.mark.skipif(
-    os.environ.get("NETCONFORM_TEST_DOWN_ALL") != "1",
-    reason="`lab down --all` removes every lab on the host (also other workers' and other "
-    "users'); set NETCONFORM_TEST_DOWN_ALL=1 on a machine where that is fine",
+    os.environ.get("NETCONFORM_TEST_DOWN_ALL") != "1" or "PYTEST_XDIST_WORKER" in os.environ,
+    reason=DOWN_ALL_ALONE,
 )
 @pytest.mark.xdist_group("lab-cli")
 @requires_lab
 def test_down_all_leaves_nothing() -> None:
     names = [f"a{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    before = _root_ns_snapshot()
     try:
-        for n in names:
-            Lab(n).up(nodes=1, lb=True)
-        assert nc("down", "--all").returncode == 0
+        Lab(names[0]).up(nodes=2, lb=True)
+        Lab(names[1]).up(nodes=1, lb=False)
+        assert all(Lab(n).running() for n in names)
+        assert all(procs.lab_pids(n) for n in names), "the labs run processes"
+        pattern = lab_namespace_pattern()
+        assert {m.group(1) for n in netns_list() if (m := pattern.match(n))} >= set(names)
+        proc = nc("down", "--all")
+        assert proc.stdout.strip().startswith("removed: ") and all(n in proc.stdout for n in names)
         for n in names:
             assert_nothing_left(n)
-        assert [n for n in netns_list() if lab_namespace_pattern().match(n)] == []
+        assert [n for n in netns_list() if pattern.match(n)] == []
+        etc = Path("/etc/netns")
+        assert not etc.is_dir() or [e.name for e in etc.glob("nc-*")] == []
+        assert Lab.names() == [], "state directories remain"
+        after = _root_ns_snapshot()
+        assert after["links"] == before["links"], "the root namespace's links changed (a veth left behind?)"
+        assert after["iptables"] == before["iptables"], "the root namespace's iptables rules changed"
+        assert nc("down", "--all").stdout.strip() == "removed: nothing"
     finally:
         for n in names:
             Lab(n).down()
