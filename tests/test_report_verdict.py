@@ -102,7 +102,7 @@ def test_leftovers_are_described_by_what_they_share() -> None:
             cell["outcome"], cell["reason"] = "failed", "node-2 NotReady: NetworkPluginNotReady"
             cell["diagnosis"] = {"hop": "CNI pod on node-2", "summary": "", "fm": "FM-27", "capture": []}
     verdict = compute_verdict(results)
-    assert verdict.text.startswith("Only components checks fail (1)")
+    assert verdict.text.startswith("Only component checks fail (1): cluster → component:cni L3 check")
     assert "first broken hop reported: CNI pod on node-2" in verdict.text
     assert "FM-27" in verdict.text
 

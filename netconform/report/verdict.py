@@ -246,7 +246,19 @@ class _Analysis:
                 else "(those that cross those nodes)"
             )
             summary += f". {len(consequences)} Service/DNS checks fail or flicker with it {which}"
-        self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences])
+        cut_off: list[Cell] = []
+        if under_bad and len(blamed) < len(self.nodes):
+            # a node cut off from the node network cannot reach what lives on the others either
+            # (the API server VIP, the control plane): same cause, not another finding
+            cut_off = [
+                c
+                for c in self.open_cells(_bad)
+                if family_of(c["target"]) == "component" and node_of(c["subject"]) in blamed
+            ]
+        if cut_off:
+            names = sorted({c["target"].split(":", 1)[1] for c in cut_off})
+            summary += f". {_nodes_text(blamed)} cannot reach the {_join(names)} either"
+        self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences, *cut_off])
 
     def _consequences(self, blamed: set[str]) -> list[Cell]:
         """Service and DNS cells a broken node path explains: from or to a blamed node, flickering
@@ -505,13 +517,19 @@ class _Analysis:
         )
         n = len(bad_cells)
         if len(kinds) == 1:
-            text = f"only {kind_label(kinds.pop())} checks fail ({n})"
+            kind = kinds.pop()
+            what = "component" if kind == "T-COMPONENT" else kind_label(kind)
+            text = f"only {what} checks fail ({n})"
         elif len(layers) == 1:
             text = f"only {layers.pop()} checks fail ({n}, across {len(kinds)} target kinds)"
         elif nodes and all(nodes) and len(set(nodes)) == 1:
             text = f"{n} failures, all involving {nodes[0]}"
         else:
             text = f"{n} more failures across {len(kinds)} target kinds"
+        if n <= 3:
+            text += ": " + ", ".join(
+                f"{c['subject']} → {c['target']} {c['layer']} {c['protocol']}" for c in bad_cells
+            )
         if hops:
             text += f"; first broken hop reported: {hops.most_common(1)[0][0]}"
         self.add(f"{text}, {'/'.join(top_fm)}", tuple(top_fm), "other", bad_cells)
