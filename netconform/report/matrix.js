@@ -261,7 +261,10 @@
     body.appendChild(el("h3", "", "Evidence (" + checks.length + " check" + (checks.length === 1 ? "" : "s") + ")"));
     if (!checks.length) body.appendChild(el("div", "note", "no probe ran for this cell"));
     checks.forEach(function (ch) { body.appendChild(renderCheck(ch)); });
-    var other = Object.keys(c.evidence || {}).filter(function (k) { return k !== "checks"; });
+    var other = Object.keys(c.evidence || {}).filter(function (k) {
+      var v = c.evidence[k];
+      return k !== "checks" && v !== null && v !== "" && !(Array.isArray(v) && !v.length);
+    });
     other.forEach(function (k) { body.appendChild(el("div", "kv", k + "=" + JSON.stringify(c.evidence[k]))); });
     d.appendChild(body);
     return d;
