@@ -187,10 +187,14 @@ def test_unreachable_hung_unauthorized_api_and_bad_context_fail_fast(
 
     with silent_api() as port:
         cases = [
-            (["--kubeconfig", variant("refused", server="https://127.0.0.1:9")], "cannot be reached", 15),
+            (
+                ["--kubeconfig", variant("refused", server="https://127.0.0.1:9")],
+                "cannot be reached (connection refused)",
+                15,
+            ),
             (
                 ["--kubeconfig", variant("hung", server=f"https://127.0.0.1:{port}"), "--probe-timeout", "1"],
-                "cannot be reached",
+                "cannot be reached (it accepted the connection but sent no answer within 5 s)",
                 20,
             ),
             (["--kubeconfig", variant("token", token="not-a-token")], "401 Unauthorized", 15),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +47,27 @@ def api_error_line(exc: BaseException, doing: str) -> str:
         return f"{doing}: HTTP {status} {exc.reason}{': ' + message if message else ''}".replace("\n", " ")
     text = str(exc).replace("\n", " ")
     if "Max retries exceeded" in text or "Connection refused" in text or "timed out" in text.lower():
-        reason = text.split("Caused by", 1)[-1].strip(" ()")[:160]
-        return f"{doing}: the API server cannot be reached ({reason})"
+        return f"{doing}: the API server cannot be reached ({_unreachable_reason(text)})"
     return f"{doing}: {type(exc).__name__}: {text[:200]}"
+
+
+def _unreachable_reason(text: str) -> str:
+    """urllib3's nested error text, said in a few words (refused, no answer in time, unknown host)."""
+    read = re.search(r"Read timed out\. \(read timeout=([\d.]+)\)", text)
+    if read:
+        return f"it accepted the connection but sent no answer within {float(read.group(1)):g} s"
+    connect = re.search(r"connect timeout=([\d.]+)", text)
+    if connect:
+        return f"no connection within {float(connect.group(1)):g} s"
+    if "Connection refused" in text:
+        return "connection refused"
+    if (
+        "Name or service not known" in text
+        or "nodename nor servname" in text
+        or "Temporary failure in name" in text
+    ):
+        return "its host name does not resolve"
+    return text.split("Caused by", 1)[-1].strip(" ()")[:160]
 
 
 @dataclass
