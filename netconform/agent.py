@@ -1392,6 +1392,9 @@ def _make_server(base: type, port: int, handler: type) -> Any:
             "daemon_threads": True,
             "allow_reuse_address": True,
             "server_bind": server_bind,
+            # socketserver's default backlog of 5 overflows when a 12-node suite's probes arrive at
+            # once: the kernel drops the SYN and the probe times out before the 1 s retransmit
+            "request_queue_size": 128,
         }
         server_class = type("Echo" + base.__name__, (base,), attrs)
         try:
