@@ -78,6 +78,16 @@ def run_namespaces(handle: Lab) -> dict[str, str]:
     return {i["metadata"]["name"]: (i.get("status") or {}).get("phase", "") for i in items}
 
 
+def namespace_labels(handle: Lab, namespace: str) -> dict[str, str]:
+    from netconform.kube.connect import call, connect
+
+    cluster = connect(str(handle.kubeconfig))
+    try:
+        return dict(call(cluster, "read_namespace", namespace)["metadata"].get("labels") or {})
+    finally:
+        cluster.close()
+
+
 @pytest.fixture
 def condition(lab: Lab) -> Iterator[Any]:  # noqa: F811  (the lab fixture)
     """Adds lab conditions for one test and always clears them again."""
@@ -149,6 +159,8 @@ def test_namespace_stuck_terminating_is_named_then_goes_when_cleared(
     bad = [(c["test"], c["reason"]) for c in results["cells"] if c["outcome"] != "passed"]
     assert not bad, bad
     assert run_namespaces(lab) == {namespace: "Terminating"}
+    labels = namespace_labels(lab, namespace)
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged", "host probes need it under baseline"
     lab.fault_clear("namespace-stuck")
     deadline = time.monotonic() + 15
     while run_namespaces(lab):  # polling the API for the namespace to go, bounded by the deadline
