@@ -500,7 +500,9 @@ class Netplane:
             record = PodRecord(node=node, ip=ip, netns=netns, veth=veth)
             try:
                 node_lines = [
-                    f"link add {veth} mtu {A.OVERLAY_MTU} type veth peer name eth0 mtu {A.OVERLAY_MTU} netns {netns}",
+                    # both ends get the overlay MTU, as a CNI sets it on the pod's eth0
+                    f"link add {veth} mtu {A.OVERLAY_MTU} type veth"
+                    f" peer name eth0 mtu {A.OVERLAY_MTU} netns {netns}",
                     f"link set {veth} master {POD_BRIDGE} up",
                 ]
                 if FLAG_NO_POD_ROUTES not in st.node_flags.get(node, []):
