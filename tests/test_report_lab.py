@@ -246,7 +246,7 @@ def test_the_partition_fails_exactly_the_paths_through_the_cut_node(campaign: Ca
     around = [c for c in cross if CUT not in (_node_path(c) or ())]
     same = [c for c in cells if (p := _node_path(c)) and p[0] == p[1]]
     # 11 other nodes, both ways, 7 slots (host->node icmp, host->pod tcp, pod->pod icmp mtu tcp udp http)
-    assert len(through) == (NODES - 1) * 2 * 7 and len(around) > 1000 and len(same) > 50
+    assert len(through) == (NODES - 1) * 2 * 7 and len(around) == (NODES - 1) * (NODES - 2) * 7
     not_failed = [(_cell_id(c), c["outcome"]) for c in through if c["outcome"] != "failed"]
     assert not not_failed, not_failed[:10]
     # a packet that never arrives is a time-out: L3 by FM-03
@@ -523,7 +523,9 @@ def test_real_twelve_node_matrix_in_chromium(campaign: Campaign, browser: Any) -
             assert cell["reason"] in text, cell["reason"]
             assert f"L3 — {cell['meaning']}" in text
             for check in cell["evidence"]["checks"]:
-                assert check["host"] in text and str(check["attempts"][0]["elapsed_ms"]) in text
+                assert str(check["attempts"][0]["elapsed_ms"]) in text
+                if check.get("host"):
+                    assert f"{check['host']}{':' + str(check['port']) if 'port' in check else ''}" in text
             for command in (cell.get("diagnosis") or {}).get("capture", []):
                 assert command in text, command
         assert any((c.get("diagnosis") or {}).get("capture") for c in filter(keep, shown))
