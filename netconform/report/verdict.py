@@ -538,6 +538,10 @@ class _Analysis:
         return self.open_cells(lambda c: c.get("outcome") == "flaky")
 
 
+def _cell_text(cell: Cell) -> str:
+    return f"{cell['subject']} → {cell['target']} {cell['layer']} {cell['protocol']}"
+
+
 def _skip_note(cells: Sequence[Cell]) -> str:
     skipped = [c for c in cells if c.get("outcome") == "skipped"]
     if not skipped:
@@ -581,9 +585,13 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
         subjects = {c["subject"] for c in flaky}
         sentences.append(
             _sentence(
-                f"{len(flaky)} checks pass only on some attempts "
-                f"(intermittent, from {len(subjects)} subject(s)): "
-                "look for an IP conflict (FM-16) or conntrack/NAT pressure (FM-30)"
+                (
+                    f"{len(flaky)} checks pass only on some attempts (intermittent, from "
+                    f"{len(subjects)} subjects)"
+                    if len(flaky) > 1
+                    else f"{_cell_text(flaky[0])} passes only on some attempts (intermittent)"
+                )
+                + ": look for an IP conflict (FM-16) or conntrack/NAT pressure (FM-30)"
             )
         )
     tally = (
