@@ -136,3 +136,14 @@ def test_describe_pairs(bad: set[tuple[str, str]], expected: str, blamed: set[st
     text, who = describe_pairs(NODES, bad, "x")
     assert expected in text
     assert who == blamed
+
+
+def test_one_intermittent_check_is_named_in_plain_words() -> None:
+    results = synth_results(3, None)
+    cell = next(c for c in results["cells"] if c["outcome"] == "passed" and c["subject"] == "pod@node-2")
+    cell["outcome"], cell["reason"] = "flaky", "intermittent: 1/2 attempts passed"
+    verdict = compute_verdict(results)
+    assert verdict.status == "degraded"
+    words = f"One check passes only on some attempts ({cell['subject']} → {cell['target']} {cell['layer']}"
+    assert verdict.text.startswith(words), verdict.text
+    assert "1 checks" not in verdict.text and "subject(s)" not in verdict.text

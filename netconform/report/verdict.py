@@ -257,7 +257,7 @@ class _Analysis:
             ]
         if cut_off:
             names = sorted({c["target"].split(":", 1)[1] for c in cut_off})
-            summary += f". {_nodes_text(blamed)} cannot reach the {_join(names)} either"
+            summary += f". From {_nodes_text(blamed)}, the {_join(names)} cannot be reached either"
         self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences, *cut_off])
 
     def _consequences(self, blamed: set[str]) -> list[Cell]:
@@ -589,7 +589,7 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
                     f"{len(flaky)} checks pass only on some attempts (intermittent, from "
                     f"{len(subjects)} subjects)"
                     if len(flaky) > 1
-                    else f"{_cell_text(flaky[0])} passes only on some attempts (intermittent)"
+                    else f"one check passes only on some attempts ({_cell_text(flaky[0])}, intermittent)"
                 )
                 + ": look for an IP conflict (FM-16) or conntrack/NAT pressure (FM-30)"
             )
