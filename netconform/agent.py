@@ -20,8 +20,10 @@ import errno
 import fcntl
 import http.client
 import http.server
+import itertools
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -119,6 +121,10 @@ IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 ETH_P_ARP = 0x0806
+# ICMP echo identifiers, one per check: threads' idents share their low 16 bits (stacks sit 8 MiB
+# apart), so deriving the id from the thread would give concurrent raw-socket checks the same id.
+_ICMP_IDENTS = itertools.count(random.randrange(0x10000))
+_ICMP_IDENTS_LOCK = threading.Lock()
 SIOCGIFADDR = 0x8915
 
 MAX_ATTEMPTS = 10
@@ -574,7 +580,8 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         mode = "raw"
     with sock, _explain_timeout(sock):
         sock.connect(sockaddr)
-        ident = (os.getpid() ^ threading.get_ident()) & 0xFFFF
+        with _ICMP_IDENTS_LOCK:
+            ident = next(_ICMP_IDENTS) & 0xFFFF
         rtts: list[float] = []
         sent_at: dict[int, float] = {}
         next_send = time.monotonic()

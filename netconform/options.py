@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,3 +39,91 @@ class SuiteOptions:
     def from_dict(cls, data: dict[str, Any]) -> SuiteOptions:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def positive_float(text: str) -> float:
+    """A number of seconds that must be > 0 (argparse and pytest both call it)."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One run option, declared once for the pytest option group and for `netconform run`."""
+
+    flag: str
+    attr: str
+    help: str
+    type: Callable[[str], Any] = str
+    switch: bool = False  # a flag without a value (store_true)
+    choices: tuple[str, ...] | None = None
+
+
+RUN_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "--kubeconfig", "kubeconfig", "kubeconfig file(s) (default: KUBECONFIG, ~/.kube/config, in-cluster)"
+    ),
+    OptionSpec("--context", "context", "kubeconfig context (default: the current context)"),
+    OptionSpec("--lab", "lab", "run against the lab NAME (fills kubeconfig and the external options)"),
+    OptionSpec(
+        "--probe-image", "probe_image", "image with python3 for the probe pods (mirror it when air-gapped)"
+    ),
+    OptionSpec("--external-name", "external_name", "an external DNS name every pod and node must resolve"),
+    OptionSpec(
+        "--external-url", "external_url", "an outside HTTP echo that reflects the caller's address (SNAT)"
+    ),
+    OptionSpec("--external-ip", "external_ip", "an outside address that answers ping"),
+    OptionSpec("--internet-url", "internet_url", "an internet HTTP endpoint pods must reach"),
+    OptionSpec(
+        "--external-runner", "external_runner", "command prefix that runs the agent as the external client"
+    ),
+    OptionSpec(
+        "--control-plane-vip", "control_plane_vip", "the control-plane VIP on the node network (FM-28)"
+    ),
+    OptionSpec("--probe-timeout", "probe_timeout", "seconds per probe attempt (default 2)", positive_float),
+    OptionSpec(
+        "--attempts", "attempts", "attempts per probe; some passing = flaky (default 2)", positive_int
+    ),
+    OptionSpec(
+        "--ready-timeout", "ready_timeout", "seconds to wait for the probe pods (default 120)", positive_float
+    ),
+    OptionSpec(
+        "--lb-timeout",
+        "lb_timeout",
+        "seconds to wait for a LoadBalancer address (default 30)",
+        positive_float,
+    ),
+    OptionSpec(
+        "--delete-timeout",
+        "delete_timeout",
+        "seconds to wait for the namespace to go (default 60)",
+        positive_float,
+    ),
+    OptionSpec(
+        "--stale-ttl", "stale_ttl", "sweep netconform namespaces older than this many seconds", positive_float
+    ),
+    OptionSpec("--out", "out", "folder for results.json and the reports (default reports/)"),
+    OptionSpec(
+        "--allow-privileged",
+        "allow_privileged",
+        "opt in to privileged host probes (iptables counters, eBPF maps)",
+        switch=True,
+    ),
+    OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
+    OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),
+    OptionSpec(
+        "--fail-on",
+        "fail_on",
+        "with --baseline: fail only on regressions, or on any failure",
+        choices=("regressions", "failures"),
+    ),
+)

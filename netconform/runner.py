@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from netconform.options import RUN_OPTIONS, positive_int
+
 USAGE_ERROR = 4
 
 
@@ -25,47 +27,18 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(USAGE_ERROR)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def run_parser(prog: str = "netconform run") -> OneLineParser:
     p = OneLineParser(
         prog=prog,
         description="Run the network conformance suite against a cluster.",
         epilog="Everything after `--` goes to pytest (e.g. -- -n auto -k dns).",
     )
-    p.add_argument("--kubeconfig")
-    p.add_argument("--context")
-    p.add_argument("--lab", help="run against the lab NAME (see `netconform lab up`)")
-    p.add_argument("--probe-image")
-    p.add_argument("--external-name")
-    p.add_argument("--external-url")
-    p.add_argument("--external-ip")
-    p.add_argument("--internet-url")
-    p.add_argument("--external-runner")
-    p.add_argument("--control-plane-vip")
-    p.add_argument("--probe-timeout", type=_positive_float)
-    p.add_argument("--attempts", type=_positive_int)
-    p.add_argument("--ready-timeout", type=_positive_float)
-    p.add_argument("--lb-timeout", type=_positive_float)
-    p.add_argument("--delete-timeout", type=_positive_float)
-    p.add_argument("--stale-ttl", type=_positive_float)
-    p.add_argument("--allow-privileged", action="store_true")
-    p.add_argument("--keep", action="store_true")
-    p.add_argument("--out", default="reports")
-    p.add_argument("--baseline")
-    p.add_argument("--fail-on", choices=("regressions", "failures"))
+    for spec in RUN_OPTIONS:
+        if spec.switch:
+            p.add_argument(spec.flag, action="store_true", help=spec.help)
+        else:
+            default = "reports" if spec.attr == "out" else None
+            p.add_argument(spec.flag, type=spec.type, choices=spec.choices, default=default, help=spec.help)
     p.add_argument("--no-html", action="store_true", help="do not write report.html (pytest-html)")
     return p
 
@@ -125,7 +98,7 @@ def demo_main(argv: Sequence[str]) -> int:
     p = OneLineParser(prog="netconform demo", description="lab up, run the suite, write reports, lab down")
     p.add_argument("--out", default="reports")
     p.add_argument("--name", default="demo")
-    p.add_argument("--nodes", type=_positive_int, default=3)
+    p.add_argument("--nodes", type=positive_int, default=3)
     p.add_argument("--fault", action="append", default=[], help="inject this lab fault first (repeatable)")
     own, extra = split_argv(argv)
     try:
