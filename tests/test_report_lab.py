@@ -23,6 +23,7 @@ and the terminal matrix in 100 columns. Timings and sizes go to test-artifacts/r
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
 import os
@@ -120,11 +121,10 @@ def suite_run(
     return run
 
 
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
+def run_campaign(base: Path) -> Campaign:
+    """Lab up, the six runs, lab down: the tests afterwards only read the files the runs wrote."""
     from netconform.lab.cluster import Lab, LabError
 
-    base = tmp_path_factory.mktemp("report-lab")
     lab = Lab(LAB)
     started = time.monotonic()
     try:
@@ -160,10 +160,68 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
             runs["tunnel"] = suite_run("tunnel", base, "--no-html", fault="tunnel-blocked", subset=True)
         finally:
             lab.fault_clear()
-        yield Campaign(lab_up_s, runs)
     finally:
         lab.down()
         _record({"lab_up_s": round(lab_up_s, 2)}, runs)
+    return Campaign(lab_up_s, runs)
+
+
+SHARED_WAIT_S = 900.0  # another worker's campaign: six suite runs on 12 nodes
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
+    """The campaign once per test session, even when xdist spreads this module over several workers.
+
+    `--dist loadgroup` should keep the module on one worker, but with pytest 9.2 and pytest-xdist 3.8
+    the group mark is lost (xdist sets ``item._nodeid``, which pytest no longer reads), so workers
+    share one campaign through a lock and a record in the session's common temp folder.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield run_campaign(tmp_path_factory.mktemp("report-lab"))
+        return
+    shared = tmp_path_factory.getbasetemp().parent / "report-lab-shared"
+    shared.mkdir(exist_ok=True)
+    record = shared / "campaign.json"
+    with (shared / "lock").open("w") as lock:
+        deadline = time.monotonic() + SHARED_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # waiting for the worker that runs the campaign to finish it (bounded)
+                assert time.monotonic() < deadline, f"no campaign from the other worker in {SHARED_WAIT_S} s"
+                time.sleep(0.5)
+        try:
+            if record.exists():
+                result = _load_campaign(record)
+            else:
+                result = run_campaign(shared)
+                record.write_text(json.dumps(_dump_campaign(result)))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    yield result
+
+
+def _dump_campaign(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "lab_up_s": campaign.lab_up_s,
+        "runs": {
+            n: {"out": str(r.out), "rc": r.rc, "output": r.output, "elapsed_s": r.elapsed_s, "files": r.files}
+            for n, r in campaign.runs.items()
+        },
+    }
+
+
+def _load_campaign(path: Path) -> Campaign:
+    data = json.loads(path.read_text())
+    runs = {}
+    for name, r in data["runs"].items():
+        out = Path(r["out"])
+        results = load_results(out / "results.json") if (out / "results.json").exists() else None
+        runs[name] = SuiteRun(name, out, r["rc"], r["output"], r["elapsed_s"], results, r["files"])
+    return Campaign(data["lab_up_s"], runs)
 
 
 MEASURED: dict[str, Any] = {}
