@@ -1392,7 +1392,13 @@ def _make_server(base: type, port: int, handler: type) -> Any:
         def server_bind(self: Any) -> None:
             if self.address_family == socket.AF_INET6:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            base.server_bind(self)  # type: ignore[attr-defined]
+            if issubclass(base, http.server.HTTPServer):
+                # HTTPServer.server_bind looks its own name up (getfqdn): seconds on a node cut off
+                # from DNS, during which the echo does not listen yet. The name is never used.
+                socketserver.TCPServer.server_bind(self)
+                self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+            else:
+                base.server_bind(self)  # type: ignore[attr-defined]
 
         attrs = {
             "address_family": family,
