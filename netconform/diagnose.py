@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netconform.classify import classify
 from netconform.kube.topology import Topology
 from netconform.scope import Cell
 
@@ -128,9 +129,18 @@ def describe_partition(topo: Topology, lookup: Lookup) -> str | None:
     return f"pod traffic fails from {', '.join(sources)} to {', '.join(targets)} ({len(broken)} node pairs)"
 
 
-def diagnose(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> Diagnosis | None:
-    """The first broken hop for a failed `cell`, or None when the flowchart has nothing to add."""
+# errors that are an answer from the far end: the network delivered the packet (FM-01/FM-02)
+ANSWERED = ("refused", "reset", "http-status", "tls", "protocol")
+
+
+def diagnose(
+    cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup, error: str | None = None
+) -> Diagnosis | None:
+    """The first broken hop for a failed `cell` (its agent error code when known), or None when the
+    flowchart has nothing to add."""
     head = cell.target.split("@", 1)[0]
+    if head == "pod" and error in ANSWERED:
+        return _pod_answered(cell, addrs, error or "")
     if head == "pod":
         return _pod_path(cell, topo, addrs, lookup)
     if head in ("clusterip", "nodeport", "lb-vip"):
@@ -152,6 +162,27 @@ def diagnose(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> Di
             ],
         )
     return None
+
+
+def _pod_answered(cell: Cell, addrs: Addresses, error: str) -> Diagnosis:
+    """The target pod (or something on its path) answered: no route or tunnel is at fault."""
+    t = cell.target_node or ""
+    dst_ip = addrs.echo_ip.get(t, "?")
+    port = addrs.echo_ports.get("http" if cell.protocol == "http" else "tcp", 9000)
+    what = {
+        "refused": "refused the connection: nothing listens on the port, or a firewall rejects it",
+        "reset": "reset an established connection: conntrack/NAT state that does not match, or the "
+        "application aborting",
+        "http-status": "answered with an HTTP error status: L4 works, the application fails",
+        "tls": "failed the TLS handshake: L4 works, the TLS configuration does not",
+        "protocol": "answered something unexpected: L4 works, the peer speaks another protocol",
+    }[error]
+    return Diagnosis(
+        f"endpoint {dst_ip}:{port} on {t}",
+        f"the network delivered the packet: {dst_ip} on {t} {what}",
+        classify(error, "http" if cell.protocol == "http" else "tcp").fm or "FM-02",
+        [f"on {t}: tcpdump -ni any 'host {dst_ip} and port {port}'", f"on {t}: ss -tanp 'sport = :{port}'"],
+    )
 
 
 def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> Diagnosis:

@@ -326,7 +326,7 @@ class Engine:
         for cell in wanted:
             verdict = verdicts.get(cell.id)
             if verdict and verdict.outcome in ("failed", "flaky") and verdict.diagnosis is None:
-                found = diagnose(cell, self.ctx.topo, addrs, self.outcome)
+                found = diagnose(cell, self.ctx.topo, addrs, self.outcome, verdict.error)
                 if found:
                     verdict.diagnosis = found.as_dict()
         return self.report

@@ -103,3 +103,21 @@ def test_partition_groups_nodes() -> None:
 def test_unmeasured_neighbours_give_no_guess() -> None:
     found = diagnose(Cell("pod@node-1", "clusterip", "L4", "tcp"), TOPO, ADDRS, lambda c: None)
     assert found is None
+
+
+def test_an_answer_from_the_pod_is_not_blamed_on_routes() -> None:
+    """refused/reset/HTTP errors mean the packet arrived: the endpoint is named, not the pod route."""
+    failing = {"host@node-2->pod@node-2/L4-tcp", "pod@node-2->pod@node-2/L4-tcp"}
+    cell = Cell("pod@node-2", "pod@node-2", "L4", "tcp")
+    routed = diagnose(cell, TOPO, ADDRS, lookup_from(failing), "timeout")
+    assert routed is not None and routed.fm == "FM-10"
+    answered = diagnose(cell, TOPO, ADDRS, lookup_from(failing), "refused")
+    assert answered is not None and answered.fm != "FM-10"
+    assert answered.hop == "endpoint 10.244.2.11:9000 on node-2"
+    assert "nothing listens" in answered.summary
+    reset = diagnose(Cell("pod@node-1", "pod@node-3", "L4", "tcp"), TOPO, ADDRS, lookup_from(set()), "reset")
+    assert reset is not None and reset.fm == "FM-02" and "conntrack" in reset.summary
+    http = diagnose(
+        Cell("pod@node-1", "pod@node-3", "L7", "http"), TOPO, ADDRS, lookup_from(set()), "http-status"
+    )
+    assert http is not None and http.fm == "FM-01" and http.hop.endswith(":8080 on node-3")
