@@ -108,6 +108,11 @@ _NODE_SYSCTLS = {
 _FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", **outside.NO_IPV6}
 
 
+def pod_bridge_mac(node: str) -> str:
+    """The pod bridge's own MAC: locally administered, derived from its gateway address."""
+    return "02:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(A.pod_gateway(node)).packed)
+
+
 def fabric_port(node: str) -> str:
     """The fabric bridge's port towards `node` (inside the fabric namespace)."""
     return f"port-{node}"
@@ -346,7 +351,10 @@ class Netplane:
             f"addr add {ip}/24 dev eth0",
             "link set eth0 up",
             f"route add default via {A.ROUTER_FABRIC_IP}",
-            f"link add {POD_BRIDGE} type bridge",
+            # a fixed MAC: a bridge without one takes its lowest port's MAC, which changes as pod veths
+            # come and go, and pods that cached the gateway's old MAC are cut off (their frames are
+            # dropped as not addressed to the node)
+            f"link add {POD_BRIDGE} address {pod_bridge_mac(node)} type bridge",
             f"addr add {A.pod_gateway(node)}/32 dev {POD_BRIDGE}",
             f"link set {POD_BRIDGE} up",
             f"link add {OVERLAY_DEV} type vxlan id {A.OVERLAY_VNI} dstport {A.OVERLAY_PORT} "
