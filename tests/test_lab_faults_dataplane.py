@@ -4,7 +4,9 @@ addresses, links, permanent neighbours, ARP sysctls, resolv.conf files, namespac
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,10 +18,13 @@ import pytest
 from netconform.lab import addressing as A
 from netconform.lab import faults
 from netconform.lab.netplane import Netplane, destroy_lab
+from netconform.lab.outside import AGENT
 from tests.dataplane_helpers import (
     DNS_PODS,
+    ECHO_ARGS,
     ECHO_CIP,
     ECHO_PODS,
+    POD_RESOLV,
     PODS,
     VIP,
     DataplaneLab,
@@ -60,6 +65,7 @@ class Fixture:
     ctx: faults.FaultContext
     healthy: dict[str, str]
     conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
+    late: list[faults.PodInfo] = field(default_factory=list)  # pods a test started after the world
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +87,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
                     (faults.PodPort(8080, "http"), faults.PodPort(9000, "tcp")) if pod in ECHO_PODS else ()
                 )
                 out.append(faults.PodInfo(pod, ns, node, lab.pod_ns[pod], ip, labels, ports))
-            return out
+            return out + late
 
+        late: list[faults.PodInfo] = []
         ctx = faults.FaultContext(lab.plane, pods, lambda *args: conditions.append(args))
-        yield Fixture(lab, ctx, snapshot(lab), conditions)
+        yield Fixture(lab, ctx, snapshot(lab), conditions, late)
     finally:
         destroy_lab(name, state_dir)
 
@@ -449,6 +456,144 @@ def test_http_503(world: Fixture) -> None:
         errors={"pod": "http-status", "cip": "http-status"},
     )
     assert during["pod"]["status"] == 503 and during["cip"]["status"] == 503
+
+
+@contextlib.contextmanager
+def late_pod(world: Fixture, name: str, node: str, ip: str, role: str) -> Iterator[faults.PodInfo]:
+    """A pod whose network comes up after the fault was added, reported like the kubelet does
+    (`pod_started` before its program starts, `pod_stopped` before its namespace goes)."""
+    plane = world.lab.plane
+    netns = plane.add_pod(f"default/{name}", node, ip, POD_RESOLV)
+    dns = role == "kube-dns"
+    pod = faults.PodInfo(
+        name,
+        "kube-system" if dns else "default",
+        node,
+        netns,
+        ip,
+        {"k8s-app": "kube-dns"} if dns else {"netconform.io/role": role},
+        () if dns else (faults.PodPort(8080, "http"),),
+        uid=f"uid-{name}",
+    )
+    try:
+        faults.pod_started(world.ctx, pod)
+        if dns:
+            argv = [
+                sys.executable,
+                "-m",
+                "netconform.lab.clusterdns",
+                "--zone-file",
+                str(world.lab.zone_file),
+            ]
+            argv += ["--upstream-resolv", "/etc/resolv.conf", "--port", "53"]
+            plane.start_program(f"clusterdns-{name}", netns, argv, "clusterdns: listening")
+        else:
+            argv = [sys.executable, str(AGENT), *ECHO_ARGS]
+            plane.start_program(f"echo-{name}", netns, argv, '"serving"')
+        world.lab.pod_ns[name] = netns
+        world.late.append(pod)
+        yield pod
+    finally:
+        world.lab.pod_ns.pop(name, None)
+        if pod in world.late:
+            world.late.remove(pod)
+        faults.pod_stopped(world.ctx, pod)
+        plane.stop_program(f"{'clusterdns' if dns else 'echo'}-{name}")
+        plane.remove_pod(f"default/{name}")
+        plane.forget_neighbour(ip)
+
+
+def _fault_left_on(world: Fixture, netns: str) -> list[str]:
+    """What of any fault remains for a pod namespace: record entries and helper programs."""
+    records = world.lab.plane.fault_records()
+    left = [
+        f"{n}: {k}" for n, r in records.items() for k, i in r.get("pods", {}).items() if i["netns"] == netns
+    ]
+    return left + [p for p, info in world.lab.plane.state().processes.items() if info["netns"] == netns]
+
+
+@pytest.mark.parametrize("fault", ["http-503", "tcp-reset"])
+def test_echo_faults_follow_pods_started_later(world: Fixture, fault: str) -> None:
+    """Added with no echo pod on node-3 but c1: a pod started later on node-3 is broken too, one on
+    node-1 (outside --node) is not; removing the pod leaves nothing; clear heals exactly."""
+    summary = faults.add(fault, world.ctx, "node-3")
+    assert "pods started later get it too" in summary and "echo pods on node-3: c1" in summary, summary
+    try:
+        with (
+            late_pod(world, "late3", "node-3", "10.244.3.20", "echo") as pod,
+            late_pod(world, "late1", "node-1", "10.244.1.20", "echo"),
+        ):
+            assert faults.active(world.ctx)[fault] == "echo pods on node-3: c1, late3"
+            checks = [
+                ("a1", http("late-http", "http://10.244.3.20:8080/")),
+                ("a1", tcp("late-tcp", "10.244.3.20", 9000)),
+                ("a1", http("other-node", "http://10.244.1.20:8080/")),
+            ]
+            during = run_checks(world.lab, checks)
+            netns = pod.netns
+            assert netns is not None
+        # pod gone: nothing of the fault is kept for it, the fault stays on c1
+        assert _fault_left_on(world, netns) == []
+        assert faults.active(world.ctx)[fault] == "echo pods on node-3: c1"
+    finally:
+        faults.clear(fault, world.ctx)
+    if fault == "http-503":
+        assert during["late-http"]["status"] == 503 and during["late-http"]["error"] == "http-status"
+        assert during["late-tcp"]["ok"], during["late-tcp"]
+    else:
+        brief = {k: (v["error"], v["message"]) for k, v in during.items()}
+        assert during["late-tcp"]["error"] == "reset" and not during["late-http"]["ok"], brief
+    assert during["other-node"]["ok"], during["other-node"]
+    assert snapshot(world.lab) == world.healthy
+
+
+def test_coredns_down_follows_a_dns_pod_started_later(world: Fixture) -> None:
+    """node-3 has no DNS pod when the fault is added; the one started there later stops answering,
+    exactly one at a time (a second one keeps answering); clear heals both."""
+    query = "kubernetes.default.svc.cluster.local"
+    summary = faults.add("coredns-down", world.ctx, "node-3")
+    assert "one kube-dns pod on node-3: none running now" in summary, summary
+    try:
+        with (
+            late_pod(world, "dns3", "node-3", "10.244.3.53", "kube-dns"),
+            late_pod(world, "dns3b", "node-3", "10.244.3.54", "kube-dns"),
+        ):
+            assert faults.active(world.ctx)["coredns-down"] == "one kube-dns pod on node-3: dns3"
+            checks = [
+                ("a1", fast(dns_query("dns3", "10.244.3.53", query))),
+                ("a1", dns_query("dns3b", "10.244.3.54", query)),
+                ("a1", dns_query("dns1", PODS["dns1"][1], query)),
+            ]
+            during = run_checks(world.lab, checks)
+            faults.clear("coredns-down", world.ctx)
+            healed = run_checks(world.lab, checks[:1])
+    finally:
+        faults.clear("coredns-down", world.ctx)
+    assert during["dns3"]["error"] == "timeout", during["dns3"]
+    assert dns_answer(during["dns3b"]) == ("NOERROR", [A.KUBERNETES_SERVICE_IP])
+    assert during["dns1"]["ok"] and healed["dns3"]["ok"], (during["dns1"], healed["dns3"])
+    assert snapshot(world.lab) == world.healthy
+
+
+def test_coredns_down_moves_to_the_next_dns_pod_when_its_pod_goes(world: Fixture) -> None:
+    """One DNS pod on the node stays down while the fault is active: when it goes, the other one
+    there is broken instead; when that goes too, none is, and nothing is left behind."""
+    query = "kubernetes.default.svc.cluster.local"
+    faults.add("coredns-down", world.ctx, "node-3")
+    try:
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(late_pod(world, "dns3", "node-3", "10.244.3.53", "kube-dns"))
+            with late_pod(world, "dns3b", "node-3", "10.244.3.54", "kube-dns") as second:
+                stack.close()  # dns3 goes first
+                assert faults.active(world.ctx)["coredns-down"] == "one kube-dns pod on node-3: dns3b"
+                during = run_checks(world.lab, [("a1", fast(dns_query("dns3b", "10.244.3.54", query)))])
+        assert faults.active(world.ctx)["coredns-down"] == "one kube-dns pod on node-3: none running now"
+        assert first.netns and second.netns
+        assert _fault_left_on(world, first.netns) == _fault_left_on(world, second.netns) == []
+    finally:
+        faults.clear("coredns-down", world.ctx)
+    assert during["dns3b"]["error"] == "timeout", during["dns3b"]
+    assert snapshot(world.lab) == world.healthy
 
 
 def test_mtu_blackhole(world: Fixture) -> None:

@@ -8,6 +8,8 @@ API for the control plane::
     faults.clear(name, ctx) -> str               # restores exactly the healthy state
     faults.clear_all(ctx) -> list[str]
     faults.active(ctx) -> dict[str, str]         # fault name -> where ("node-3", "all nodes", ...)
+    faults.pod_started(ctx, pod) -> list[str]    # a pod's network came up: active pod-scoped faults apply
+    faults.pod_stopped(ctx, pod) -> list[str]    # a pod's network is going: their per-pod part is undone
 
 `ctx` is a `FaultContext`: the lab's `Netplane`, a callable listing pods (`PodInfo`), and the control
 plane's `set_node_condition(node, ready, reason, message)`. Bad names, nodes or missing targets raise
@@ -21,27 +23,34 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - service-nat-missing (FM-08) — node (all) — service DNAT/REJECT rules removed
 - snat-missing (FM-11) — node (all) — pod egress MASQUERADE removed
 - snat-port-exhaustion (FM-30) — node (all) — MASQUERADE limited to 4 ports, all held by conntrack
-- coredns-down (FM-22) — node of the DNS pod (first) — the DNS pod drops udp/tcp 53
+- coredns-down (FM-22) — node of the DNS pod (first) — one DNS pod there drops udp/tcp 53 (follows pods)
 - upstream-dns-servfail (FM-23) — none — the upstream DNS answers SERVFAIL
 - node-nameserver-mismatch (FM-24) — node (last) — its resolv.conf names 203.0.113.99 (dead)
 - lb-arp-silent (FM-06) — announcing node (all VIPs) — VIP moved to lo, arp_ignore=1 on eth0
 - ip-conflict (FM-16) — node whose IP is claimed (last) — a rogue netns (MAC 00:50:56:…) claims it
 - stale-arp (FM-28) — node (all but node-1) — permanent wrong MAC for 10.89.0.2
-- tcp-reset (FM-02) — node of the echo pods (all) — echo pods answer non-SYN TCP with RST
-- http-503 (FM-01) — node of the echo pods (all) — the echo HTTP port is REDIRECTed to a 503 server
+- tcp-reset (FM-02) — node of the echo pods (all) — echo pods answer non-SYN TCP with RST (follows pods)
+- http-503 (FM-01) — node of the echo pods (all) — echo HTTP port REDIRECTed to a 503 server (follows pods)
 - mtu-blackhole (FM-31) — node (all) — vx0 MTU 1300 and ICMP frag-needed dropped
 - cni-not-ready (FM-27) — node (last) — condition Ready=False, reason NetworkPluginNotReady
 
-Faults act on what exists when they are added (pods created later are not affected, except by
-the node-level ones); `clear` puts back exactly what `add` changed.
+A fault is a state of the cluster, not a one-off change. The node- and fabric-level faults are
+rendered into the node's rules and routes, so pods started later get them by construction. The
+pod-scoped ones (tcp-reset, http-503, coredns-down) follow pods: besides the pods matching when they
+are added, the control plane reports every pod whose network namespace comes up (`pod_started`, before
+its containers start) or goes away (`pod_stopped`), and the fault applies or undoes its per-pod part;
+so a pod started or recreated after `fault add` is broken too, and removing a pod leaves nothing of
+the fault behind. coredns-down keeps exactly one DNS pod on its node broken, whichever runs there.
+`clear` puts back exactly what was changed, on every pod the fault reached.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,10 +111,25 @@ class PodInfo:
     ip: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
     ports: tuple[PodPort, ...] = ()
+    uid: str = ""  # tells a recreated pod (same name, so the same netns name) from the one a fault saw
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 def _no_pods() -> list[PodInfo]:
     return []
+
+
+def is_kube_dns(pod: PodInfo) -> bool:
+    key, value = DNS_LABEL
+    return pod.namespace == "kube-system" and pod.labels.get(key) == value
+
+
+def is_echo(pod: PodInfo) -> bool:
+    key, value = ECHO_ROLE_LABEL
+    return pod.labels.get(key) == value
 
 
 @dataclass
@@ -113,24 +137,35 @@ class FaultContext:
     netplane: Netplane
     pods: Callable[[], list[PodInfo]] = _no_pods
     set_node_condition: Callable[[str, bool, str, str], None] | None = None
-    dns_pods: Callable[[], list[PodInfo]] | None = None  # default: kube-system pods with k8s-app=kube-dns
 
     @property
     def nodes(self) -> list[str]:
         return self.netplane.nodes
 
     def kube_dns_pods(self) -> list[PodInfo]:
-        if self.dns_pods is not None:
-            return self.dns_pods()
-        key, value = DNS_LABEL
-        return [p for p in self.pods() if p.namespace == "kube-system" and p.labels.get(key) == value]
+        return [p for p in self.pods() if is_kube_dns(p)]
 
     def echo_pods(self) -> list[PodInfo]:
-        key, value = ECHO_ROLE_LABEL
-        return [p for p in self.pods() if p.labels.get(key) == value]
+        return [p for p in self.pods() if is_echo(p)]
 
 
 Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PodPart:
+    """The per-pod part of a pod-scoped fault, kept on every matching pod while the fault is active.
+
+    `matches(record, pod)` says whether the fault (as recorded by its `add`) covers a pod; `apply`
+    breaks one pod and returns what `undo` needs to heal it; `limit` caps how many pods are broken at
+    once (coredns-down: one). Applied pods are kept in the record under "pods" (pod key -> item).
+    """
+
+    what: str  # "echo", "kube-dns": for messages
+    matches: Callable[[Record, PodInfo], bool]
+    apply: Callable[[FaultContext, PodInfo], Record]
+    undo: Callable[[FaultContext, Record], None]
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +175,7 @@ class Fault:
     description: str
     add: Callable[[FaultContext, str | None], Record]
     clear: Callable[[FaultContext, Record], None]
+    pods: PodPart | None = None  # set for pod-scoped faults: they follow pods (see the module doc)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -157,13 +193,6 @@ def _nodes(ctx: FaultContext, node: str | None) -> list[str]:
 
 def _where(nodes: Sequence[str], ctx: FaultContext) -> str:
     return "all nodes" if list(nodes) == list(ctx.nodes) and len(nodes) > 1 else ", ".join(nodes)
-
-
-def _pods_on(pods: list[PodInfo], node: str | None, what: str) -> list[PodInfo]:
-    chosen = [p for p in pods if p.netns and (node is None or p.node == node)]
-    if not chosen:
-        raise FaultError(f"no running {what} pod" + (f" on {node}" if node else "") + " to break")
-    return chosen
 
 
 def _table_exists(netns: str, table: str) -> bool:
@@ -290,19 +319,33 @@ def _exhaustion_clear(ctx: FaultContext, rec: Record) -> None:
 
 
 def _coredns_add(ctx: FaultContext, node: str | None) -> Record:
-    if node is not None:
+    """Pick the node whose DNS pod stops answering: --node, else the node of the first DNS pod."""
+    if node is None:
+        running = sorted((p for p in ctx.kube_dns_pods() if p.netns), key=lambda p: (p.node, p.name))
+        if not running:
+            raise FaultError("coredns-down: no running kube-dns pod to pick a node from; give --node")
+        node = running[0].node
+    else:
         _node(ctx, node, "last")
-    pods = sorted(_pods_on(ctx.kube_dns_pods(), node, "kube-dns"), key=lambda p: (p.node, p.name))
-    pod = pods[0]
+    return {"node": node, "scope": f"one kube-dns pod on {node}"}
+
+
+def _dns_matches(rec: Record, pod: PodInfo) -> bool:
+    return is_kube_dns(pod) and pod.node == rec["node"]
+
+
+def _dns_apply(ctx: FaultContext, pod: PodInfo) -> Record:
     assert pod.netns is not None
     rules = ["-p udp -m udp --dport 53 -j DROP", "-p tcp -m tcp --dport 53 -j DROP"]
-    existed = _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-DNS", rules)
-    where = f"{pod.name} on {pod.node}"
-    return {"netns": pod.netns, "existed": existed, "pod": f"{pod.namespace}/{pod.name}", "where": where}
+    return {"netns": pod.netns, "existed": _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-DNS", rules)}
 
 
-def _coredns_clear(ctx: FaultContext, rec: Record) -> None:
-    _drop_pod_chain(rec["netns"], "filter", "INPUT", "NC-FAULT-DNS", rec["existed"])
+def _dns_undo(ctx: FaultContext, item: Record) -> None:
+    _drop_pod_chain(item["netns"], "filter", "INPUT", "NC-FAULT-DNS", item["existed"])
+
+
+def _pod_scoped_clear(ctx: FaultContext, rec: Record) -> None:
+    """Nothing beyond the per-pod parts, which `clear` undoes on every pod the fault reached."""
 
 
 def _servfail_add(ctx: FaultContext, node: str | None) -> Record:
@@ -407,23 +450,24 @@ def _stale_arp_clear(ctx: FaultContext, rec: Record) -> None:
         ctx.netplane.set_static_neighbour(n, A.CONTROL_PLANE_VIP, None)
 
 
-def _reset_add(ctx: FaultContext, node: str | None) -> Record:
+def _echo_add(ctx: FaultContext, node: str | None) -> Record:
     if node is not None:
         _node(ctx, node, "last")
-    pods = _pods_on(ctx.echo_pods(), node, "echo")
-    done = []
-    for pod in pods:
-        assert pod.netns is not None
-        rule = "-p tcp ! --syn -j REJECT --reject-with tcp-reset"
-        done.append(
-            {"netns": pod.netns, "existed": _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-RST", [rule])}
-        )
-    return {"pods": done, "where": ", ".join(p.name for p in pods)}
+    return {"node": node, "scope": f"echo pods on {node or 'all nodes'}"}
 
 
-def _reset_clear(ctx: FaultContext, rec: Record) -> None:
-    for item in rec["pods"]:
-        _drop_pod_chain(item["netns"], "filter", "INPUT", "NC-FAULT-RST", item["existed"])
+def _echo_matches(rec: Record, pod: PodInfo) -> bool:
+    return is_echo(pod) and rec["node"] in (None, pod.node)
+
+
+def _reset_apply(ctx: FaultContext, pod: PodInfo) -> Record:
+    assert pod.netns is not None
+    rule = "-p tcp ! --syn -j REJECT --reject-with tcp-reset"
+    return {"netns": pod.netns, "existed": _pod_chain(pod.netns, "filter", "INPUT", "NC-FAULT-RST", [rule])}
+
+
+def _reset_undo(ctx: FaultContext, item: Record) -> None:
+    _drop_pod_chain(item["netns"], "filter", "INPUT", "NC-FAULT-RST", item["existed"])
 
 
 def _http_port(pod: PodInfo) -> int:
@@ -431,31 +475,24 @@ def _http_port(pod: PodInfo) -> int:
     return named[0] if named else 8080  # the probe kit's echo serves HTTP on 8080 (contracts §4)
 
 
-def _http503_add(ctx: FaultContext, node: str | None) -> Record:
-    if node is not None:
-        _node(ctx, node, "last")
-    pods = _pods_on(ctx.echo_pods(), node, "echo")
-    done: list[dict[str, Any]] = []
+def _http503_apply(ctx: FaultContext, pod: PodInfo) -> Record:
+    """Start the 503 responder in the pod's namespace, then REDIRECT the pod's HTTP port to it."""
+    assert pod.netns is not None
+    program = f"http503-{pod.netns}"
+    argv = [sys.executable, "-m", "netconform.lab.http503", "--port", str(RESPONDER_PORT)]
+    ctx.netplane.start_program(program, pod.netns, argv, "http503: listening")
+    rule = f"-p tcp -m tcp --dport {_http_port(pod)} -j REDIRECT --to-ports {RESPONDER_PORT}"
     try:
-        for pod in pods:
-            assert pod.netns is not None
-            program = f"http503-{pod.netns}"
-            argv = [sys.executable, "-m", "netconform.lab.http503", "--port", str(RESPONDER_PORT)]
-            ctx.netplane.start_program(program, pod.netns, argv, "http503: listening")
-            item: dict[str, Any] = {"netns": pod.netns, "program": program, "existed": True}
-            done.append(item)
-            rule = f"-p tcp -m tcp --dport {_http_port(pod)} -j REDIRECT --to-ports {RESPONDER_PORT}"
-            item["existed"] = _pod_chain(pod.netns, "nat", "PREROUTING", "NC-FAULT-503", [rule])
+        existed = _pod_chain(pod.netns, "nat", "PREROUTING", "NC-FAULT-503", [rule])
     except (NetplaneError, FaultError):
-        _http503_clear(ctx, {"pods": done})
+        ctx.netplane.stop_program(program)
         raise
-    return {"pods": done, "where": ", ".join(p.name for p in pods)}
+    return {"netns": pod.netns, "program": program, "existed": existed}
 
 
-def _http503_clear(ctx: FaultContext, rec: Record) -> None:
-    for item in rec["pods"]:
-        _drop_pod_chain(item["netns"], "nat", "PREROUTING", "NC-FAULT-503", item["existed"])
-        ctx.netplane.stop_program(item["program"])
+def _http503_undo(ctx: FaultContext, item: Record) -> None:
+    _drop_pod_chain(item["netns"], "nat", "PREROUTING", "NC-FAULT-503", item["existed"])
+    ctx.netplane.stop_program(item["program"])
 
 
 def _mtu_add(ctx: FaultContext, node: str | None) -> Record:
@@ -512,7 +549,14 @@ FAULTS: dict[str, Fault] = {
             _exhaustion_add,
             _exhaustion_clear,
         ),
-        Fault("coredns-down", "FM-22", "one DNS pod stops answering", _coredns_add, _coredns_clear),
+        Fault(
+            "coredns-down",
+            "FM-22",
+            "one DNS pod stops answering",
+            _coredns_add,
+            _pod_scoped_clear,
+            PodPart("kube-dns", _dns_matches, _dns_apply, _dns_undo, limit=1),
+        ),
         Fault(
             "upstream-dns-servfail",
             "FM-23",
@@ -545,9 +589,21 @@ FAULTS: dict[str, Fault] = {
             _stale_arp_clear,
         ),
         Fault(
-            "tcp-reset", "FM-02", "echo backends answer established TCP with RST", _reset_add, _reset_clear
+            "tcp-reset",
+            "FM-02",
+            "echo backends answer established TCP with RST",
+            _echo_add,
+            _pod_scoped_clear,
+            PodPart("echo", _echo_matches, _reset_apply, _reset_undo),
         ),
-        Fault("http-503", "FM-01", "echo backends answer HTTP 503", _http503_add, _http503_clear),
+        Fault(
+            "http-503",
+            "FM-01",
+            "echo backends answer HTTP 503",
+            _echo_add,
+            _pod_scoped_clear,
+            PodPart("echo", _echo_matches, _http503_apply, _http503_undo),
+        ),
         Fault(
             "mtu-blackhole",
             "FM-31",
@@ -564,9 +620,15 @@ def names() -> list[str]:
     return list(FAULTS)
 
 
+def follows_pods(name: str) -> bool:
+    """Whether fault `name` is pod-scoped: it also breaks matching pods started after it was added."""
+    return _lookup(name).pods is not None
+
+
 def describe(name: str) -> str:
     fault = _lookup(name)
-    return f"{fault.name} ({fault.fm}): {fault.description}"
+    follows = f"; follows pods (also {fault.pods.what} pods started later)" if fault.pods else ""
+    return f"{fault.name} ({fault.fm}): {fault.description}{follows}"
 
 
 def _lookup(name: str) -> Fault:
@@ -576,6 +638,101 @@ def _lookup(name: str) -> Fault:
     return fault
 
 
+# ------------------------------------------------------------------------------- pod-scoped faults
+def _pods_where(record: Record) -> str:
+    """Where a pod-scoped fault acts now: its scope and the pods it currently breaks."""
+    names = sorted(item["pod"] for item in record["pods"].values())
+    if not names:
+        now = "none running now"
+    elif len(names) <= 3:
+        now = ", ".join(names)
+    else:
+        now = f"{len(names)} pods"
+    return f"{record['scope']}: {now}"
+
+
+def _undo_quietly(part: PodPart, ctx: FaultContext, item: Record) -> None:
+    """Undo one pod's part where the pod may already be gone (its rules went with its namespace)."""
+    with contextlib.suppress(NetplaneError, FaultError):
+        part.undo(ctx, item)
+
+
+def _follow(part: PodPart, ctx: FaultContext, record: Record, candidates: Sequence[PodInfo]) -> list[str]:
+    """Apply the per-pod part to every candidate pod that matches and lacks it; returns their keys.
+
+    Entries of pods whose namespace is gone are dropped first (a pod removal that was not reported),
+    and an entry for the same pod name with another uid (the pod was recreated) is replaced.
+    """
+    applied: dict[str, Record] = record.setdefault("pods", {})
+    for key, item in list(applied.items()):
+        if not netns_exists(item["netns"]):
+            _undo_quietly(part, ctx, item)
+            del applied[key]
+    done = []
+    for pod in sorted(candidates, key=lambda p: (p.node, p.namespace, p.name)):
+        if not pod.netns or not part.matches(record, pod):
+            continue
+        known = applied.get(pod.key)
+        if known is not None:
+            if known.get("uid") == pod.uid and known["netns"] == pod.netns:
+                continue
+            _undo_quietly(part, ctx, known)
+            del applied[pod.key]
+        if part.limit is not None and len(applied) >= part.limit:
+            continue
+        applied[pod.key] = {**part.apply(ctx, pod), "pod": pod.name, "uid": pod.uid}
+        done.append(pod.key)
+    record["where"] = _pods_where(record)
+    return done
+
+
+def _pod_scoped(ctx: FaultContext) -> Iterator[tuple[str, PodPart, Record]]:
+    for name, record in ctx.netplane.fault_records().items():
+        fault = FAULTS.get(name)
+        if fault is not None and fault.pods is not None:
+            yield name, fault.pods, record
+
+
+def pod_started(ctx: FaultContext, pod: PodInfo) -> list[str]:
+    """A pod's network namespace is up (its containers not yet started): every active pod-scoped fault
+    that covers it breaks it now. Returns one line per fault applied."""
+    done = []
+    for name, part, record in _pod_scoped(ctx):
+        before = json.dumps(record, sort_keys=True)
+        try:
+            if _follow(part, ctx, record, [pod]):
+                done.append(f"{name}: applied to {pod.key} on {pod.node}")
+        finally:
+            if json.dumps(record, sort_keys=True) != before:
+                ctx.netplane.set_fault_record(name, record)
+    return done
+
+
+def pod_stopped(ctx: FaultContext, pod: PodInfo) -> list[str]:
+    """A pod's network namespace is about to go: undo what the active faults did to it (the 503
+    responder stops, the record forgets the pod); a fault with a limit moves on to another matching
+    pod (`ctx.pods()`, the dying pod excluded). Returns one line per fault undone."""
+    done = []
+    for name, part, record in _pod_scoped(ctx):
+        item = record.get("pods", {}).get(pod.key)
+        if item is None or (pod.uid and item.get("uid") and item["uid"] != pod.uid):
+            continue
+        del record["pods"][pod.key]
+        try:
+            _undo_quietly(part, ctx, item)
+            done.append(f"{name}: undone on {pod.key}")
+            if part.limit is not None:
+                done += [
+                    f"{name}: applied to {key}"
+                    for key in _follow(part, ctx, record, [p for p in ctx.pods() if p.key != pod.key])
+                ]
+        finally:
+            record["where"] = _pods_where(record)
+            ctx.netplane.set_fault_record(name, record)
+    return done
+
+
+# ---------------------------------------------------------------------------------------- catalogue
 def add(name: str, ctx: FaultContext, node: str | None = None) -> str:
     """Inject fault `name` (on `node` where that applies); returns a one-line summary."""
     fault = _lookup(name)
@@ -586,20 +743,31 @@ def add(name: str, ctx: FaultContext, node: str | None = None) -> str:
         raise FaultError(f"{name} is already active on {current.get('where')}: clear it first")
     try:
         record = fault.add(ctx, node)
+        if fault.pods is not None:
+            try:
+                _follow(fault.pods, ctx, record, ctx.pods())
+            except (NetplaneError, FaultError):
+                for item in record.get("pods", {}).values():
+                    _undo_quietly(fault.pods, ctx, item)
+                raise
     except NetplaneError as exc:
         raise FaultError(f"{name}: {exc}") from exc
     record["requested_node"] = node
     ctx.netplane.set_fault_record(name, record)
-    return f"{name} ({fault.fm}) active on {record.get('where')}"
+    follows = "; pods started later get it too" if fault.pods is not None else ""
+    return f"{name} ({fault.fm}) active on {record.get('where')}{follows}"
 
 
 def clear(name: str, ctx: FaultContext) -> str:
-    """Undo fault `name` exactly; a fault that is not active is left alone."""
+    """Undo fault `name` exactly (on every pod it reached); a fault that is not active is left alone."""
     fault = _lookup(name)
     record = ctx.netplane.fault_records().get(name)
     if record is None:
         return f"{name}: not active"
     try:
+        if fault.pods is not None:
+            for item in record.get("pods", {}).values():
+                fault.pods.undo(ctx, item)
         fault.clear(ctx, record)
     except NetplaneError as exc:
         raise FaultError(f"{name}: clearing failed: {exc}") from exc

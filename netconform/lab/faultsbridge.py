@@ -3,7 +3,8 @@
 The faults themselves live in `netconform.lab.faults` (data-plane side): `add(name, ctx, node)`,
 `clear(name, ctx)`, `names()`. This bridge builds their context from live API state (pods with
 netns/labels/IP/node, the kube-dns pods, LB VIPs) and gives them `set_node_condition` for node-level
-faults; it runs their (blocking) work in an executor so the API keeps answering meanwhile.
+faults; it runs their (blocking) work in an executor so the API keeps answering meanwhile. The kubelet
+reports pods whose network comes up or goes (`pod_network`), so pod-scoped faults follow pods.
 
 The same endpoints also switch the control plane's bad-input conditions (`netconform.lab.conditions`:
 `deny-host-network`, `namespace-stuck`); the catalogue lists them after the faults with `kind: condition`.
@@ -41,35 +42,33 @@ class FaultBridge:
             ) from None
 
     # ------------------------------------------------------------------ context for the fault module
+    @staticmethod
+    def _pod_info(module: ModuleType, pod: dict[str, Any], netns: str | None) -> Any:
+        meta, spec, st = pod["metadata"], pod["spec"], pod.get("status", {})
+        ports = tuple(
+            module.PodPort(int(port["containerPort"]), port.get("name", ""), port.get("protocol", "TCP"))
+            for c in spec.get("containers", [])
+            for port in c.get("ports") or []
+        )
+        return module.PodInfo(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            node=spec.get("nodeName") or "",
+            netns=None if spec.get("hostNetwork") else netns,
+            ip=st.get("podIP"),
+            labels=dict(meta.get("labels") or {}),
+            ports=ports,
+            uid=meta.get("uid", ""),
+        )
+
     def _pod_infos(self, module: ModuleType) -> list[Any]:
         """A snapshot taken on the event loop (faults run in a thread and must not read the live store)."""
-        out = []
-        for p in self.sup.store.select("pods"):
-            meta, spec, st = p["metadata"], p["spec"], p.get("status", {})
-            if not spec.get("nodeName"):
-                continue
-            ports = tuple(
-                module.PodPort(int(port["containerPort"]), port.get("name", ""), port.get("protocol", "TCP"))
-                for c in spec.get("containers", [])
-                for port in c.get("ports") or []
-            )
-            netns = (
-                None
-                if spec.get("hostNetwork")
-                else self.sup.kubelet.pod_netns(meta["namespace"], meta["name"])
-            )
-            out.append(
-                module.PodInfo(
-                    name=meta["name"],
-                    namespace=meta["namespace"],
-                    node=spec["nodeName"],
-                    netns=netns,
-                    ip=st.get("podIP"),
-                    labels=dict(meta.get("labels") or {}),
-                    ports=ports,
-                )
-            )
-        return out
+        kubelet = self.sup.kubelet
+        return [
+            self._pod_info(module, p, kubelet.pod_netns(p["metadata"]["namespace"], p["metadata"]["name"]))
+            for p in self.sup.store.select("pods")
+            if p["spec"].get("nodeName")
+        ]
 
     def set_node_condition(self, node: str, ready: bool, reason: str, message: str) -> None:
         """Called from the fault's worker thread; the store lives on the event loop."""
@@ -97,6 +96,21 @@ class FaultBridge:
             log.exception("fault operation failed")
             raise ApiError(500, "InternalError", f"fault operation failed: {err}") from None
 
+    # ------------------------------------------------------------------ pods coming and going
+    async def pod_network(self, change: str, pod: dict[str, Any], netns: str) -> None:
+        """The kubelet's report that a pod's network namespace came up ("up", before its containers
+        start) or is about to go ("down"): pod-scoped faults apply or undo their per-pod part, so a
+        fault follows pods started after it was added. Under the fault lock, so a concurrent
+        `fault add` (which snapshots the pods) and this report never both miss or both break a pod."""
+        module = self._module()
+        info = self._pod_info(module, pod, netns)
+        fn = module.pod_started if change == "up" else module.pod_stopped
+        async with self.lock:
+            context = self._context(module)
+            done = await asyncio.get_running_loop().run_in_executor(None, fn, context, info)
+        for line in done:
+            log.info("fault follows pods: %s", line)
+
     # ------------------------------------------------------------------ API
     async def catalogue(self) -> list[dict[str, Any]]:
         module = self._module()
@@ -106,6 +120,7 @@ class FaultBridge:
                 "name": n,
                 "kind": "fault",
                 "description": module.describe(n),
+                "follows_pods": module.follows_pods(n),
                 "active": n in active,
                 **({"where": active[n]} if n in active else {}),
             }

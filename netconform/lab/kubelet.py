@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,14 @@ from netconform.lab.store import ApiError, Obj, Store, WatchEvent, now_iso
 
 log = logging.getLogger("netconform.lab.kubelet")
 
+# Told when a pod's own network namespace is up ("up", before its containers start) or about to be
+# removed ("down"): listener(change, pod object, netns). hostNetwork pods are not reported.
+NetworkListener = Callable[[str, Obj, str], Awaitable[None]]
+
 PODLAUNCH = Path(__file__).with_name("podlaunch.py")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT = 15.0
+NETWORK_LISTENER_TIMEOUT = 30.0  # a listener (the fault layer) that hangs must not hold a pod forever
 MAX_GRACE = 10.0
 BACKOFF_CAP = 10.0
 LAB_MARKER = "NETCONFORM_LAB"
@@ -76,6 +82,8 @@ class PodRun:
     grace: float = MAX_GRACE
     task: asyncio.Task[None] | None = None
     network_ready: bool = False
+    leaving: bool = False  # its network is being torn down: no longer offered to faults
+    obj: Obj = field(default_factory=dict)  # the pod as started (labels, ports) for network listeners
 
     @property
     def key(self) -> str:
@@ -126,6 +134,7 @@ class Kubelet:
         self.runs: dict[str, PodRun] = {}
         self.python = sys.executable
         self.closing = False
+        self.network_listeners: list[NetworkListener] = []
         store.listeners.append(self._on_event)
 
     # ------------------------------------------------------------------ event handling
@@ -165,6 +174,7 @@ class Kubelet:
             node=spec["nodeName"],
             dir=self.pods_dir / f"{meta['namespace']}_{meta['name']}",
             host_network=bool(spec.get("hostNetwork")),
+            obj=pod,
         )
         self.runs[run.key] = run
         run.task = asyncio.ensure_future(self._pod_main(run, pod))
@@ -215,6 +225,8 @@ class Kubelet:
                 raise
             run.ip = ip
         run.network_ready = True
+        if not run.host_network:
+            await self._network_changed("up", run, pod)  # pod-scoped faults, before any container runs
         self._publish(run)  # podIP/hostIP are visible before the containers start (downward API needs them)
         pod = self.store.find("pods", run.namespace, run.name) or pod
         (run.dir / "resolv.conf").write_text(self._resolv_text(pod))
@@ -617,6 +629,8 @@ class Kubelet:
             if pod is not None:
                 await self._stop_container(run, cr, pod)
         if not run.host_network and run.network_ready:
+            run.leaving = True
+            await self._network_changed("down", run, pod or run.obj)
             try:
                 await loop.run_in_executor(None, self.dataplane.remove_pod, run.key)
             except Exception:
@@ -628,6 +642,18 @@ class Kubelet:
         if pod is not None and pod["metadata"]["uid"] == run.uid and not self.closing:
             with contextlib.suppress(ApiError):
                 self.store.delete("pods", run.namespace, run.name)
+
+    async def _network_changed(self, change: str, run: PodRun, pod: Obj) -> None:
+        """Tell the listeners; one that fails or hangs is logged and never stops the pod's lifecycle."""
+        if run.netns is None:
+            return
+        for listener in self.network_listeners:
+            try:
+                await asyncio.wait_for(listener(change, pod, run.netns), NETWORK_LISTENER_TIMEOUT)
+            except Exception as err:
+                log.error(
+                    "pod %s: network %s listener failed: %s: %s", run.key, change, type(err).__name__, err
+                )
 
     # ------------------------------------------------------------------ status
     def _publish(self, run: PodRun, sandbox_error: str | None = None) -> None:
@@ -776,8 +802,9 @@ class Kubelet:
         return cr.proc is not None and cr.proc.returncode is None
 
     def pod_netns(self, namespace: str, pod: str) -> str | None:
+        """The pod's network namespace; None while it has none or is being torn down."""
         run = self.runs.get(f"{namespace}/{pod}")
-        return run.netns if run else None
+        return run.netns if run and not run.leaving else None
 
     # ------------------------------------------------------------------ shutdown
     async def shutdown(self, timeout: float = 15.0) -> None:

@@ -189,6 +189,7 @@ class Supervisor:
             self.conditions,
         )
         self.faults = FaultBridge(self)
+        self.kubelet.network_listeners.append(self.faults.pod_network)  # pod-scoped faults follow pods
         runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         cert = make_serving_cert(self.state_dir / "pki", self.name)
