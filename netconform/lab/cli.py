@@ -150,6 +150,24 @@ def format_status(s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def format_fault_list(listed: list[dict[str, Any]]) -> str:
+    """Faults, then the bad-input conditions; says which faults follow pods and what that means."""
+    states = {f["name"]: f"ACTIVE on {f['where']}" if f["active"] else "inactive" for f in listed}
+    width = max([24, *(len(s) for s in states.values())])
+    out = []
+    for kind, title in (("fault", "faults"), ("condition", "conditions for bad-input tests")):
+        out.append(f"{title}:")
+        items = [f for f in listed if f.get("kind", "fault") == kind]
+        out += [f"  {f['name']:<26} {states[f['name']]:<{width}} {f['description']}" for f in items]
+        following = [f["name"] for f in items if f.get("follows_pods")]
+        if following:
+            out.append(
+                f"  ({', '.join(following)} follow pods: while active they also break every matching pod "
+                "started or recreated later; `clear` heals all of them)"
+            )
+    return "\n".join(out)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         lab = Lab(args.name)
@@ -181,12 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "fault":
         lab = Lab(args.name)
         if args.fault_cmd == "list":
-            listed = lab.fault_list()
-            for kind, title in (("fault", "faults"), ("condition", "conditions for bad-input tests")):
-                print(f"{title}:")
-                for f in (f for f in listed if f.get("kind", "fault") == kind):
-                    state = f"ACTIVE on {f['where']}" if f["active"] else "inactive"
-                    print(f"  {f['name']:<26} {state:<24} {f['description']}")
+            print(format_fault_list(lab.fault_list()))
         elif args.fault_cmd == "add":
             rec = lab.fault_add(args.fault, args.node)
             print(rec["summary"])
