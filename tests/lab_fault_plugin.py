@@ -1,8 +1,9 @@
 """A pytest plugin for the suite's lab end-to-end tests: inject a lab fault once the kit is Ready.
 
 Loaded with `-p tests.lab_fault_plugin` in the suite run; NC_TEST_LAB names the lab and
-NC_TEST_FAULT the fault (optionally NC_TEST_FAULT_NODE). Faults that act on pods (tcp-reset, http-503,
-coredns-down...) must be added after the probe pods exist, hence this hook rather than a pre-run step.
+NC_TEST_FAULT the fault (optionally NC_TEST_FAULT_NODE). For faults that act on what the run creates
+and do not follow it (lb-arp-silent needs the run's LoadBalancer VIP announced); the pod-scoped faults
+follow pods and are added before the run, like a user does.
 """
 
 from __future__ import annotations
