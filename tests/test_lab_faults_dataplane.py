@@ -529,7 +529,7 @@ def test_echo_faults_follow_pods_started_later(world: Fixture, fault: str) -> No
                 ("a1", tcp("late-tcp", "10.244.3.20", 9000)),
                 ("a1", http("other-node", "http://10.244.1.20:8080/")),
             ]
-            during = run_checks(world.lab, checks)
+            during = run_checks(world.lab, checks, attempts=3)
             netns = pod.netns
             assert netns is not None
         # pod gone: nothing of the fault is kept for it, the fault stays on c1
@@ -541,9 +541,11 @@ def test_echo_faults_follow_pods_started_later(world: Fixture, fault: str) -> No
         assert during["late-http"]["status"] == 503 and during["late-http"]["error"] == "http-status"
         assert during["late-tcp"]["ok"], during["late-tcp"]
     else:
-        brief = {k: (v["error"], v["message"]) for k, v in during.items()}
-        assert during["late-tcp"]["error"] == "reset" and not during["late-http"]["ok"], brief
-    assert during["other-node"]["ok"], during["other-node"]
+        # the RST comes right after the handshake, so the agent meets it at different steps: mostly
+        # "reset", sometimes ENOTCONN ("other"); never an answer, and a reset among the attempts
+        errors = [a["error"] for c in ("late-tcp", "late-http") for a in during[c]["attempts"]]
+        assert None not in errors and "reset" in errors, errors
+    assert during["other-node"]["ok"] and len(during["other-node"]["attempts"]) == 3, during["other-node"]
     assert snapshot(world.lab) == world.healthy
 
 
