@@ -5,6 +5,7 @@ complete teardown even after the builder died)."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netconform.lab import addressing as A
-from netconform.lab.netplane import Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
+from netconform.lab.netplane import Backend, Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
 from netconform.lab.nsexec import NETNS_ETC, netns_list, process_alive
 from tests.dataplane_helpers import (
     ECHO_CIP,
@@ -128,6 +129,48 @@ def test_pod_to_clusterip_tcp_and_udp_is_balanced(lab: DataplaneLab) -> None:
     assert servers <= {PODS[p][1] for p in ("a2", "b1", "c1")}
     assert client_ip(results["h0"]) == "10.244.1.10"  # pod sources are not masqueraded
     assert client_ip(results["udp"]) == "10.244.1.10"
+
+
+SOLO_CIP, SOLO_VIP = "10.96.0.60", "10.89.0.201"
+
+
+def test_pod_reaches_a_service_whose_only_endpoint_is_itself(lab: DataplaneLab) -> None:
+    """Hairpin: DNAT sends the pod's packet back to the pod. kube-proxy marks it for masquerade (the
+    pod would drop a packet from its own address) and the CNI bridge must send it back out of the
+    port it came in on (hairpin mode). Every portal kind, TCP and UDP, with exactly one endpoint."""
+    c1_ip = PODS["c1"][1]
+    solo = ServiceNAT(
+        "default/solo",
+        SOLO_CIP,
+        (
+            ServicePort("TCP", 80, (Backend(c1_ip, 8080),), node_port=30090, name="http"),
+            ServicePort("UDP", 9001, (Backend(c1_ip, 9001),), node_port=30091, name="udp"),
+        ),
+        lb_ips=(SOLO_VIP,),
+    )
+    own_node = A.node_ip("node-3")
+    checks = [
+        http("cip-tcp", f"http://{SOLO_CIP}/"),
+        udp("cip-udp", SOLO_CIP, 9001),
+        http("nodeport-tcp", f"http://{own_node}:30090/"),
+        udp("nodeport-udp", own_node, 30091),
+        http("lb-tcp", f"http://{SOLO_VIP}/"),
+        udp("lb-udp", SOLO_VIP, 9001),
+    ]
+    try:
+        lab.plane.sync_services([*echo_services(), solo])
+        lab.plane.announce_vip(SOLO_VIP, "node-2")
+        results = probe(lab.ns("c1"), checks)
+    finally:
+        lab.plane.withdraw_vip(SOLO_VIP)
+        lab.plane.sync_services(echo_services())
+    failed = {k: f"{r['error']} {r['message']}" for k, r in results.items() if not r["ok"]}
+    assert not failed, f"hairpin to the pod's own Service failed: {failed}"
+    for check_id, result in results.items():
+        # masqueraded to the node's bridge address, and answered by the pod itself
+        assert client_ip(result) == A.pod_gateway("node-3"), (check_id, result)
+        echo = result.get("echo") or json.loads(base64.b64decode(result["reply_b64"]))
+        assert echo["server_ip"] == c1_ip, (check_id, echo)
 
 
 def test_service_without_endpoints_refuses(lab: DataplaneLab) -> None:

@@ -94,6 +94,23 @@ def test_service_rules_balance_and_masquerade_like_kube_proxy() -> None:
     assert all(len(c) <= 28 for c in re.findall(r"^:(\S+)", text, re.M))
 
 
+def test_every_endpoint_chain_masquerades_the_endpoint_reaching_itself() -> None:
+    """Hairpin, as kube-proxy: `-A KUBE-SEP-X -s <endpoint>/32 -j KUBE-MARK-MASQ` before the DNAT."""
+    text = R.render_node_tables([_svc()])
+    sep_rules: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if match := re.match(r"-A (NC-SEP-\S+) (.*)", line):
+            sep_rules.setdefault(match.group(1), []).append(match.group(2))
+    assert len(sep_rules) == 3 + 1  # TCP 80: three endpoints, UDP 9001: one
+    for chain, rules in sep_rules.items():
+        assert len(rules) == 2, (chain, rules)
+        endpoint = re.search(r"--to-destination ([\d.]+):", rules[1])
+        assert endpoint, (chain, rules)
+        assert rules[0] == f"-s {endpoint.group(1)}/32 -j NC-MARK-MASQ", (chain, rules)
+    assert f"-A NC-MARK-MASQ -j MARK --set-xmark {A.MASQ_MARK}" in text
+    assert f"-A NC-POSTROUTING -m mark --mark {A.MASQ_MARK} -j MASQUERADE" in text
+
+
 def test_service_without_backends_is_rejected_not_translated() -> None:
     text = R.render_node_tables([_svc(backends=0)])
     assert "DNAT" not in text

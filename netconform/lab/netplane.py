@@ -19,8 +19,11 @@ has `eth0` = 10.89.0.(10+i)/24 on it, a pod bridge `cbr0` (10.244.i.1/32), and `
 6081 (Geneve's port) flooding to every peer (`bridge fdb append 00:00:00:00:00:00 dst PEER`) and
 learning the rest; other nodes' pod CIDRs are routed via their `vx0` address 10.244.j.0. A pod has
 `eth0` = IP/32 (MTU 1450) with its default route via the bridge address; its node reaches it only
-through a per-pod /32 route, so a missing route really breaks it (FM-10). A router connects the fabric
-to the outside world (`outside.py`). The control-plane VIP 10.89.0.2 sits on node-1's `eth0`.
+through a per-pod /32 route, so a missing route really breaks it (FM-10). Pod ports of `cbr0` are in
+hairpin mode and bridged traffic passes iptables, as on a real node, so a pod reaches a Service whose
+chosen endpoint is the pod itself (kube-proxy's masquerade mark makes the source the bridge address).
+A router connects the fabric to the outside world (`outside.py`). The control-plane VIP 10.89.0.2
+sits on node-1's `eth0`.
 
 State lives in `<state_dir>/netplane.json`; mutating calls take a file lock and re-read it first, so
 the supervisor and a CLI process can both act on one lab. Nothing is ever created in the host's
@@ -103,6 +106,9 @@ _NODE_SYSCTLS = {
     "net.ipv4.conf.all.arp_ignore": "0",
     "net.ipv4.conf.all.arp_announce": "0",
     "net.ipv4.conf.eth0.arp_ignore": "0",
+    # like a real node (kubeadm requires it): bridged pod traffic passes iptables, so Service NAT
+    # between two pods of one node is bridged DNAT and the hairpin case goes through the bridge port
+    "net.bridge.bridge-nf-call-iptables": "1",
     **outside.NO_IPV6,
 }
 _FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", **outside.NO_IPV6}
@@ -512,6 +518,9 @@ class Netplane:
                     f"link add {veth} mtu {A.OVERLAY_MTU} type veth"
                     f" peer name eth0 mtu {A.OVERLAY_MTU} netns {netns}",
                     f"link set {veth} master {POD_BRIDGE} up",
+                    # hairpin, as the CNI bridge plugin's hairpinMode: a Service packet that DNAT sends
+                    # back to the pod it came from is bridged out of the port it came in on
+                    f"link set {veth} type bridge_slave hairpin on",
                 ]
                 if FLAG_NO_POD_ROUTES not in st.node_flags.get(node, []):
                     node_lines.append(self._pod_route("replace", record))
