@@ -582,6 +582,7 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         sock.connect(sockaddr)
         with _ICMP_IDENTS_LOCK:
             ident = next(_ICMP_IDENTS) & 0xFFFF
+        nonce = os.urandom(8)  # marks our echoes, so errors about other sockets' echoes are told apart
         rtts: list[float] = []
         sent_at: dict[int, float] = {}
         next_send = time.monotonic()
@@ -591,7 +592,7 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             if len(sent_at) < count and now >= next_send:
                 seq = len(sent_at) + 1
                 header = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, seq)
-                payload = b"netconform" + struct.pack("!d", now)
+                payload = b"netconform" + nonce + struct.pack("!d", now)
                 csum = 0 if v6 else _checksum(header + payload)
                 sock.send(struct.pack("!BBHHH", 128 if v6 else 8, 0, csum, ident, seq) + payload)
                 sent_at[seq] = now
@@ -605,7 +606,13 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             except socket.timeout:
                 _remaining(deadline)
                 continue
-            reply = _icmp_parse(packet, mode, v6, ident)
+            except OSError as exc:
+                # ping sockets get ICMP errors matched by echo id only: an error about an earlier
+                # socket's echo (e.g. a ping to a ClusterIP, answered "net unreachable") can land here
+                if _errqueue_has(sock, nonce) is False:
+                    continue
+                raise exc from None
+            reply = _icmp_parse(packet, mode, v6, ident, sockaddr[0])
             if isinstance(reply, OSError):
                 error = reply
             elif reply is not None and reply in sent_at:
@@ -620,7 +627,20 @@ def check_icmp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     }
 
 
-def _icmp_parse(packet: bytes, mode: str, v6: bool, ident: int) -> int | OSError | None:
+def _errqueue_has(sock: socket.socket, marker: bytes) -> bool | None:
+    """Whether an ICMP error queued on sock quotes a packet carrying marker (None: queue empty)."""
+    found: bool | None = None
+    try:
+        sock.setblocking(False)
+        for _ in range(16):  # bounded: the queue holds few entries
+            data, _, _, _ = sock.recvmsg(2048, 1024, MSG_ERRQUEUE)
+            found = found or marker in data
+    except OSError:
+        pass
+    return found
+
+
+def _icmp_parse(packet: bytes, mode: str, v6: bool, ident: int, target: str) -> int | OSError | None:
     """The echo-reply sequence number, an OSError for an ICMP error about our echo, or None."""
     if mode == "raw" and not v6:
         packet = packet[(packet[0] & 0x0F) * 4 :] if packet else packet
@@ -631,9 +651,13 @@ def _icmp_parse(packet: bytes, mode: str, v6: bool, ident: int) -> int | OSError
         # ping sockets rewrite the id to their own port, and the kernel filters for us
         return seq if mode == "dgram" or rid == ident else None
     if kind == (1 if v6 else 3) and mode == "raw":
-        inner = packet[8:]
-        inner = (inner[(inner[0] & 15) * 4 :] if inner else inner) if not v6 else inner[40:]
-        if len(inner) >= 8 and struct.unpack("!H", inner[4:6])[0] == ident:
+        quoted = packet[8:]
+        if len(quoted) < (40 if v6 else 20):
+            return None
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        quoted_dst = socket.inet_ntop(family, quoted[24:40] if v6 else quoted[16:20])
+        inner = quoted[40:] if v6 else quoted[(quoted[0] & 15) * 4 :]
+        if quoted_dst == target and len(inner) >= 8 and struct.unpack("!H", inner[4:6])[0] == ident:
             table = _ICMP6_UNREACH_ERRNO if v6 else _ICMP_UNREACH_ERRNO
             return _oserror(table.get(code, errno.EHOSTUNREACH))
     return None

@@ -7,9 +7,10 @@ Topology (one per module, shared by all tests; the agent runs as a subprocess in
     latter: router FORWARD REJECT icmp-net-unreachable); nothing else (198.51.100.1 -> ENETUNREACH).
     router FORWARD: 10.71.2.77 -> REJECT icmp-host-unreachable, 10.71.2.78 -> DROP.
     server INPUT: tcp 9100 DROP, 9101 SYN -> RST, 9103 data -> RST, 9104 -> icmp-host-unreachable,
-    udp 9106 DROP; nothing listens on tcp 9102 / udp 9105.
-    server runs `agent.py serve` (http 8080, tcp 9000, udp 9001; tcp 9103; https 8443 when openssl
-    exists) and tests/agent_dns_server.py on port 53.
+    9107 every non-SYN segment -> RST (the lab's tcp-reset fault: the RST answers the handshake's last
+    ACK), udp 9106 DROP; nothing listens on tcp 9102 / udp 9105.
+    server runs `agent.py serve` (http 8080, tcp 9000, udp 9001; tcp 9103; tcp 9107; https 8443 when
+    openssl exists) and tests/agent_dns_server.py on port 53.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "iptables -A INPUT -p tcp --dport 9101 --syn -j REJECT --reject-with tcp-reset",
             "iptables -A INPUT -p tcp --dport 9103 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset",
             "iptables -A INPUT -p tcp --dport 9104 -j REJECT --reject-with icmp-host-unreachable",
+            "iptables -A INPUT -p tcp --dport 9107 ! --syn -j REJECT --reject-with tcp-reset",
             "iptables -A INPUT -p udp --dport 9106 -j DROP",
         )
         net.resolv_conf(client, "nameserver 10.71.2.2\noptions timeout:1 attempts:1\n")
@@ -159,6 +161,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             (
                 "reset server",
                 net.popen(server, ["python3", AGENT, "serve", "--tcp", "9103"], stdout=subprocess.PIPE),
+            ),
+            (
+                "handshake reset server",
+                net.popen(server, ["python3", AGENT, "serve", "--tcp", "9107"], stdout=subprocess.PIPE),
             ),
             (
                 "dns server",
@@ -203,6 +209,18 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
         },
         "reset",
     ),
+    (
+        {
+            "id": "tcp-rst-after-handshake",
+            "kind": "tcp",
+            "host": SERVER,
+            "port": 9107,
+            "send_b64": B64(b"ping\n").decode(),
+            "expect_b64": B64(b"ping\n").decode(),
+        },
+        "reset",
+    ),
+    ({"id": "http-rst-after-handshake", "kind": "http", "url": f"http://{SERVER}:9107/"}, "reset"),
     ({"id": "tcp-icmp-host", "kind": "tcp", "host": SERVER, "port": 9104}, "host-unreachable"),
     ({"id": "tcp-router-host", "kind": "tcp", "host": "10.71.2.77", "port": 80}, "host-unreachable"),
     ({"id": "tcp-router-drop", "kind": "tcp", "host": "10.71.2.78", "port": 80}, "timeout"),
@@ -424,6 +442,64 @@ def test_dns_outcomes_classified(results: dict[str, dict[str, Any]], name: str, 
         assert verdict.layer == "DNS"
 
 
+# Runs in the client namespace: the agent with connect() returning only once the peer's RST has
+# arrived, so the step right after the handshake (getpeername, the first send) always meets it.
+# "consumed": the pending ECONNRESET was already read (SO_ERROR), as a kernel call in between would.
+RESET_FIRST = r"""
+import importlib.util, json, select, socket, sys
+
+spec = importlib.util.spec_from_file_location("agent", sys.argv[1])
+agent = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(agent)
+consume = sys.argv[3] == "consumed"
+
+
+class ResetBeforeNextStep(socket.socket):
+    def connect(self, address):
+        super().connect(address)
+        if not select.select([self], [], [], 3.0)[0]:  # a reset socket is readable
+            raise SystemExit("no RST within 3 s after the handshake")
+        if consume:
+            self.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+new_socket = agent._new_socket
+
+
+def instrumented(family, kind, proto=0):
+    sock = new_socket(family, kind, proto)
+    if kind != socket.SOCK_STREAM:
+        return sock
+    return ResetBeforeNextStep(family, kind, proto, fileno=sock.detach())
+
+
+agent._new_socket = instrumented
+document, _ = agent.execute_plan(sys.argv[2])
+print(json.dumps(document))
+"""
+
+
+@pytest.mark.parametrize("pending", ["pending", "consumed"])
+def test_reset_right_after_the_handshake_is_reset(lab: Lab, pending: str) -> None:
+    """Not `other` (ENOTCONN): whichever call after a successful connect() meets the RST, it is a
+    reset; the errno says what the kernel reported (ECONNRESET while pending, else ENOTCONN/EPIPE)."""
+    payload = B64(b"ping\n").decode()
+    checks: list[dict[str, Any]] = [
+        {"id": "tcp", "kind": "tcp", "host": SERVER, "port": 9107},
+        {"id": "tcp-echo", "kind": "tcp", "host": SERVER, "port": 9107, "send_b64": payload},
+        {"id": "http", "kind": "http", "url": f"http://{SERVER}:9107/"},
+        {"id": "dns-tcp", "kind": "dns", "server": SERVER, "port": 9107, "transport": "tcp",
+         "query_b64": dnsq("a.test")},
+    ]  # fmt: skip
+    plan = json.dumps({"checks": checks, "timeout": 2.0})
+    out = lab.net.run(lab.client, ["python3", "-c", RESET_FIRST, AGENT, plan, pending], timeout=30)
+    results = {r["id"]: r for r in json.loads(out)["results"]}
+    got = {k: (r["error"], r["errno"], r["message"]) for k, r in results.items()}
+    assert all(r["error"] == "reset" for r in results.values()), got
+    allowed = {104} if pending == "pending" else {107, 32}  # ECONNRESET; ENOTCONN, EPIPE
+    assert {r["errno"] for r in results.values()} <= allowed, got
+
+
 def test_attempts_are_all_kept(lab: Lab) -> None:
     plan = {
         "attempts": 3,
@@ -495,3 +571,29 @@ def test_dns_wire_round_trip(lab: Lab, queries: list[tuple[str, str, str]]) -> N
         assert answer.rcode() == dns.rcode.NOERROR
         texts = [rr.to_text() for rr in answer.answer[0]]
         assert texts == ([echo_address(name + ".")] if rdtype == "A" else [f'"{name}."'])
+
+
+@pytest.mark.parametrize("sock", ["dgram", "raw"])
+def test_icmp_errors_about_other_echoes_are_not_ours(lab: Lab, sock: str) -> None:
+    """Pings to an address a router answers 'net unreachable' run beside pings to a live host.
+
+    Ping sockets get ICMP errors matched by echo id alone and ids are reused as sockets close, so an
+    error about one check's echo could land on another's socket: each check must only report errors
+    that quote its own echo (seen in the lab: a pod's ping to a ClusterIP failing a pod-to-pod ping).
+    """
+    checks = []
+    for i in range(40):
+        checks.append({"id": f"dead{i}", "kind": "icmp", "host": "203.0.113.5", "socket": sock})
+        checks.append({"id": f"live{i}", "kind": "icmp", "host": SERVER, "socket": sock})
+    results = lab.results({"checks": checks, "timeout": 1.0, "attempts": 3}, timeout=60)
+    wrong = {
+        cid: [a["error"] for a in r["attempts"]]
+        for cid, r in results.items()
+        if (cid.startswith("live") and not all(a["ok"] for a in r["attempts"]))
+        # the router's ICMP errors are rate limited: a dead ping may also just time out
+        or (
+            cid.startswith("dead")
+            and any(a["error"] not in ("net-unreachable", "timeout") for a in r["attempts"])
+        )
+    }
+    assert not wrong
