@@ -46,6 +46,21 @@ def lab_name(prefix: str = "t") -> str:
     return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
 
 
+def own_lab(name: str, nodes: int = 3) -> Iterator[Lab]:
+    """A module's private lab (for modules whose faults must not touch the shared one): up, yield,
+    down even when tests fail; skips with the reason when the lab cannot come up here."""
+    handle = Lab(name)
+    try:
+        handle.up(nodes=nodes, lb=True)
+    except LabError as exc:
+        handle.down()
+        pytest.skip(f"the lab cannot come up here: {exc}")
+    try:
+        yield handle
+    finally:
+        handle.down()
+
+
 # Importing the fixture into several test modules defines it once per module; this process-wide
 # record makes them all share one lab, brought down when the last of them is finalised.
 _shared: dict[str, Any] = {"lab": None, "users": 0}

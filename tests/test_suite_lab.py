@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.labfixture import own_lab
 from tests.netns import skip_reason
 
 LAB = f"ncsuite{os.getpid() % 10000}"
@@ -36,18 +37,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
-    from netconform.lab.cluster import Lab, LabError
-
-    handle = Lab(LAB)
-    try:
-        handle.up(nodes=3, lb=True)
-    except LabError as exc:
-        handle.down()
-        pytest.skip(f"the lab cannot come up here: {exc}")
-    try:
-        yield handle
-    finally:
-        handle.down()
+    yield from own_lab(LAB)
 
 
 def run_suite(

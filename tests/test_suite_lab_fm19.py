@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.labfixture import missing_requirement
+from tests.labfixture import missing_requirement, own_lab
 
 LAB = f"ncfm{os.getpid() % 10000}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,18 +33,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Any]:
-    from netconform.lab.cluster import Lab, LabError
-
-    handle = Lab(LAB)
-    try:
-        handle.up(nodes=3, lb=True)
-    except LabError as exc:
-        handle.down()
-        pytest.skip(f"the lab cannot come up here: {exc}")
-    try:
-        yield handle
-    finally:
-        handle.down()
+    yield from own_lab(LAB)
 
 
 def run(out: Path) -> dict[str, dict[str, Any]]:
