@@ -151,6 +151,11 @@ class CheckFailure(Exception):
         self.err_no = err_no
 
 
+class ConnectionLost(ConnectionResetError):
+    """ENOTCONN or EPIPE on a TCP socket whose connect() had succeeded: the peer reset the connection
+    and the ECONNRESET itself was no longer pending (see _established). A `reset`, by type."""
+
+
 # ----------------------------------------------------------------------------------------------
 # error mapping
 
@@ -176,7 +181,7 @@ def error_of(exc: BaseException) -> tuple[str, int | None, str]:
     for exc_type, code in (
         (TimeoutError, "timeout"),
         (ConnectionRefusedError, "refused"),
-        (ConnectionResetError, "reset"),
+        (ConnectionResetError, "reset"),  # ConnectionLost too: its errno is ENOTCONN or EPIPE
         (ConnectionAbortedError, "reset"),
         (BrokenPipeError, "reset"),
         (PermissionError, "permission"),
@@ -312,6 +317,33 @@ def _explain_timeout(sock: socket.socket) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def _established(sock: socket.socket) -> Iterator[None]:
+    """Errors of a TCP connection once connect() succeeded: ENOTCONN and EPIPE mean it was reset.
+
+    A RST that comes right after the handshake reaches whichever call is next: ECONNRESET for the
+    first one that looks at the socket error, then the socket is closed: getpeername() says ENOTCONN
+    (even while the ECONNRESET is still pending: it does not look at the error, so the pending error
+    is reported when there is one), send() EPIPE, recv() end of stream. EPIPE has one other
+    source, a half-close of our own (shutdown(SHUT_WR), then send), which the agent never does; the
+    peer's half-close (FIN) gives neither error (recv returns EOF, send still works).
+    """
+    try:
+        yield
+    except OSError as exc:
+        tls_error = ssl is not None and isinstance(exc, ssl.SSLError)  # errno: an OpenSSL code
+        if tls_error or exc.errno not in (errno.ENOTCONN, errno.EPIPE):
+            raise
+        try:
+            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:  # closed or handed over (TLS wraps it): nothing pending to read
+            pending = 0
+        if pending:
+            raise _oserror(pending) from None
+        reason = f"{os.strerror(exc.errno)}: the connection was reset after the handshake"
+        raise ConnectionLost(exc.errno, reason) from None
+
+
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -363,19 +395,20 @@ def check_tcp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     with _new_socket(family, socket.SOCK_STREAM) as sock, _explain_timeout(sock):
         sock.settimeout(_remaining(deadline))
         sock.connect(sockaddr)
-        fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
-        if send is None and expect is None:
-            return fields
-        if send:
-            sock.settimeout(_remaining(deadline))
-            sock.sendall(send)
-        received = b""
-        while (expect is None and not received) or (expect is not None and len(received) < len(expect)):
-            sock.settimeout(_remaining(deadline))
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        with _established(sock):
+            fields: dict[str, Any] = {"local": _addr(sock.getsockname()), "peer": _addr(sock.getpeername())}
+            if send is None and expect is None:
+                return fields
+            if send:
+                sock.settimeout(_remaining(deadline))
+                sock.sendall(send)
+            received = b""
+            while (expect is None and not received) or (expect is not None and len(received) < len(expect)):
+                sock.settimeout(_remaining(deadline))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
         fields["reply_b64"] = _b64s(received)
         if expect is not None and not received.startswith(expect):
             raise CheckFailure("protocol", "reply does not start with the expected bytes", fields)
@@ -405,17 +438,19 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     with tcp, _explain_timeout(tcp):
         tcp.settimeout(_remaining(deadline))
         tcp.connect(sockaddr)
-        fields: dict[str, Any] = {"local": _addr(tcp.getsockname()), "peer": _addr(tcp.getpeername())}
-        sock = tcp
-        if parts.scheme == "https":
-            context = ssl.create_default_context()
-            if insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            tcp.settimeout(_remaining(deadline))
-            sock = context.wrap_socket(tcp, server_hostname=(host_header or parts.hostname).split(":")[0])
-            fields["tls_version"] = sock.version()
-        with sock:
+        with _established(tcp):
+            fields: dict[str, Any] = {"local": _addr(tcp.getsockname()), "peer": _addr(tcp.getpeername())}
+            sock = tcp
+            if parts.scheme == "https":
+                context = ssl.create_default_context()
+                if insecure:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                tcp.settimeout(_remaining(deadline))
+                hostname = (host_header or parts.hostname).split(":")[0]
+                sock = context.wrap_socket(tcp, server_hostname=hostname)
+                fields["tls_version"] = sock.version()
+        with sock, _established(sock):
             status, reason, body = _http_exchange(sock, parts.hostname, port, method, path, host_header,
                                                   max_body, deadline)  # fmt: skip
     fields["status"] = status
@@ -502,9 +537,10 @@ def check_dns(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         with _new_socket(family, socket.SOCK_STREAM) as sock, _explain_timeout(sock):
             sock.settimeout(_remaining(deadline))
             sock.connect(sockaddr)
-            sock.sendall(struct.pack("!H", len(query)) + query)
-            (length,) = struct.unpack("!H", _recv_exact(sock, 2, deadline))
-            answer = _recv_exact(sock, length, deadline)
+            with _established(sock):
+                sock.sendall(struct.pack("!H", len(query)) + query)
+                (length,) = struct.unpack("!H", _recv_exact(sock, 2, deadline))
+                answer = _recv_exact(sock, length, deadline)
             return {"answer_b64": _b64s(answer), "transport": "tcp", "peer": _addr(sockaddr)}
     with _udp_socket(server, port, deadline) as sock, _explain_timeout(sock):
         sock.send(query)

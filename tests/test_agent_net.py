@@ -16,6 +16,7 @@ Topology (one per module, shared by all tests; the agent runs as a subprocess in
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import select
 import shutil
@@ -33,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netconform.agent import ERROR_CODES
+from netconform.agent import ERROR_CODES, ConnectionLost, error_of
 from netconform.classify import classify, dns_outcome
 from tests.agent_dns_server import echo_address
 from tests.netns import Netns, skip_reason
@@ -442,9 +443,11 @@ def test_dns_outcomes_classified(results: dict[str, dict[str, Any]], name: str, 
         assert verdict.layer == "DNS"
 
 
-# Runs in the client namespace: the agent with connect() returning only once the peer's RST has
-# arrived, so the step right after the handshake (getpeername, the first send) always meets it.
-# "consumed": the pending ECONNRESET was already read (SO_ERROR), as a kernel call in between would.
+# Runs in the client namespace: the agent with a connect() that, once the handshake succeeded, has
+# the connection reset before returning (one byte to port 9103, whose firewall answers data with a
+# RST) and waits until the RST arrived: the agent's next step (getpeername, the first send) meets
+# it every time. "consumed": the pending ECONNRESET was already read (SO_ERROR), so the kernel says
+# only ENOTCONN or EPIPE.
 RESET_FIRST = r"""
 import importlib.util, json, select, socket, sys
 
@@ -454,9 +457,10 @@ spec.loader.exec_module(agent)
 consume = sys.argv[3] == "consumed"
 
 
-class ResetBeforeNextStep(socket.socket):
+class ResetAfterConnect(socket.socket):
     def connect(self, address):
         super().connect(address)
+        socket.socket.send(self, b"\0")
         if not select.select([self], [], [], 3.0)[0]:  # a reset socket is readable
             raise SystemExit("no RST within 3 s after the handshake")
         if consume:
@@ -470,7 +474,7 @@ def instrumented(family, kind, proto=0):
     sock = new_socket(family, kind, proto)
     if kind != socket.SOCK_STREAM:
         return sock
-    return ResetBeforeNextStep(family, kind, proto, fileno=sock.detach())
+    return ResetAfterConnect(family, kind, proto, fileno=sock.detach())
 
 
 agent._new_socket = instrumented
@@ -482,13 +486,13 @@ print(json.dumps(document))
 @pytest.mark.parametrize("pending", ["pending", "consumed"])
 def test_reset_right_after_the_handshake_is_reset(lab: Lab, pending: str) -> None:
     """Not `other` (ENOTCONN): whichever call after a successful connect() meets the RST, it is a
-    reset; the errno says what the kernel reported (ECONNRESET while pending, else ENOTCONN/EPIPE)."""
+    reset; errno says what the kernel reported (ECONNRESET while pending, else ENOTCONN or EPIPE)."""
     payload = B64(b"ping\n").decode()
     checks: list[dict[str, Any]] = [
-        {"id": "tcp", "kind": "tcp", "host": SERVER, "port": 9107},
-        {"id": "tcp-echo", "kind": "tcp", "host": SERVER, "port": 9107, "send_b64": payload},
-        {"id": "http", "kind": "http", "url": f"http://{SERVER}:9107/"},
-        {"id": "dns-tcp", "kind": "dns", "server": SERVER, "port": 9107, "transport": "tcp",
+        {"id": "tcp", "kind": "tcp", "host": SERVER, "port": 9103},
+        {"id": "tcp-echo", "kind": "tcp", "host": SERVER, "port": 9103, "send_b64": payload},
+        {"id": "http", "kind": "http", "url": f"http://{SERVER}:9103/"},
+        {"id": "dns-tcp", "kind": "dns", "server": SERVER, "port": 9103, "transport": "tcp",
          "query_b64": dnsq("a.test")},
     ]  # fmt: skip
     plan = json.dumps({"checks": checks, "timeout": 2.0})
@@ -498,6 +502,14 @@ def test_reset_right_after_the_handshake_is_reset(lab: Lab, pending: str) -> Non
     assert all(r["error"] == "reset" for r in results.values()), got
     allowed = {104} if pending == "pending" else {107, 32}  # ECONNRESET; ENOTCONN, EPIPE
     assert {r["errno"] for r in results.values()} <= allowed, got
+
+
+def test_enotconn_is_a_reset_only_after_a_successful_connect() -> None:
+    """The mapping is by type: ConnectionLost (raised only on an established socket) is a reset; a
+    bare ENOTCONN (a socket that never connected: a local mistake) is not a network verdict."""
+    assert error_of(ConnectionLost(errno.ENOTCONN, "x"))[:2] == ("reset", errno.ENOTCONN)
+    assert error_of(ConnectionLost(errno.EPIPE, "x"))[:2] == ("reset", errno.EPIPE)
+    assert error_of(OSError(errno.ENOTCONN, "x"))[:2] == ("other", errno.ENOTCONN)
 
 
 def test_attempts_are_all_kept(lab: Lab) -> None:
