@@ -162,6 +162,24 @@ def test_cost_one_exec_per_subject_per_phase_and_api_by_nodes(
     assert stats["api_requests"] <= 40 + 15 * 3
 
 
+def test_same_cells_and_cost_with_xdist(healthy: dict[str, Any], lab: Any, tmp_path: Path) -> None:
+    """`-n 2` gives the same cells, outcomes, classifications and exec count as the serial run:
+    the controller probes once, workers only read verdicts."""
+    before = lab.status()["api"]["exec_sessions"]
+    rc, parallel, output, _ = run_suite(tmp_path, "-n", "2")
+    execs = lab.status()["api"]["exec_sessions"] - before
+    assert parallel is not None and rc == healthy["rc"], output[-2000:]
+
+    def summary(results: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        return {
+            c["test"]: (c["key"], c["outcome"], c["classified_layer"], c["error"], tuple(c["fm"]))
+            for c in results["cells"]
+        }
+
+    assert summary(parallel) == summary(healthy["results"])
+    assert execs == healthy["execs"] == parallel["run"]["stats"]["exec_sessions"]
+
+
 # fault -> (-k expression, cells that must fail with their classified layer, cells that must pass)
 FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
     "tunnel-blocked": (
