@@ -82,7 +82,7 @@ def _matrix_lines(cells: list[Mapping[str, Any]], width: int, color: bool) -> li
             used = label_w
         blocks[-1].append(kind)
         used += need
-    lines = ["", LEGEND if len(LEGEND) <= width else LEGEND[:width]]
+    lines = ["", LEGEND if len(LEGEND) <= width else LEGEND[:width], *_column_key(layout, width)]
     for block in blocks:
         lines.append("")
         titles = "".join(" " + KIND_SHORT.get(k, k)[: col_w[k]].ljust(col_w[k]) for k in block)
@@ -104,6 +104,20 @@ def _matrix_lines(cells: list[Mapping[str, Any]], width: int, color: bool) -> li
                 row.append(" " + "".join(chars) + " " * (col_w[kind] - len(kind_slots[kind])))
             lines.append("".join(row).rstrip())
     return lines
+
+
+def _column_key(layout: Any, width: int) -> list[str]:
+    """What the two header rows under each target kind mean: layer digit over protocol letter."""
+    order = {layer: i for i, layer in enumerate(("L2", "L3", "L4", "L7", "DNS"))}
+    slots = sorted(layout.slot_codes.items(), key=lambda item: (order.get(item[0][0], 9), item[0]))
+    words = [f"{code[:1]}/{code[1:2] or ' '}={layer} {proto}" for (layer, proto), code in slots]
+    lines, line = [], "columns, layer over protocol:"
+    for word in words:
+        if len(line) + 2 + len(word) > width:
+            lines.append(line)
+            line = " "
+        line += "  " + word
+    return [*lines, line]
 
 
 def write_terminal_summary(terminalreporter: Any, results: Mapping[str, Any]) -> None:
