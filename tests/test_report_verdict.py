@@ -147,3 +147,25 @@ def test_one_intermittent_check_is_named_in_plain_words() -> None:
     words = f"One check passes only on some attempts ({cell['subject']} → {cell['target']} {cell['layer']}"
     assert verdict.text.startswith(words), verdict.text
     assert "1 checks" not in verdict.text and "subject(s)" not in verdict.text
+
+
+def test_one_unlucky_service_check_from_a_healthy_node_folds_into_the_partition() -> None:
+    """With node-7 cut off, a healthy node's only check of a Service kind can land on node-7's backend
+    on every attempt: that is the partition again, not service NAT on the healthy node."""
+    nodes = [f"node-{i}" for i in range(1, 13)]
+    doc = synth_results(12, Fault("partition", groups=[["node-7"], [n for n in nodes if n != "node-7"]]))
+    template = next(c for c in doc["cells"] if c["target_kind"] == "T-CLUSTERIP" and c["protocol"] == "tcp")
+    lonely = copy.deepcopy(template)  # the host probe's single ClusterIP check, as the real suite has
+    lonely.update(
+        subject="host@node-4",
+        subject_kind="S-NODE",
+        test=template["test"].replace(template["subject"], "host@node-4"),
+        key=template["key"].replace(template["subject"], "host@node-4"),
+        outcome="failed",
+        error="timeout",
+        classified_layer="L3",
+    )
+    doc["cells"].append(lonely)
+    verdict = compute_verdict(doc)
+    assert "service NAT" not in [f.component for f in verdict.findings], verdict.text
+    assert "node-7" in verdict.findings[0].summary
