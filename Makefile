@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := iproute2 iptables conntrack chromium
+DEBS := iproute2 iptables nftables conntrack chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint type sysdeps kubectl clean

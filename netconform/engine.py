@@ -27,7 +27,17 @@ from netconform.diagnose import Addresses, describe_partition, diagnose, evidenc
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
 from netconform.probes import Probe
-from netconform.recipes import Context, Results, Skip, Verdict, followups_for, has_recipe, judge, probes_for
+from netconform.recipes import (
+    NO_OUTSIDE_CLIENT,
+    Context,
+    Results,
+    Skip,
+    Verdict,
+    followups_for,
+    has_recipe,
+    judge,
+    probes_for,
+)
 from netconform.scope import Cell
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
@@ -101,7 +111,11 @@ def kube_runner(cluster: Cluster, ctx: Context) -> Runner:
 
     def run(subject: str, plan: dict[str, Any], deadline_s: float) -> dict[str, Any]:
         if subject == "external":
-            return run_local(ctx.opts.external_runner, plan, deadline_s)
+            # never this machine unless asked: it may sit in another network than the cluster
+            outside = ctx.opts.outside_client
+            if outside is None:
+                raise ExecError(f"external subject: {NO_OUTSIDE_CLIENT}")
+            return run_local(None if outside == "local" else outside, plan, deadline_s)
         role, node = subject.split("@", 1)
         pod = ctx.kit.pods[f"{'probe' if role == 'pod' else role}@{node}"]["name"]
         return exec_batch(cluster, ctx.kit.namespace, pod, plan, deadline_s)

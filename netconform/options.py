@@ -20,6 +20,7 @@ class SuiteOptions:
     external_ip: str | None = None
     internet_url: str | None = None
     external_runner: str | None = None
+    external_client: str | None = None  # "local": this machine is the outside client (opt-in)
     control_plane_vip: str | None = None
     probe_timeout: float = 2.0
     attempts: int = 2
@@ -31,6 +32,19 @@ class SuiteOptions:
     delete_timeout: float = 60.0
     stale_ttl: float = 3600.0
     lab: str | None = None
+
+    @property
+    def outside_client(self) -> str | None:
+        """Who runs the outside client's probes: a runner prefix, "local", or None (not enabled).
+
+        >>> SuiteOptions().outside_client is None
+        True
+        >>> SuiteOptions(external_client="local").outside_client
+        'local'
+        """
+        if self.external_runner:
+            return self.external_runner
+        return "local" if self.external_client == "local" else None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +99,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--internet-url", "internet_url", "an internet HTTP endpoint pods must reach"),
     OptionSpec(
         "--external-runner", "external_runner", "command prefix that runs the agent as the external client"
+    ),
+    OptionSpec(
+        "--external-client",
+        "external_client",
+        "'local': this machine is the outside client (off by default: outside cells skip unless this, "
+        "--external-runner or --lab is given)",
+        choices=("local",),
     ),
     OptionSpec(
         "--control-plane-vip", "control_plane_vip", "the control-plane VIP on the node network (FM-28)"

@@ -38,6 +38,12 @@ class Skip(Exception):
     """The cell cannot be measured on this cluster; the message names what is missing."""
 
 
+NO_OUTSIDE_CLIENT = (
+    "no outside client: pass --external-client local to probe from this machine, or --external-runner CMD "
+    "to run the probes elsewhere (--lab NAME sets it for a lab)"
+)
+
+
 @dataclass
 class Context:
     topo: Topology
@@ -62,6 +68,8 @@ class Context:
     def runner(self, subject: str) -> str:
         """The agent runner for a subject; raises Skip when that kind of probe could not be deployed."""
         if subject == "external":
+            if self.opts.outside_client is None:
+                raise Skip(NO_OUTSIDE_CLIENT)
             return "external"
         role, node = subject.split("@", 1)
         kit_role = "probe" if role == "pod" else role

@@ -25,7 +25,7 @@ import pytest
 
 from netconform.lab.cluster import Lab, LabError
 
-TOOLS = ("ip", "iptables", "unshare", "nsenter", "conntrack")
+TOOLS = ("ip", "iptables", "nft", "unshare", "nsenter", "conntrack")
 
 
 def missing_requirement() -> str | None:
@@ -34,7 +34,7 @@ def missing_requirement() -> str | None:
         return "the lab needs root (network namespaces)"
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        return f"the lab needs {', '.join(missing)} (apt-get install iproute2 iptables conntrack util-linux)"
+        return f"the lab needs {', '.join(missing)} (apt-get install iproute2 iptables nftables conntrack util-linux)"
     return None
 
 

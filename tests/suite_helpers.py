@@ -69,6 +69,6 @@ def context(nodes: int = 3, **opts: object) -> Context:
             external_name="example.test",
             external_url="http://203.0.113.10/",
             external_ip="203.0.113.10",
-            **opts,
+            **{"external_client": "local", **opts},
         ),
     )  # type: ignore[arg-type]

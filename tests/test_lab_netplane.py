@@ -6,16 +6,20 @@ complete teardown even after the builder died)."""
 from __future__ import annotations
 
 import base64
+import errno
 import ipaddress
 import json
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from netconform.lab import addressing as A
+from netconform.lab import hostguard
 from netconform.lab.netplane import Backend, Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
 from netconform.lab.nsexec import NETNS_ETC, netns_list, process_alive
 from tests.dataplane_helpers import (
@@ -359,10 +363,28 @@ def test_nothing_of_the_lab_in_the_root_namespace(lab: DataplaneLab) -> None:
     links = subprocess.run(["ip", "-o", "-d", "link"], capture_output=True, text=True, timeout=10).stdout
     assert A.ns_prefix(lab.plane.lab) not in links
     routes = subprocess.run(
-        ["ip", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10
-    ).stdout
-    for net in ("10.89.0.", "10.244.", "203.0.113.", "198.51.100."):
-        assert net not in routes
+        ["ip", "-o", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10
+    ).stdout.splitlines()
+    for net in ("10.89.0.", "10.244.", "10.96.", "203.0.113.", "198.51.100."):
+        # the lab's only routes there are the guards that make its addresses unreachable from the host
+        lab_routes = [r for r in routes if net in r]
+        assert lab_routes and all(r.startswith("unreachable ") for r in lab_routes), (net, lab_routes)
+
+
+def test_the_host_cannot_reach_lab_addresses_while_a_lab_is_up(lab: DataplaneLab) -> None:
+    """A connect from the host's root namespace to a lab address fails at once: no packet leaves."""
+    guarded = hostguard.guard_routes()
+    assert guarded == sorted(str(n) for n in hostguard.GUARDED_RANGES)
+    for ip in (A.node_ip("node-1"), A.LB_POOL_FIRST, "10.244.2.10", A.KUBE_DNS_IP, A.OUTSIDE_ECHO_IP):
+        # only connect once the kernel says the route is unreachable, so a broken guard sends nothing
+        route = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True, timeout=5)
+        assert route.returncode != 0 and "No route to host" in route.stderr, (ip, route.stdout)
+        started = time.monotonic()
+        with socket.socket() as sock, pytest.raises(OSError) as err:
+            sock.settimeout(5)
+            sock.connect((ip, 80))
+        assert err.value.errno == errno.EHOSTUNREACH, (ip, err.value)
+        assert time.monotonic() - started < 0.5
 
 
 def test_outside_world_uses_documentation_addresses_only(lab: DataplaneLab) -> None:

@@ -79,7 +79,7 @@ def _svc(backends: int = 3, node_port: int | None = 30080) -> ServiceNAT:
 
 
 def test_service_rules_balance_and_masquerade_like_kube_proxy() -> None:
-    text = R.render_node_tables([_svc()])
+    text = str(R.render_node_tables([_svc()]))
     assert text.count("*nat") == 1 and text.count("*filter") == 1 and text.count("COMMIT") == 2
     probabilities = re.findall(r"--probability (\S+)", text)
     assert [round(float(p), 4) for p in probabilities] == [0.3333, 0.5]  # 1/3, then 1/2, then the rest
@@ -96,7 +96,7 @@ def test_service_rules_balance_and_masquerade_like_kube_proxy() -> None:
 
 def test_every_endpoint_chain_masquerades_the_endpoint_reaching_itself() -> None:
     """Hairpin, as kube-proxy: `-A KUBE-SEP-X -s <endpoint>/32 -j KUBE-MARK-MASQ` before the DNAT."""
-    text = R.render_node_tables([_svc()])
+    text = str(R.render_node_tables([_svc()]))
     sep_rules: dict[str, list[str]] = {}
     for line in text.splitlines():
         if match := re.match(r"-A (NC-SEP-\S+) (.*)", line):
@@ -112,7 +112,7 @@ def test_every_endpoint_chain_masquerades_the_endpoint_reaching_itself() -> None
 
 
 def test_service_without_backends_is_rejected_not_translated() -> None:
-    text = R.render_node_tables([_svc(backends=0)])
+    text = str(R.render_node_tables([_svc(backends=0)]))
     assert "DNAT" not in text
     assert text.count("-j REJECT") == 2 + 1 + 2  # TCP: ClusterIP, LB IP, NodePort; UDP: ClusterIP, LB IP
 
@@ -123,14 +123,14 @@ def test_headless_services_have_no_rules() -> None:
 
 
 def test_fault_flags_change_only_their_part() -> None:
-    healthy = R.render_node_tables([_svc()])
-    no_nat = R.render_node_tables([_svc()], [R.FLAG_NO_SERVICE_NAT])
+    healthy = str(R.render_node_tables([_svc()]))
+    no_nat = str(R.render_node_tables([_svc()], [R.FLAG_NO_SERVICE_NAT]))
     assert "DNAT" not in no_nat and "-o eth0 -j MASQUERADE" in no_nat
-    no_snat = R.render_node_tables([_svc()], [R.FLAG_NO_EGRESS_SNAT])
+    no_snat = str(R.render_node_tables([_svc()], [R.FLAG_NO_EGRESS_SNAT]))
     assert "-o eth0 -j MASQUERADE" not in no_snat and "DNAT" in no_snat
-    exhausted = R.render_node_tables([_svc()], [R.FLAG_SNAT_EXHAUSTED])
+    exhausted = str(R.render_node_tables([_svc()], [R.FLAG_SNAT_EXHAUSTED]))
     assert exhausted.count("--to-ports 61000-61003") == 2
-    blackhole = R.render_node_tables([_svc()], [R.FLAG_DROP_FRAG_NEEDED])
+    blackhole = str(R.render_node_tables([_svc()], [R.FLAG_DROP_FRAG_NEEDED]))
     assert "fragmentation-needed -j DROP" in blackhole and "fragmentation-needed" not in healthy
     with pytest.raises(ValueError, match="unknown node flags"):
         R.render_node_tables([], ["bogus"])
@@ -139,12 +139,12 @@ def test_fault_flags_change_only_their_part() -> None:
 def test_fabric_rules() -> None:
     ips = {n: A.node_ip(n) for n in A.node_names(3)}
     ports = {n: f"port-{n}" for n in ips}
-    assert "DROP" not in R.render_fabric_table([], [], ips, ports)
-    everywhere = R.render_fabric_table(["*"], [], ips, ports)
+    assert "DROP" not in str(R.render_fabric_table([], [], ips, ports))
+    everywhere = str(R.render_fabric_table(["*"], [], ips, ports))
     assert "-A NC-FABRIC -p udp -m udp --dport 6081 -j DROP" in everywhere
-    one = R.render_fabric_table(["node-2"], [], ips, ports)
+    one = str(R.render_fabric_table(["node-2"], [], ips, ports))
     assert "-s 10.89.0.12/32 -p udp" in one and "-d 10.89.0.12/32 -p udp" in one
-    cut = R.render_fabric_table([], ["node-3"], ips, ports)
+    cut = str(R.render_fabric_table([], ["node-3"], ips, ports))
     assert cut.count("-j DROP") == 4  # both directions to each of the two other nodes
     assert "--physdev-in port-node-3 --physdev-out port-node-1" in cut
 

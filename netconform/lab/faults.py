@@ -26,7 +26,7 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - coredns-down (FM-22) — node of the DNS pod (first) — one DNS pod there drops udp/tcp 53 (follows pods)
 - upstream-dns-servfail (FM-23) — none — the upstream DNS answers SERVFAIL
 - node-nameserver-mismatch (FM-24) — node (last) — its resolv.conf names 203.0.113.99 (dead)
-- lb-arp-silent (FM-06) — announcing node (all VIPs) — VIP moved to lo, arp_ignore=1 on eth0
+- lb-arp-silent (FM-06) — announcing node (all) — its VIPs (also later ones) on lo, arp_ignore=1
 - ip-conflict (FM-16) — node whose IP is claimed (last) — a rogue netns (MAC 00:50:56:…) claims it
 - stale-arp (FM-28) — node (all but node-1) — permanent wrong MAC for 10.89.0.2
 - tcp-reset (FM-02) — node of the echo pods (all) — echo pods answer non-SYN TCP with RST (follows pods)
@@ -196,10 +196,12 @@ def _where(nodes: Sequence[str], ctx: FaultContext) -> str:
 
 
 def _table_exists(netns: str, table: str) -> bool:
-    """Whether the pod namespace already has this iptables (nf_tables) table; pods start with none."""
-    if shutil.which("nft") is None:
-        return True  # cannot tell: then never delete it either
-    return run(in_ns(netns, ["nft", "list", "table", "ip", table]), check=False).returncode == 0
+    """Whether the pod namespace already has this iptables (nf_tables) table; pods start with none.
+
+    Plain `iptables-save` lists only the tables that exist (`iptables-save -t nat` would create it).
+    """
+    saved = run(in_ns(netns, ["iptables-save"])).stdout
+    return any(line.strip() == f"*{table}" for line in saved.splitlines())
 
 
 def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[str]) -> bool:
@@ -208,6 +210,9 @@ def _pod_chain(netns: str, table: str, hook: str, chain: str, rules: Sequence[st
     Returns whether the table existed before, so clearing can remove a table the fault created.
     """
     existed = _table_exists(netns, table)
+    if not existed and shutil.which("nft") is None:
+        # iptables can make a table but not delete one: without nft, clear could not restore the pod
+        raise FaultError("nft: not installed (install nftables); the lab's faults need it to clean up")
     lines = [
         f"*{table}",
         f":{chain} - [0:0]",
@@ -225,6 +230,8 @@ def _drop_pod_chain(netns: str, table: str, hook: str, chain: str, existed: bool
     for args in (["-D", hook, "-j", chain], ["-F", chain], ["-X", chain]):
         run(in_ns(netns, ["iptables", "-w", "5", "-t", table, *args]), check=False)
     if not existed:
+        # the fault made the table: it goes too, so the pod's rules are exactly as before (iptables
+        # itself cannot delete a table; adding the fault checked that `nft` is here)
         run(in_ns(netns, ["nft", "delete", "table", "ip", table]), check=False)
 
 
@@ -373,19 +380,17 @@ def _nameserver_clear(ctx: FaultContext, rec: Record) -> None:
 
 
 def _arp_silent_add(ctx: FaultContext, node: str | None) -> Record:
+    """FM-06 as a state: every VIP the scope's nodes announce, now or later, gets no ARP answer."""
     if not ctx.netplane.lb:
         raise FaultError("lb-arp-silent: this lab has no load balancer (--no-lb)")
-    if node is not None:
-        _node(ctx, node, "last")
-    vips = sorted(v for v, n in ctx.netplane.vips().items() if node is None or n == node)
-    if not vips:
-        raise FaultError("lb-arp-silent: no LoadBalancer VIP is announced" + (f" by {node}" if node else ""))
-    ctx.netplane.set_vip_arp_silent(vips, True)
-    return {"vips": vips, "where": ", ".join(vips)}
+    scope = "*" if node is None else _node(ctx, node, "last")
+    vips = ctx.netplane.set_arp_silent(scope, True)
+    where = "VIPs announced by " + ("any node" if scope == "*" else scope)
+    return {"scope": scope, "where": where + (f" (now {', '.join(vips)})" if vips else " (none yet)")}
 
 
 def _arp_silent_clear(ctx: FaultContext, rec: Record) -> None:
-    ctx.netplane.set_vip_arp_silent(rec["vips"], False)
+    ctx.netplane.set_arp_silent(rec.get("scope", "*"), False)
 
 
 def _conflict_add(ctx: FaultContext, node: str | None) -> Record:

@@ -1,8 +1,17 @@
-"""iptables rule sets of the lab, rendered as whole `iptables-restore` documents.
+"""iptables rule sets of the lab: its own chains and the jumps into them, like kube-proxy.
 
-Pure functions: a node's `nat` and `filter` tables are a function of the Services (with their ready
-backends) and the node's fault flags, so a resync is one atomic `iptables-restore` per node and
-clearing a fault is "render again without the flag", which restores exactly the healthy rules.
+Pure functions: what the lab owns in a node's `nat` and `filter` tables is a function of the Services
+(with their ready backends) and the node's fault flags, so a resync is one atomic
+`iptables-restore --noflush` per node and clearing a fault is "render again without the flag", which
+restores exactly the healthy rules. Like kube-proxy, the lab writes only its own `NC-*` chains (declaring
+a chain in a `--noflush` restore flushes just that chain) and makes sure each jump into them exists in
+the built-in chains; it never flushes or rewrites a built-in chain, never sets a policy and never touches
+a table it owns nothing in, so a firewall rule somebody else adds to a lab node stays and takes effect:
+
+>>> owned = render_node_tables([])
+>>> doc = restore_document(owned, saved="")
+>>> "--noflush" in RESTORE_ARGS and ":FORWARD" not in doc and "-I PREROUTING 1" in doc
+True
 
 The shape follows kube-proxy's iptables mode, with `NC-` instead of `KUBE-` chains:
 NC-SERVICES (ClusterIP and LB ingress IP portals, NodePorts for local destinations) → NC-SVC-*
@@ -17,7 +26,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +42,16 @@ FLAG_NO_EGRESS_SNAT = "no-egress-snat"  # FM-11
 FLAG_SNAT_EXHAUSTED = "snat-exhausted"  # FM-30
 FLAG_DROP_FRAG_NEEDED = "drop-frag-needed"  # FM-31
 NODE_FLAGS = (FLAG_NO_SERVICE_NAT, FLAG_NO_EGRESS_SNAT, FLAG_SNAT_EXHAUSTED, FLAG_DROP_FRAG_NEEDED)
+
+# every chain the lab owns starts with this; any other chain belongs to somebody else
+OWN_PREFIX = "NC-"
+BUILTIN_CHAINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+}
+RESTORE_ARGS = ("--noflush",)
 
 # with FM-30 the masquerade may only use these source ports (held by conntrack entries)
 EXHAUSTED_PORTS = (61000, 61003)
@@ -168,8 +188,8 @@ def _service_rules(services: Iterable[ServiceNAT]) -> tuple[list[str], list[str]
     return chains, nat + nodeports, reject
 
 
-def render_node_tables(services: Iterable[ServiceNAT], flags: Iterable[str] = ()) -> str:
-    """The whole `nat` and `filter` tables of one node namespace, for `iptables-restore`."""
+def render_node_tables(services: Iterable[ServiceNAT], flags: Iterable[str] = ()) -> OwnedRules:
+    """What the lab owns in one node namespace's `nat` and `filter` tables."""
     flag_set = set(flags)
     unknown = flag_set - set(NODE_FLAGS)
     if unknown:
@@ -192,54 +212,47 @@ def render_node_tables(services: Iterable[ServiceNAT], flags: Iterable[str] = ()
         egress.append(f"-A NC-EGRESS -s {POD_SUPERNET} -o {FABRIC_UPLINK} -j MASQUERADE")
     else:
         egress.append(f"-A NC-EGRESS -s {POD_SUPERNET} -o {FABRIC_UPLINK} -j MASQUERADE")
-    nat = [
-        "*nat",
-        ":PREROUTING ACCEPT [0:0]",
-        ":INPUT ACCEPT [0:0]",
-        ":OUTPUT ACCEPT [0:0]",
-        ":POSTROUTING ACCEPT [0:0]",
-        ":NC-SERVICES - [0:0]",
-        ":NC-NODEPORTS - [0:0]",
-        ":NC-MARK-MASQ - [0:0]",
-        ":NC-POSTROUTING - [0:0]",
-        ":NC-EGRESS - [0:0]",
-        *(f":{c} - [0:0]" for c in chains),
-        '-A PREROUTING -m comment --comment "service portals" -j NC-SERVICES',
-        '-A OUTPUT -m comment --comment "service portals" -j NC-SERVICES',
-        "-A POSTROUTING -j NC-POSTROUTING",
-        f"-A NC-MARK-MASQ -j MARK --set-xmark {MASQ_MARK}",
-        f"-A NC-POSTROUTING -m mark --mark {MASQ_MARK} -j MASQUERADE",
-        "-A NC-POSTROUTING -j NC-EGRESS",
-        *egress,
-        *nat_rules,
-        "-A NC-SERVICES -m addrtype --dst-type LOCAL -j NC-NODEPORTS",
-        "COMMIT",
-    ]
-    faults = []
+    nat_chains: dict[str, list[str]] = {
+        "NC-SERVICES": [],
+        "NC-NODEPORTS": [],
+        "NC-MARK-MASQ": [f"-j MARK --set-xmark {MASQ_MARK}"],
+        "NC-POSTROUTING": [f"-m mark --mark {MASQ_MARK} -j MASQUERADE", "-j NC-EGRESS"],
+        "NC-EGRESS": [],
+    }
+    nat_chains.update({c: [] for c in chains})
+    _add_rules(nat_chains, egress + nat_rules)
+    nat_chains["NC-SERVICES"].append("-m addrtype --dst-type LOCAL -j NC-NODEPORTS")
+    filter_chains: dict[str, list[str]] = {"NC-SERVICES": [], "NC-FAULTS": []}
     if FLAG_DROP_FRAG_NEEDED in flag_set:
-        faults.append("-A NC-FAULTS -p icmp -m icmp --icmp-type fragmentation-needed -j DROP")
-    filt = [
-        "*filter",
-        ":INPUT ACCEPT [0:0]",
-        ":FORWARD ACCEPT [0:0]",
-        ":OUTPUT ACCEPT [0:0]",
-        ":NC-SERVICES - [0:0]",
-        ":NC-FAULTS - [0:0]",
-        "-A INPUT -m conntrack --ctstate NEW -j NC-SERVICES",
-        "-A FORWARD -m conntrack --ctstate NEW -j NC-SERVICES",
-        "-A OUTPUT -m conntrack --ctstate NEW -j NC-SERVICES",
-        "-A OUTPUT -j NC-FAULTS",
-        *reject_rules,
-        *faults,
-        "COMMIT",
-    ]
-    return "\n".join(nat + filt) + "\n"
+        filter_chains["NC-FAULTS"].append("-p icmp -m icmp --icmp-type fragmentation-needed -j DROP")
+    _add_rules(filter_chains, reject_rules)
+    portals = '-m comment --comment "service portals"'
+    new = "-m conntrack --ctstate NEW"
+    return OwnedRules(
+        chains={"nat": nat_chains, "filter": filter_chains},
+        jumps=(
+            Jump("nat", "PREROUTING", f"{portals} -j NC-SERVICES"),
+            Jump("nat", "OUTPUT", f"{portals} -j NC-SERVICES"),
+            Jump("nat", "POSTROUTING", "-j NC-POSTROUTING"),
+            Jump("filter", "INPUT", f"{new} -j NC-SERVICES"),
+            Jump("filter", "FORWARD", f"{new} -j NC-SERVICES"),
+            Jump("filter", "OUTPUT", f"{new} -j NC-SERVICES"),
+            Jump("filter", "OUTPUT", "-j NC-FAULTS"),
+        ),
+    )
+
+
+def _add_rules(chains: dict[str, list[str]], rules: Iterable[str]) -> None:
+    """Sort `-A CHAIN spec` lines into their chains (each chain keeps the order given)."""
+    for rule in rules:
+        _, chain, spec = rule.split(" ", 2)
+        chains[chain].append(spec)
 
 
 def render_fabric_table(
     tunnel_blocked: Iterable[str], partitioned: Iterable[str], node_ips: dict[str, str], ports: dict[str, str]
-) -> str:
-    """The fabric switch's `filter` table (bridged IPv4 passes it thanks to br_netfilter).
+) -> OwnedRules:
+    """What the lab owns in the fabric switch's `filter` table (bridged IPv4 passes it: br_netfilter).
 
     `tunnel_blocked`: node names whose UDP 6081 is dropped ("*" for all). `partitioned`: node names cut
     from every other node (by bridge port, so the overlay, node IPs and LB VIPs are all cut).
@@ -262,14 +275,122 @@ def render_fabric_table(
                 rules.append(
                     f"-A NC-FABRIC -m physdev --physdev-in {ports[src]} --physdev-out {ports[dst]} -j DROP"
                 )
-    lines = [
-        "*filter",
-        ":INPUT ACCEPT [0:0]",
-        ":FORWARD ACCEPT [0:0]",
-        ":OUTPUT ACCEPT [0:0]",
-        ":NC-FABRIC - [0:0]",
-        "-A FORWARD -j NC-FABRIC",
-        *rules,
-        "COMMIT",
-    ]
+    chains: dict[str, list[str]] = {"NC-FABRIC": []}
+    _add_rules(chains, rules)
+    return OwnedRules(chains={"filter": chains}, jumps=(Jump("filter", "FORWARD", "-j NC-FABRIC"),))
+
+
+# ------------------------------------------------------------------------ owned rules and restores
+@dataclass(frozen=True)
+class Jump:
+    """A rule in a built-in chain that jumps into one of the lab's chains (kube-proxy's jump rules)."""
+
+    table: str
+    chain: str  # a built-in chain
+    spec: str  # match and `-j NC-...`
+
+    @property
+    def target(self) -> str:
+        return self.spec.rsplit("-j ", 1)[1].split()[0]
+
+
+@dataclass(frozen=True)
+class OwnedRules:
+    """Everything the lab owns in one namespace: its chains (table → chain → rule specs) and jumps.
+
+    `str()` gives a readable listing (`-A CHAIN spec` lines per table) for tests and `lab status`.
+    """
+
+    chains: Mapping[str, Mapping[str, list[str]]]
+    jumps: tuple[Jump, ...] = ()
+
+    def __str__(self) -> str:
+        lines: list[str] = []
+        for table, chains in self.chains.items():
+            lines.append(f"*{table}")
+            lines += [f":{c} - [0:0]" for c in chains]
+            lines += [f"-I {j.chain} 1 {j.spec}" for j in self.jumps if j.table == table]
+            lines += [f"-A {c} {spec}" for c, specs in chains.items() for spec in specs]
+            lines.append("COMMIT")
+        return "\n".join(lines) + "\n"
+
+    def digest(self) -> str:
+        return hashlib.sha256(str(self).encode()).hexdigest()
+
+
+_SAVED_CHAIN = re.compile(r"^:(\S+) ")
+_SAVED_RULE = re.compile(r"^(?:\[\d+:\d+\] )?-A (\S+) (.*)$")
+
+
+_Saved = tuple[set[str], dict[str, dict[str, str]]]
+
+
+def _saved_tables(saved: str) -> dict[str, _Saved]:
+    """`iptables-save` text → table → (chain names, chain → {jump target: the rule's spec as saved})."""
+    tables: dict[str, _Saved] = {}
+    current: _Saved | None = None
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:].strip(), (set(), {}))
+        elif current is None:
+            continue
+        elif match := _SAVED_CHAIN.match(line):
+            current[0].add(match.group(1))
+        elif match := _SAVED_RULE.match(line):
+            jump = re.search(r"(?:^| )-[jg] (\S+)", match.group(2))
+            if jump:
+                current[1].setdefault(match.group(1), {}).setdefault(jump.group(1), match.group(2))
+    return tables
+
+
+def restore_document(owned: OwnedRules, saved: str) -> str:
+    r"""The `iptables-restore --noflush` input that makes the namespace's lab rules exactly `owned`.
+
+    `saved` is the namespace's current `iptables-save`: lab chains no longer wanted are flushed and
+    deleted, missing jumps are inserted at the top of their built-in chain (as kube-proxy prepends its
+    own), jumps already there stay where they are, and nothing else of any table is touched.
+
+    >>> owned = OwnedRules({"filter": {"NC-A": ["-j DROP"]}}, (Jump("filter", "FORWARD", "-j NC-A"),))
+    >>> saved = "*filter\n:FORWARD ACCEPT [0:0]\n:NC-OLD - [0:0]\n-A FORWARD -s 10.1.0.0/16 -j DROP\nCOMMIT\n"
+    >>> doc = restore_document(owned, saved)
+    >>> print(doc, end="")
+    *filter
+    :NC-A - [0:0]
+    :NC-OLD - [0:0]
+    -X NC-OLD
+    -A NC-A -j DROP
+    -I FORWARD 1 -j NC-A
+    COMMIT
+    """
+    current = _saved_tables(saved)
+    tables = list(owned.chains) + sorted(
+        t for t, (chains, _) in current.items() if t not in owned.chains and _own(chains)
+    )
+    lines: list[str] = []
+    for table in tables:
+        wanted = owned.chains.get(table, {})
+        chains, jumps_now = current.get(table, (set(), {}))
+        stale = sorted(c for c in _own(chains) if c not in wanted)
+        stale_jumps = [
+            (chain, spec)
+            for chain, targets in jumps_now.items()
+            if chain in BUILTIN_CHAINS.get(table, ())
+            for target, spec in targets.items()
+            if target in stale
+        ]
+        lines.append(f"*{table}")
+        lines += [f":{c} - [0:0]" for c in [*wanted, *stale]]
+        # a jump into a lab chain about to go is removed first (only the lab's own jumps look like this)
+        lines += [f"-D {chain} {spec}" for chain, spec in stale_jumps]
+        lines += [f"-X {c}" for c in stale]
+        lines += [f"-A {c} {spec}" for c, specs in wanted.items() for spec in specs]
+        # inserted last to first, so jumps the lab adds together keep the order they are listed in
+        for jump in reversed(owned.jumps):
+            if jump.table == table and jump.target not in jumps_now.get(jump.chain, {}):
+                lines.append(f"-I {jump.chain} 1 {jump.spec}")
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def _own(chains: Iterable[str]) -> set[str]:
+    return {c for c in chains if c.startswith(OWN_PREFIX)}

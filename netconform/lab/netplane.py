@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
@@ -47,19 +46,22 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab import addressing as A
-from netconform.lab import outside
+from netconform.lab import hostguard, outside
 from netconform.lab.iptrules import (
     FLAG_NO_SERVICE_NAT,
     NODE_FLAGS,
     Backend,
+    OwnedRules,
     ServiceNAT,
     ServicePort,
     render_fabric_table,
     render_node_tables,
+    restore_document,
 )
 from netconform.lab.nsexec import (
     NETNS_DIR,
     NETNS_ETC,
+    STATE_ROOT,
     NetplaneError,
     bridge_batch,
     in_ns,
@@ -87,7 +89,6 @@ __all__ = [
     "destroy_lab",
 ]
 
-STATE_ROOT = Path("/run/netconform/lab")
 STATE_FILE = "netplane.json"
 LOCK_FILE = "netplane.lock"
 LOG_DIR = "netplane-logs"
@@ -112,6 +113,11 @@ _NODE_SYSCTLS = {
     **outside.NO_IPV6,
 }
 _FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", **outside.NO_IPV6}
+
+
+def _silent(st: PlaneState, node: str) -> bool:
+    """Whether VIPs announced by `node` are ARP-silent now (FM-06)."""
+    return "*" in st.silent_scope or node in st.silent_scope
 
 
 def pod_bridge_mac(node: str) -> str:
@@ -148,7 +154,9 @@ class PlaneState:
     partitioned: list[str] = field(default_factory=list)
     applied: dict[str, str] = field(default_factory=dict)  # netns -> hash of the rules it has
     udp_backends: dict[str, list[str]] = field(default_factory=dict)  # node -> UDP DNAT targets
-    silent_vips: list[str] = field(default_factory=list)  # FM-06: on `lo`, so ARP is not answered
+    # FM-06: nodes ("*": all) whose VIPs sit on `lo`, so nobody answers ARP for them; a state, so
+    # VIPs announced later on those nodes are silent too
+    silent_scope: list[str] = field(default_factory=list)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {pid, netns}
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)  # owned by faults.py
 
@@ -281,6 +289,8 @@ class Netplane:
         # a state file without namespaces is a leftover (e.g. after a reboot): start from scratch
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         try:
+            # before any lab address exists, the host's root namespace cannot reach them (hostguard)
+            self.guard_warnings = hostguard.hold(self.lab)
             with self._mutate() as st:
                 st.built = False
                 self._build_links(st)
@@ -394,12 +404,10 @@ class Netplane:
         self._timed("programs", t)
 
     # ------------------------------------------------------------------ rules
-    def _rule_commands(
-        self, st: PlaneState, *, force: bool = False
-    ) -> list[tuple[Sequence[str], str | None]]:
-        """iptables-restore commands for every namespace whose rendered rules changed."""
+    def _wanted_rules(self, st: PlaneState) -> dict[str, OwnedRules]:
+        """What the lab owns in each namespace's iptables, from the services and the fault state."""
         services = [ServiceNAT.from_json(s) for s in st.services]
-        wanted: dict[str, str] = {}
+        wanted: dict[str, OwnedRules] = {}
         for node in st.nodes:
             flags = [f for f in st.node_flags.get(node, []) if f in NODE_FLAGS]
             wanted[self.ns(node)] = render_node_tables(services, flags)
@@ -407,12 +415,27 @@ class Netplane:
         wanted[self.fabric_netns()] = render_fabric_table(
             st.tunnel_blocked, st.partitioned, {n: A.node_ip(n) for n in st.nodes}, ports
         )
+        return wanted
+
+    def _rule_commands(
+        self, st: PlaneState, *, force: bool = False
+    ) -> list[tuple[Sequence[str], str | None]]:
+        """`iptables-restore --noflush` commands for every namespace whose lab rules changed.
+
+        Each reads the namespace's current rules first (one `iptables-save` per changed namespace, all
+        at once), so lab chains that are no longer wanted go and missing jumps come back, while rules
+        and tables that are not the lab's stay exactly as they are.
+        """
+        changed = {
+            ns_name: owned
+            for ns_name, owned in self._wanted_rules(st).items()
+            if force or st.applied.get(ns_name) != owned.digest()
+        }
+        saved = run_parallel([(in_ns(ns_name, ["iptables-save"]), None) for ns_name in changed])
         commands: list[tuple[Sequence[str], str | None]] = []
-        for ns_name, rules in wanted.items():
-            digest = hashlib.sha256(rules.encode()).hexdigest()
-            if force or st.applied.get(ns_name) != digest:
-                commands.append(iptables_restore_cmd(ns_name, rules))
-                st.applied[ns_name] = digest
+        for (ns_name, owned), current in zip(changed.items(), saved, strict=True):
+            commands.append(iptables_restore_cmd(ns_name, restore_document(owned, current), noflush=True))
+            st.applied[ns_name] = owned.digest()
         return commands
 
     def _apply_rules(self, st: PlaneState) -> None:
@@ -590,7 +613,7 @@ class Netplane:
             if current:
                 self._unplace_vip(vip, current)
             st.vips[vip] = node
-            self._place_vip(vip, node, silent=vip in st.silent_vips)
+            self._place_vip(vip, node, silent=_silent(st, node))
             self._forget_neighbour(vip, st)
 
     def withdraw_vip(self, vip: str) -> None:
@@ -613,27 +636,31 @@ class Netplane:
         argv, stdin = ip_batch(self.ns(node), lines, force=True)
         run(argv, input=stdin, check=False)
 
-    def set_vip_arp_silent(self, vips: Sequence[str], on: bool) -> None:
-        """FM-06: the VIPs stay on their nodes but nobody answers ARP for them (or again does)."""
+    def set_arp_silent(self, scope: str, on: bool) -> list[str]:
+        """FM-06 on the VIPs of node `scope` ("*": every node), now and announced later; returns the
+        VIPs placed silent (on) or answered again (off). The VIPs stay on their nodes meanwhile."""
+        if scope != "*":
+            self._check_node(scope)
         with self._mutate() as st:
-            for vip in vips:
-                if on and vip not in st.silent_vips:
-                    st.silent_vips.append(vip)
-                if not on and vip in st.silent_vips:
-                    st.silent_vips.remove(vip)
-                node = st.vips.get(vip)
-                if node:
-                    self._unplace_vip(vip, node)
-                    self._place_vip(vip, node, silent=on)
-            silent_nodes = {st.vips[v] for v in st.silent_vips if v in st.vips}
+            before = {v: _silent(st, n) for v, n in st.vips.items()}
+            if on and scope not in st.silent_scope:
+                st.silent_scope.append(scope)
+            if not on and scope in st.silent_scope:
+                st.silent_scope.remove(scope)
+            changed = sorted(v for v, n in st.vips.items() if _silent(st, n) != before[v])
+            for vip in changed:
+                self._unplace_vip(vip, st.vips[vip])
+                self._place_vip(vip, st.vips[vip], silent=not before[vip])
+            silent_nodes = {n for n in st.vips.values() if _silent(st, n)}
             commands = [
                 sysctl_cmd(self.ns(n), {"net.ipv4.conf.eth0.arp_ignore": "0"})
                 for n in st.nodes
                 if n not in silent_nodes
             ]
             run_parallel(commands)
-            for vip in vips:
+            for vip in changed:
                 self._forget_neighbour(vip, st)
+            return changed
 
     def vips(self) -> dict[str, str]:
         return dict(self.state().vips)
@@ -802,6 +829,7 @@ def destroy_lab(lab: str, state_dir: Path | None = None) -> list[str]:
     left = [n for n in namespaces if netns_exists(n)]
     if left:
         raise NetplaneError(f"lab {lab!r}: could not remove namespace {left[0]}")
+    hostguard.let_go(lab)
     return namespaces
 
 

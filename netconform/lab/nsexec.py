@@ -20,6 +20,7 @@ from pathlib import Path
 
 DEFAULT_TIMEOUT = 15.0
 NETNS_DIR = Path("/run/netns")
+STATE_ROOT = Path("/run/netconform/lab")  # one folder per lab: state files, logs, kubeconfig
 NETNS_ETC = Path("/etc/netns")
 
 
@@ -57,8 +58,11 @@ def run(
 
 def run_parallel(
     commands: Iterable[tuple[Sequence[str], str | None]], *, timeout: float = DEFAULT_TIMEOUT
-) -> None:
-    """Start every (argv, stdin) at once and wait for all; the first failure is raised after all ended."""
+) -> list[str]:
+    """Start every (argv, stdin) at once and wait for all; returns their outputs in order.
+
+    The first failure is raised after all ended.
+    """
     started: list[tuple[Sequence[str], subprocess.Popen[str]]] = []
     try:
         for argv, stdin in commands:
@@ -82,18 +86,22 @@ def run_parallel(
         raise NetplaneError(f"{exc.filename}: not installed (install iproute2, iptables, conntrack)") from exc
     deadline = time.monotonic() + timeout
     failure: str | None = None
+    outputs: list[str] = []
     for argv, proc in started:
         try:
-            _, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            outputs.append(out)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate(timeout=5)
             failure = failure or f"{_describe(argv)}: no answer within {timeout:.0f} s"
+            outputs.append("")
             continue
         if proc.returncode != 0 and failure is None:
             failure = f"{_describe(argv)}: {_first_line(err) or f'exit status {proc.returncode}'}"
     if failure:
         raise NetplaneError(failure)
+    return outputs
 
 
 def in_ns(ns: str, argv: Sequence[str]) -> list[str]:

@@ -33,12 +33,12 @@ from netconform.lab.controllers import Controllers, Ipam
 from netconform.lab.dataplane import DataPlane, NetplaneDataPlane
 from netconform.lab.faultsbridge import FaultBridge
 from netconform.lab.kubelet import Kubelet
+from netconform.lab.nsexec import STATE_ROOT
 from netconform.lab.store import ApiError, Store
 from netconform.lab.tls import make_serving_cert
 
 log = logging.getLogger("netconform.lab.supervisor")
 
-STATE_ROOT = Path("/run/netconform/lab")
 STATE_FILE = "state.json"
 KUBECONFIG_FILE = "kubeconfig"
 LOG_FILE = "supervisor.log"
