@@ -34,7 +34,8 @@ def missing_requirement() -> str | None:
         return "the lab needs root (network namespaces)"
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        return f"the lab needs {', '.join(missing)} (apt-get install iproute2 iptables nftables conntrack util-linux)"
+        packages = "iproute2 iptables nftables conntrack util-linux"
+        return f"the lab needs {', '.join(missing)} (apt-get install {packages})"
     return None
 
 

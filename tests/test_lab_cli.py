@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from netconform.lab import procs
+from netconform.lab import hostguard, procs
 from netconform.lab.addressing import EXTERNAL_CLIENT_IP, lab_namespace_pattern
 from netconform.lab.cluster import Lab
 from netconform.lab.nsexec import netns_list
 from netconform.lab.supervisor import STATE_ROOT
+from tests.lab_helpers import wait_for
 from tests.labfixture import lab_name, missing_requirement, requires_lab
 
 CLI = [sys.executable, "-m", "netconform.cli", "lab"]
@@ -242,7 +243,8 @@ def _root_ns_snapshot() -> dict[str, Any]:
     links = sorted(
         ln.split(":")[1].strip().split("@")[0] for ln in out(["ip", "-o", "link", "show"]).splitlines()
     )
-    return {"iptables": [re.sub(r"\[\d+:\d+\]", "", r) for r in rules], "links": links}
+    routes = sorted(out(["ip", "-o", "route", "show", "table", "all"]).splitlines())
+    return {"iptables": [re.sub(r"\[\d+:\d+\]", "", r) for r in rules], "links": links, "routes": routes}
 
 
 DOWN_ALL_ALONE = (
@@ -266,10 +268,23 @@ def test_down_all_leaves_nothing() -> None:
         Lab(names[1]).up(nodes=1, lb=False)
         assert all(Lab(n).running() for n in names)
         assert all(procs.lab_pids(n) for n in names), "the labs run processes"
+        # while a lab is up the host cannot reach its ranges; one lab going leaves the guard to the other
+        guarded = sorted(str(n) for n in hostguard.GUARDED_RANGES)
+        assert hostguard.guard_routes() == guarded
+        third = Lab(f"a{uuid.uuid4().hex[:6]}")
+        names.append(third.name)
+        third.up(nodes=1, lb=False)
+        third.down()
+        assert hostguard.guard_routes() == guarded, "a lab going down removed the guard of the others"
+        # a lab whose supervisor died is still removed with everything, the guard too (below)
+        supervisor = Lab(names[0]).supervisor_pid()
+        assert supervisor
+        os.kill(supervisor, signal.SIGKILL)
+        wait_for("the killed supervisor to be gone", lambda: not Lab(names[0]).running(), timeout=10)
         pattern = lab_namespace_pattern()
-        assert {m.group(1) for n in netns_list() if (m := pattern.match(n))} >= set(names)
+        assert {m.group(1) for n in netns_list() if (m := pattern.match(n))} == set(names[:2])
         proc = nc("down", "--all")
-        assert proc.stdout.strip().startswith("removed: ") and all(n in proc.stdout for n in names)
+        assert proc.stdout.strip().startswith("removed: ") and all(n in proc.stdout for n in names[:2])
         for n in names:
             assert_nothing_left(n)
         assert [n for n in netns_list() if pattern.match(n)] == []
@@ -279,6 +294,7 @@ def test_down_all_leaves_nothing() -> None:
         after = _root_ns_snapshot()
         assert after["links"] == before["links"], "the root namespace's links changed (a veth left behind?)"
         assert after["iptables"] == before["iptables"], "the root namespace's iptables rules changed"
+        assert hostguard.guard_routes() == [] and after["routes"] == before["routes"], "routes left behind"
         assert nc("down", "--all").stdout.strip() == "removed: nothing"
     finally:
         for n in names:

@@ -9,11 +9,7 @@ pods' own namespaces, so any client sees them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +18,9 @@ import pytest
 from netconform.lab.addressing import ns_name
 from netconform.lab.cluster import Lab
 from netconform.lab.netplane import Netplane
-from netconform.lab.outside import AGENT
+from tests import lab_helpers
 from tests.dataplane_helpers import _drop_empty_tables, dns_answer, dns_query, http, probe, sh, tcp
+from tests.lab_helpers import cli, pod_state, remove, start, wait_for
 from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
 
 pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
@@ -33,17 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0
 RUN_TIMEOUT = 120.0
 DNS_NAME = "kubernetes.default.svc.cluster.local"
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)  # polling the lab API for `what`, bounded by the deadline
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -71,54 +57,7 @@ def pods_removed(core: Any) -> Iterator[None]:
 
 
 def echo_pod(name: str, node: str) -> dict[str, Any]:
-    serve = [sys.executable, str(AGENT), "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
-    return {
-        "metadata": {"name": name, "namespace": NS, "labels": {"netconform.io/role": "echo"}},
-        "spec": {
-            "nodeName": node,
-            "tolerations": [{"operator": "Exists"}],
-            "containers": [
-                {
-                    "name": "echo",
-                    "image": "python:3-slim",
-                    "command": serve,
-                    "ports": [
-                        {"name": "http", "containerPort": 8080},
-                        {"name": "tcp", "containerPort": 9000},
-                    ],
-                }
-            ],
-        },
-    }
-
-
-def pod_state(core: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    from kubernetes.client import ApiException
-
-    try:
-        pod = core.read_namespaced_pod(name, namespace)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-    return {"ready": ready, "ip": pod.status.pod_ip, "uid": pod.metadata.uid}
-
-
-def start(lab: Lab, core: Any, manifest: dict[str, Any]) -> tuple[str, str]:  # noqa: F811
-    """Create a pod and wait until it is Ready; returns (pod IP, its network namespace)."""
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    core.create_namespaced_pod(namespace, manifest)
-    state = wait_for(
-        f"pod {name} Ready", lambda: (s := pod_state(core, namespace, name)) and s["ready"] and s
-    )
-    netns = next(p["netns"] for p in lab.status()["pods"] if (p["namespace"], p["name"]) == (namespace, name))
-    return state["ip"], netns
-
-
-def remove(core: Any, namespace: str, name: str) -> None:
-    core.delete_namespaced_pod(name, namespace, grace_period_seconds=1)
-    wait_for(f"pod {name} gone", lambda: pod_state(core, namespace, name) is None)
+    return lab_helpers.echo_pod(name, node, NS)
 
 
 def where(lab: Lab) -> dict[str, str]:  # noqa: F811
@@ -224,14 +163,6 @@ def test_recreated_dns_pod_stays_down_until_clear(lab: Lab, core: Any, lab_api: 
 
 
 # --------------------------------------------------------------------------------- as a user does it
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", *args]
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
-    )
-
-
 def run_suite(lab: Lab, out: Path) -> tuple[int, dict[str, Any], str]:  # noqa: F811
     """The suite's pod->pod and ClusterIP cells over HTTP and TCP, as `netconform run --lab` runs them."""
     proc = cli(
@@ -277,3 +208,42 @@ def test_cli_http_503_added_before_the_run_fails_the_http_cells(
     assert rc == 1, output[-2000:]
     rc, results, output = run_suite(lab, tmp_path / "healed")
     assert rc == 0 and {c["outcome"] for c in results["cells"]} == {"passed"}, output[-2000:]
+
+
+def test_lb_arp_silent_covers_vips_allocated_after_it(lab: Lab, core: Any, pods_removed: None) -> None:  # noqa: F811
+    """`fault add lb-arp-silent` before any LoadBalancer exists is a state: a VIP allocated later gets
+    no ARP answer (it sits on its node's `lo`), and `clear` makes exactly one MAC answer for it again."""
+    from tests.dataplane_helpers import arp
+
+    added = cli("lab", "fault", "add", "lb-arp-silent", "--name", lab.name)
+    try:
+        assert added.returncode == 0, added.stderr
+        start(lab, core, echo_pod("vip-backend", "node-1"))
+        service = {
+            "metadata": {"name": "late-lb", "namespace": NS},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": {"netconform.io/role": "echo"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            },
+        }
+        core.create_namespaced_service(NS, service)
+        vip = wait_for(
+            "a LoadBalancer address for late-lb",
+            lambda: (ingress := core.read_namespaced_service("late-lb", NS).status.load_balancer.ingress)
+            and ingress[0].ip,
+        )
+        node = wait_for(f"{vip} announced", lambda: Netplane.load(lab.name).vips().get(vip))
+        assert f"{vip}/32" in sh(f"nc-{lab.name}-{node}", ["ip", "-4", "-o", "addr", "show", "dev", "lo"])
+        router = f"nc-{lab.name}-router"
+        silent = probe(router, [arp("vip", vip, window=0.5)])
+        assert silent["vip"]["macs"] == [], silent
+    finally:
+        cleared = cli("lab", "fault", "clear", "lb-arp-silent", "--name", lab.name)
+    assert cleared.returncode == 0, cleared.stderr
+    try:
+        answered = probe(router, [arp("vip", vip, window=0.5)])
+        assert len(answered["vip"]["macs"]) == 1, answered
+        assert f"{vip}/32" in sh(f"nc-{lab.name}-{node}", ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+    finally:
+        core.delete_namespaced_service("late-lb", NS)

@@ -1,11 +1,9 @@
 """The conformance suite end to end against ONE lab: a healthy run, every lab fault, cost bounds, bad input.
 
-Each fault is added as a user would before `netconform run` where that works (cni-not-ready, read in the
-topology snapshot; the pod-scoped faults, which follow the pods the run creates), else once the probe
-kit is Ready (tests/lab_fault_plugin.py: lb-arp-silent needs the run's LoadBalancer VIP; the node-level
-faults were left there). The suite runs (a -k subset that still contains every cell the assertion
-names), and the fault is cleared. Assertions: the cells the fault must break fail with the right
-classified layer, the cells it must not touch pass.
+Each fault is added as a user would, before `netconform run`: every lab fault is a state of the cluster
+that also covers what the run creates afterwards (its pods, its LoadBalancer VIP). The suite runs (a -k
+subset that still contains every cell the assertion names), and the fault is cleared. Assertions: the
+cells the fault must break fail with the right classified layer, the cells it must not touch pass.
 """
 
 from __future__ import annotations
@@ -279,9 +277,10 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
         ["cluster->node@node-1/L3-cni-ready"],
     ),
 }
-# added before `netconform run`: node conditions are read in the topology snapshot, before the kit; the
-# pod-scoped faults follow pods, so they break the echo/DNS pods the run creates (as for a user)
-BEFORE_RUN = {"cni-not-ready", "coredns-down", "tcp-reset", "http-503"}
+# every fault is added before `netconform run`, as a user does: faults are states (node conditions are
+# read in the topology snapshot, pod-scoped faults follow the pods the run creates, lb-arp-silent covers
+# the VIP the run's LoadBalancer Service gets)
+BEFORE_RUN = set(FAULTS)
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

@@ -135,6 +135,25 @@ def test_missing_components_skip_with_a_reason() -> None:
         probes_for(Cell("host@node-1", "node@node-2", "L3", "icmp"), ctx)
 
 
+def test_the_outside_client_is_opt_in() -> None:
+    """Without --external-client local, --external-runner or --lab the host never probes anything."""
+    from netconform.engine import kube_runner
+    from netconform.kube.exec import ExecError
+    from netconform.recipes import NO_OUTSIDE_CLIENT, Skip
+
+    cell = Cell("external", "nodeport@node-1", "L4", "tcp")
+    ctx = context(external_client=None)
+    assert ctx.opts.outside_client is None
+    with pytest.raises(Skip) as skipped:
+        probes_for(cell, ctx)
+    assert str(skipped.value) == NO_OUTSIDE_CLIENT and "--external-client local" in NO_OUTSIDE_CLIENT
+    with pytest.raises(ExecError, match="no outside client"):
+        kube_runner(None, ctx)("external", {"checks": []}, 5.0)  # type: ignore[arg-type]
+    assert [p.subject for p in probes_for(cell, context())] == ["external"]  # local, when asked
+    runner = context(external_client=None, external_runner="ip netns exec x")
+    assert runner.opts.outside_client == "ip netns exec x" and probes_for(cell, runner)
+
+
 def test_collector_builds_cells_with_outcomes_and_reasons() -> None:
     c = Collector()
     cell = {
@@ -190,6 +209,9 @@ def test_runner_arguments() -> None:
     assert run_main(["--attempts", "0", "--lab", "x"]) == 4
     assert run_main(["--probe-timeout", "soon", "--lab", "x"]) == 4
     assert run_main(["--lab", "x", "--fail-on", "regressions"]) == 4
+    assert run_main(["--lab", "x", "--external-client", "everywhere"]) == 4
+    local = pytest_args(run_parser().parse_args(["--kubeconfig", "k", "--external-client", "local"]), [])
+    assert local[local.index("--external-client") + 1] == "local"
 
 
 def test_connect_errors_are_one_line(tmp_path: Path) -> None:

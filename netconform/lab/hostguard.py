@@ -28,7 +28,7 @@ from netconform.lab import addressing as A
 from netconform.lab.nsexec import STATE_ROOT, netns_list, process_alive, run
 
 log = logging.getLogger("netconform.lab.hostguard")
-HOLDERS = STATE_ROOT / ".hostguard"  # one file per lab that needs the guard, holding the builder's pid
+HOLDERS = STATE_ROOT.parent / "hostguard"  # a file per lab that needs the guard: its builder's pid
 
 ROUTE_PROTO = "78"  # marks the lab's guard routes ("proto 78" in `ip route`), nothing else uses it here
 GUARDED_RANGES = tuple(
@@ -116,14 +116,14 @@ def let_go(lab: str) -> list[str]:
 
 
 def _holders() -> list[str]:
-    """Labs that still need the guard: they have namespaces, or their builder is still running.
+    """Labs that still need the guard: any lab with namespaces, or one whose builder still runs.
 
-    A holder file of a lab without namespaces whose builder died (a crash before `lab down`) is stale
-    and removed here, so it can never keep the routes forever.
+    Namespaces are the ground truth (whichever process or version made them); holder files only cover
+    a build before its first namespace exists. A holder file whose builder died without namespaces (a
+    crash before `lab down`) is stale and removed here, so it never keeps the routes forever.
     """
     pattern = A.lab_namespace_pattern()
-    with_namespaces = {m.group(1) for n in netns_list() if (m := pattern.match(n))}
-    live = []
+    live = {m.group(1) for n in netns_list() if (m := pattern.match(n))}
     for holder in HOLDERS.iterdir():
         if holder.name.startswith("."):
             continue
@@ -131,8 +131,8 @@ def _holders() -> list[str]:
             pid = int(holder.read_text().strip() or "0")
         except (OSError, ValueError):
             pid = 0
-        if holder.name in with_namespaces or (pid and process_alive(pid)):
-            live.append(holder.name)
+        if holder.name in live or (pid and process_alive(pid)):
+            live.add(holder.name)
         else:
             holder.unlink(missing_ok=True)
-    return live
+    return sorted(live)

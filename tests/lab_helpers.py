@@ -1,0 +1,90 @@
+"""Helpers for tests on a whole lab (API + data plane): waiting, pods, the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from netconform.lab.cluster import Lab
+from netconform.lab.outside import AGENT
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE = 30.0
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)  # polling the lab API for `what`, bounded by the deadline
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def echo_pod(name: str, node: str, namespace: str) -> dict[str, Any]:
+    """An echo backend pod like the suite's (HTTP 8080, TCP 9000, UDP 9001) pinned to `node`."""
+    serve = [sys.executable, str(AGENT), "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": {"netconform.io/role": "echo"}},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "echo",
+                    "image": "python:3-slim",
+                    "command": serve,
+                    "ports": [
+                        {"name": "http", "containerPort": 8080},
+                        {"name": "tcp", "containerPort": 9000},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def pod_state(core: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    from kubernetes.client import ApiException
+
+    try:
+        pod = core.read_namespaced_pod(name, namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return {"ready": ready, "ip": pod.status.pod_ip, "uid": pod.metadata.uid}
+
+
+def start(lab: Lab, core: Any, manifest: dict[str, Any]) -> tuple[str, str]:
+    """Create a pod and wait until it is Ready; returns (pod IP, its network namespace)."""
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    core.create_namespaced_pod(namespace, manifest)
+    state = wait_for(
+        f"pod {name} Ready", lambda: (s := pod_state(core, namespace, name)) and s["ready"] and s
+    )
+    netns = next(p["netns"] for p in lab.status()["pods"] if (p["namespace"], p["name"]) == (namespace, name))
+    return state["ip"], netns
+
+
+def remove(core: Any, namespace: str, name: str) -> None:
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=1)
+    wait_for(f"pod {name} gone", lambda: pod_state(core, namespace, name) is None)
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [sys.executable, "-m", "netconform.cli", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
+    )
+
+
