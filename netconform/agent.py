@@ -451,9 +451,10 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
                 sock = context.wrap_socket(tcp, server_hostname=hostname)
                 fields["tls_version"] = sock.version()
         with sock, _established(sock):
-            status, reason, body = _http_exchange(sock, parts.hostname, port, method, path, host_header,
-                                                  max_body, deadline)  # fmt: skip
+            status, reason, body, server = _http_exchange(sock, parts.hostname, port, method, path,
+                                                          host_header, max_body, deadline)  # fmt: skip
     fields["status"] = status
+    fields["server"] = server  # the Server header: tells a proxy's own answer from the backend's
     fields["body_prefix"] = body[:1024].decode("utf-8", "replace")
     fields["echo"] = _json_object(body)
     if status >= 400:
@@ -470,8 +471,8 @@ def _http_exchange(
     host_header: str | None,
     max_body: int,
     deadline: float,
-) -> tuple[int, str, bytes]:
-    """One request on an open connection: (status, reason, first max_body bytes of the body)."""
+) -> tuple[int, str, bytes, str | None]:
+    """One request on an open connection: (status, reason, first max_body bytes, Server header)."""
     conn = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
     conn.sock = sock
     conn.putrequest(method, path, skip_host=host_header is not None, skip_accept_encoding=True)
@@ -490,7 +491,7 @@ def _http_exchange(
         if not chunk:
             break
         body += chunk
-    return response.status, str(response.reason), body
+    return response.status, str(response.reason), body, response.getheader("Server")
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -1350,6 +1351,8 @@ class EchoHTTPHandler(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "host": self.headers.get("Host"),
             "method": self.command,
+            # behind an L7 proxy (ingress): who the proxy says the client is
+            "forwarded_for": self.headers.get("X-Forwarded-For"),
         }
         body.update(_identity())
         body["NODE_NAME"], body["POD_NAME"] = body["node"], body["pod"]

@@ -46,6 +46,7 @@ class Addresses:
     coredns: dict[str, list[str]]
     external_host: str | None
     external_port: int | None
+    ingress: dict[str, str] = field(default_factory=dict)  # IngressClass -> the address probed
 
 
 def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
@@ -80,6 +81,14 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
         out += [Cell(cell.subject, f"pod@{n}", "L4", "tcp") for n in topo.coredns_nodes()]
     if head in ("outside", "internet") and s_node:
         out += [Cell(f"host@{s_node}", "outside", "L4", "tcp"), Cell(cell.subject, "outside", "L4", "tcp")]
+    if cell.target.startswith("ingress:"):
+        # the same echo pods directly and through the ClusterIP (pods, nodes) or the kit's own
+        # LoadBalancer (outside): separates the ingress from the service path
+        if s_node:
+            out += [Cell(cell.subject, f"pod@{n}", "L7", "http") for n in nodes]
+            out += [Cell(cell.subject, "clusterip", "L7", "http")]
+        else:
+            out += [Cell(cell.subject, "lb-vip", "L7", "http")]
     if cell.target == "component:pod-mesh":
         out += [Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp") for a in nodes for b in nodes]
         out += [Cell(f"host@{a}", f"node@{b}", "L3", "icmp") for a in nodes for b in nodes if a != b]
@@ -134,7 +143,13 @@ ANSWERED = ("refused", "reset", "http-status", "tls", "protocol")
 
 
 def diagnose(
-    cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup, error: str | None = None
+    cell: Cell,
+    topo: Topology,
+    addrs: Addresses,
+    lookup: Lookup,
+    error: str | None = None,
+    *,
+    fm: str | None = None,
 ) -> Diagnosis | None:
     """The first broken hop for a failed `cell` (its agent error code when known), or None when the
     flowchart has nothing to add."""
@@ -149,6 +164,8 @@ def diagnose(
         return _dns_path(cell, topo, addrs, lookup)
     if head in ("outside", "internet"):
         return _egress_path(cell, addrs, lookup)
+    if head.startswith("ingress:"):
+        return _ingress_path(cell, topo, addrs, lookup, error, fm)
     if head == "node" and cell.protocol in ("icmp", "arp"):
         t, s = cell.target_node or "", cell.subject_node or ""
         return Diagnosis(
@@ -160,6 +177,48 @@ def diagnose(
                 f"on {cell.subject_node}: tcpdump -ni any 'host {addrs.node_ip.get(t, t)} and (icmp or arp)'",
                 f"on {t}: tcpdump -ni any 'host {addrs.node_ip.get(s, '?')} and (icmp or arp)'",
             ],
+        )
+    return None
+
+
+def _ingress_path(
+    cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup, error: str | None, fm: str | None
+) -> Diagnosis | None:
+    """Proxy answered (HTTP status) vs no L4 answer, against the same backends reached without it."""
+    cls = cell.target.split(":", 1)[1]
+    address = addrs.ingress.get(cls, "?")
+    capture = [f"{_where(cell.subject_node)}: tcpdump -ni any 'host {address} and port 80'"]
+    if cell.subject_node:
+        direct = [_ok(lookup, Cell(cell.subject, f"pod@{n}", "L7", "http")) for n in topo.node_names]
+        service = _ok(lookup, Cell(cell.subject, "clusterip", "L7", "http"))
+        without = "directly and through the ClusterIP" if service else "directly"
+        backends_ok = any(d is True for d in direct)
+    else:
+        service = _ok(lookup, Cell(cell.subject, "lb-vip", "L7", "http"))
+        without = "through the kit's own LoadBalancer Service"
+        backends_ok = service is True
+    port = addrs.echo_ports.get("http", 8080)
+    backend_capture = [
+        f"on {n}: tcpdump -ni any 'host {addrs.echo_ip.get(n, '?')} and port {port}'" for n in topo.node_names
+    ]
+    if error == "http-status":
+        where = (
+            f"the echo pods answer {without}" if backends_ok else "the echo pods were not checked without it"
+        )
+        return Diagnosis(
+            f"ingress controller of class {cls} ({address})",
+            f"the ingress proxy answers {cell.subject} with an HTTP error while {where}: its routing or its "
+            "own path to the backends (the controller's configuration, its view of the endpoints)",
+            fm or "FM-34",
+            capture + backend_capture,
+        )
+    if backends_ok:
+        return Diagnosis(
+            f"ingress address {address}:80",
+            f"no L4 answer from the ingress address while the echo pods answer {without}: the ingress "
+            "controller is down or the path to its LoadBalancer / NodePort is broken",
+            "FM-36",
+            capture,
         )
     return None
 

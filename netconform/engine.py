@@ -275,6 +275,7 @@ class Engine:
             coredns={n: [p.ip for p in topo.coredns if p.node == n and p.ip] for n in topo.coredns_nodes()},
             external_host=url.hostname or opts.external_ip,
             external_port=url.port or (80 if url.hostname else None),
+            ingress={c: e["address"] for c, e in kit.ingresses.items() if e.get("address")},
         )
 
     def _judge_component(self, cell: Cell) -> Verdict:
@@ -340,7 +341,9 @@ class Engine:
         for cell in wanted:
             verdict = verdicts.get(cell.id)
             if verdict and verdict.outcome in ("failed", "flaky") and verdict.diagnosis is None:
-                found = diagnose(cell, self.ctx.topo, addrs, self.outcome, verdict.error)
+                found = diagnose(
+                    cell, self.ctx.topo, addrs, self.outcome, verdict.error, fm=verdict.classified_fm
+                )
                 if found:
                     verdict.diagnosis = found.as_dict()
         return self.report

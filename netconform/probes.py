@@ -56,7 +56,7 @@ class Probe:
         if kind in ("tcp", "udp", "mtu"):
             return f"{kind} {f['host']}:{f['port']}"
         if kind == "http":
-            return f"http {f['url']}"
+            return f"http {f['url']}" + (f" (Host: {f['host_header']})" if f.get("host_header") else "")
         if kind == "icmp":
             return f"icmp {f['host']}"
         if kind == "arp":
@@ -90,8 +90,10 @@ def udp(subject: str, host: str, port: int, phase: int = 1) -> Probe:
     return Probe.make(subject, phase, kind="udp", host=host, port=port, payload_b64=b64(UDP_PAYLOAD))
 
 
-def http(subject: str, url: str, phase: int = 1) -> Probe:
-    return Probe.make(subject, phase, kind="http", url=url)
+def http(subject: str, url: str, phase: int = 1, host_header: str | None = None) -> Probe:
+    if host_header is None:
+        return Probe.make(subject, phase, kind="http", url=url)
+    return Probe.make(subject, phase, kind="http", url=url, host_header=host_header)
 
 
 def icmp(subject: str, host: str, phase: int = 1) -> Probe:

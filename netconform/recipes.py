@@ -112,6 +112,15 @@ class Context:
             )
         return self.opts.external_url
 
+    def ingress(self, ingress_class: str) -> dict[str, Any]:
+        """The kit's Ingress of a class with the address to send it to; Skip with the reason if none."""
+        if ingress_class in self.kit.ingress_unavailable:
+            raise Skip(self.kit.ingress_unavailable[ingress_class])
+        entry = self.kit.ingresses.get(ingress_class)
+        if not entry or not entry.get("address"):
+            raise Skip(f"no Ingress of class {ingress_class} was deployed")
+        return entry
+
     def lb_ip(self) -> str:
         if not self.kit.lb_ip:
             raise Skip(self.kit.lb_reason or "the LoadBalancer Service got no address")
@@ -919,6 +928,99 @@ def _judge_iptables(cell: Cell, ctx: Context, probes: list[Probe], results: Resu
     )
 
 
+# ------------------------------------------------------------------------------------ L7 ingress
+INGRESS_FM = {"route": "FM-34", "backend": "FM-35", "address": "FM-36"}
+
+
+def _ingress_target(cell: Cell, ctx: Context) -> list[Probe]:
+    s = ctx.runner(cell.subject)
+    entry = ctx.ingress(cell.target.split(":", 1)[1])
+    return [P.http(s, f"http://{entry['address']}/", host_header=entry["host"])]
+
+
+def _judge_ingress(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """HTTP with the kit's host through the ingress reaches an echo pod; else say which part failed.
+
+    The proxy's own answers (404/503/502/504, its Server header) mean L4 to the ingress works and the
+    problem is its routing (no route for the host, FM-34) or its backends (FM-35); no answer at all is the
+    ingress address (controller down, or the path to its LoadBalancer/NodePort, FM-36).
+    """
+    cls = cell.target.split(":", 1)[1]
+    entry = ctx.ingress(cls)
+    probe = probes[0]
+    result = results.get(probe)
+    if result is None:
+        return Verdict("error", f"{probe.describe()}: no result (the batch did not run)", error="other")
+    outcome = attempt_outcome(result)
+    notes = [f"address from {entry.get('source')}"] + ([entry["note"]] if entry.get("note") else [])
+    if outcome == "error":
+        return failure(probe, result)
+    last = result
+    if outcome in ("passed", "flaky"):
+        echo = last.get("echo") or next(
+            (a.get("echo") for a in last.get("attempts", []) if a.get("echo")), None
+        )
+        if not echo or "server_ip" not in echo:
+            return Verdict(
+                "failed",
+                f"{probe.describe()}: HTTP {last.get('status')} but not from the echo backend "
+                f"(Server: {last.get('server') or 'none'}): the ingress routes the host elsewhere",
+                error="protocol",
+                classified_layer="L7",
+                meaning="the ingress routes the kit's host to something else than its Service (FM-34)",
+                classified_fm=INGRESS_FM["route"],
+                notes=notes,
+            )
+        seen = echo.get("forwarded_for") or "none"
+        notes.append(
+            f"backend {echo.get('server_ip')} ({echo.get('pod') or 'pod'} on {echo.get('node') or '?'}) "
+            f"answered; the proxy {echo.get('client_ip')} forwarded for {seen}"
+        )
+        if outcome == "flaky":
+            verdict = all_pass(probes, results, cell.id)
+            verdict.notes += notes
+            return verdict
+        return Verdict(
+            "passed", f"the ingress of class {cls} routes {entry['host']} to an echo pod", notes=notes
+        )
+    status = last.get("status")
+    proxy = last.get("server") or "?"
+    if last.get("error") == "http-status" and status is not None:
+        what = {
+            404: (
+                "route",
+                f"the proxy ({proxy}) has no route for host {entry['host']}: the controller did not "
+                "pick up the kit's Ingress (class, namespace watched, admission) or the rule does not match",
+            ),
+            503: (
+                "backend",
+                f"the proxy ({proxy}) has no healthy backend for the echo Service (no ready endpoint)",
+            ),
+            502: ("backend", f"the proxy ({proxy}) could not connect to the echo backend (refused or reset)"),
+            504: ("backend", f"the proxy ({proxy}) got no answer from the echo backend in time"),
+        }.get(int(status))
+        if what is None:
+            what = ("route", f"the proxy ({proxy}) answered HTTP {status} for {entry['host']}")
+        part, text = what
+        failing = "its routing fails" if part == "route" else "its backends fail"
+        return failure(
+            probe,
+            result,
+            f"{probe.describe()}: HTTP {status}: {text}",
+            layer="L7",
+            meaning=f"L4 to the ingress works; {failing} ({INGRESS_FM[part]})",
+            fm=INGRESS_FM[part],
+        )
+    verdict = failure(probe, result)
+    verdict.meaning = (
+        f"the ingress address {entry['address']} does not answer at L4: the controller is down or the path "
+        f"to its LoadBalancer/NodePort is broken ({INGRESS_FM['address']}); {verdict.meaning or ''}"
+    ).rstrip("; ")
+    verdict.classified_fm = INGRESS_FM["address"]
+    verdict.notes += notes
+    return verdict
+
+
 RECIPES: dict[tuple[str, str], tuple[Plan, Judge]] = {}
 
 
@@ -954,12 +1056,15 @@ _recipe("component:node-nameservers", "config", _cluster_nameserver_sets, _judge
 _recipe("component:control-plane-vip", "arp", _cp_vip_arp, _judge_cp_vip)
 _recipe("component:apiserver", "tcp", _apiserver_tcp, _judge_apiserver_tcp)
 _recipe("component:iptables", "drops", _iptables_snapshots, _judge_iptables)
+_recipe("ingress", "http", _ingress_target, _judge_ingress)
 FOLLOWUPS: dict[tuple[str, str], Callable[[Cell, Context, Results], list[Probe]]] = {
     ("nameserver", "udp"): _nameserver_followups,
 }
 
 
 def _recipe_key(cell: Cell) -> tuple[str, str]:
+    if cell.target.startswith("ingress:"):
+        return "ingress", cell.protocol
     head = cell.target if cell.target.startswith("component:") else cell.target.split("@", 1)[0]
     return head, cell.protocol
 

@@ -60,6 +60,7 @@ class Collector:
                 "error": None,
                 "classified_layer": None,
                 "meaning": None,
+                "classified_fm": None,
                 "evidence": {"checks": []},
                 "diagnosis": None,
                 "duration_s": 0.0,
@@ -72,6 +73,7 @@ class Collector:
             cell["error"] = verdict.get("error")
             cell["classified_layer"] = verdict.get("classified_layer")
             cell["meaning"] = verdict.get("meaning")
+            cell["classified_fm"] = verdict.get("classified_fm")
             cell["evidence"] = {"checks": verdict.get("checks", []), "notes": verdict.get("notes", [])}
             cell["diagnosis"] = verdict.get("diagnosis")
         if outcome == "skipped" and cell["outcome"] in (None, "passed"):

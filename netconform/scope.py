@@ -33,6 +33,8 @@ def target_kind(subject: str, target: str) -> str:
     """Kind of a target as seen from a subject (a pod on the subject's own node is T-POD-NODE)."""
     if target.startswith("component:"):
         return "T-COMPONENT"
+    if target.startswith("ingress:"):
+        return "T-INGRESS-L7"
     head = target.split("@", 1)[0]
     if head == "pod":
         return "T-POD-NODE" if _node_of(target) == _node_of(subject) else "T-POD-CLUSTER"
@@ -106,6 +108,11 @@ class Family:
     def cells(self, topo: Topology) -> list[Cell]:
         return sorted(set(self.build(topo)))
 
+    def missing(self, topo: Topology) -> str:
+        """Why the family has no cell here: what is missing, and what discovery could not see."""
+        note = topo.ingress_note if self.name.startswith("ingress") else None
+        return f"{self.needs} ({note})" if note else self.needs
+
 
 def _nodes(t: Topology) -> list[str]:
     return t.node_names
@@ -152,6 +159,19 @@ def _pod_coredns(t: Topology) -> Iterable[Cell]:
     return (Cell(f"pod@{a}", f"coredns@{b}", "DNS", "udp") for a in _nodes(t) for b in t.coredns_nodes())
 
 
+def _ingress(t: Topology) -> Iterable[Cell]:
+    """HTTP through each IngressClass's controller, from outside, from every node's pods and hosts."""
+    for c in t.ingress_classes:
+        target = f"ingress:{c.name}"
+        yield Cell("external", target, "L7", "http")
+        for n in _nodes(t):
+            yield Cell(f"pod@{n}", target, "L7", "http")
+            yield Cell(f"host@{n}", target, "L7", "http")
+
+
+NO_INGRESS = "no IngressClass in this cluster: no ingress controller to send traffic through"
+
+
 def _cni_ready(t: Topology) -> Iterable[Cell]:
     return (Cell("cluster", f"node@{n}", "L3", "cni-ready") for n in _nodes(t))
 
@@ -195,6 +215,8 @@ for _proto, _layer in (("tcp", "L4"), ("http", "L7"), ("icmp", "L3")):
 _register("pod-lb-tcp", _per_node("pod", "lb-vip", "L4", "tcp"))
 _register("host-lb-arp", _per_node("host", "lb-vip", "L2", "arp"))
 _register("f5-config", _single("cluster", "component:f5", "L4", "config"))
+# L7 ingress
+_register("ingress-http", _ingress, NO_INGRESS)
 # egress
 _register("pod-outside-snat", _per_node("pod", "outside", "L4", "snat"))
 _register("pod-outside-icmp", _per_node("pod", "outside", "L3", "icmp"))

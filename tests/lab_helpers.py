@@ -86,5 +86,3 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
     )
-
-

@@ -230,8 +230,10 @@ def test_lb_arp_silent_covers_vips_allocated_after_it(lab: Lab, core: Any, pods_
         core.create_namespaced_service(NS, service)
         vip = wait_for(
             "a LoadBalancer address for late-lb",
-            lambda: (ingress := core.read_namespaced_service("late-lb", NS).status.load_balancer.ingress)
-            and ingress[0].ip,
+            lambda: (
+                (ingress := core.read_namespaced_service("late-lb", NS).status.load_balancer.ingress)
+                and ingress[0].ip
+            ),
         )
         node = wait_for(f"{vip} announced", lambda: Netplane.load(lab.name).vips().get(vip))
         assert f"{vip}/32" in sh(f"nc-{lab.name}-{node}", ["ip", "-4", "-o", "addr", "show", "dev", "lo"])

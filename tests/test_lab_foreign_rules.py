@@ -152,8 +152,10 @@ def test_foreign_rules_survive_services_pods_and_faults(
     try:
         wait_for(
             f"node-2's rules to DNAT {cluster_ip} to {ip}",
-            lambda: cluster_ip in sh(netns, ["iptables-save", "-t", "nat"])
-            and f"--to-destination {ip}:9000" in sh(netns, ["iptables-save", "-t", "nat"]),
+            lambda: (
+                cluster_ip in sh(netns, ["iptables-save", "-t", "nat"])
+                and f"--to-destination {ip}:9000" in sh(netns, ["iptables-save", "-t", "nat"])
+            ),
         )
         unchanged("a NodePort Service got an endpoint")
     finally:

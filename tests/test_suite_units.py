@@ -195,9 +195,14 @@ def test_collector_builds_cells_with_outcomes_and_reasons() -> None:
 
 def test_rbac_yaml_is_exactly_what_preflight_checks() -> None:
     role = yaml.safe_load((ROOT / "docs" / "rbac.yaml").read_text())
-    rules = [(r, tuple(rule["verbs"])) for rule in role["rules"] for r in rule["resources"]]
+    rules = [
+        (group, r, tuple(rule["verbs"]))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for r in rule["resources"]
+    ]
     assert rules == list(RULES)
-    assert all(rule["apiGroups"] == [""] for rule in role["rules"])
+    assert all(len(rule["apiGroups"]) == 1 for rule in role["rules"])
 
 
 def test_runner_arguments() -> None:

@@ -67,6 +67,9 @@ class Kit:
     nodeports: dict[str, int] = field(default_factory=dict)
     lb_ip: str | None = None
     lb_reason: str | None = None
+    # per IngressClass: the kit's Ingress ("name", "host") and where to send it ("address", "source")
+    ingresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingress_unavailable: dict[str, str] = field(default_factory=dict)  # class -> reason
 
     def ip(self, ref: str) -> str | None:
         pod = self.pods.get(ref)
@@ -78,6 +81,29 @@ class Kit:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Kit:
         return cls(**data)
+
+
+INGRESS_PUBLISH_WAIT_S = 10.0
+
+
+def ingress_manifest(name: str, ingress_class: str, host: str) -> dict[str, Any]:
+    """The kit's Ingress for one class: `host` / (Prefix) -> Service echo, port 80 (HTTP).
+
+    >>> ingress_manifest("echo-lab", "lab", "echo.lab.abc.netconform.test")["spec"]["rules"][0]["host"]
+    'echo.lab.abc.netconform.test'
+    """
+    backend = {"service": {"name": "echo", "port": {"number": SERVICE_PORTS["http"]}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "ingressClassName": ingress_class,
+            "rules": [
+                {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+            ],
+        },
+    }
 
 
 def new_run_id() -> str:
@@ -246,9 +272,77 @@ class KitDeployer:
         for name, svc_type in (("echo", "ClusterIP"), ("echo-np", "NodePort"), ("echo-headless", "Headless")):
             self._create_service(name, svc_type)
         self._create_service("echo-lb", "LoadBalancer", udp=False)
+        ingress_created = time.monotonic()
+        self._create_ingresses()
         self._wait_pods()
         self._read_services()
+        self._read_ingresses(ingress_created)
         return self.kit
+
+    # -- L7 ingress -------------------------------------------------------------------------------
+    def ingress_host(self, ingress_class: str) -> str:
+        """The per-run host name of the kit's Ingress (`.test` is reserved: it never resolves)."""
+        return f"echo.{ingress_class}.{self.run_id}.netconform.test"
+
+    def _create_ingresses(self) -> None:
+        """One Ingress per IngressClass, routing a per-run host to the echo Service's HTTP port."""
+        from kubernetes import client
+
+        net: Any = client.NetworkingV1Api(self.cluster.api_client)
+        for info in self.topo.ingress_classes:
+            name = f"echo-{info.name}"[:63]
+            host = self.ingress_host(info.name)
+            body = ingress_manifest(name, info.name, host)
+            try:
+                call(self.cluster, "create_namespaced_ingress", self.namespace, body, api=net)
+            except Exception as exc:
+                self.kit.ingress_unavailable[info.name] = api_error_line(exc, f"creating Ingress {name}")
+                continue
+            self.kit.ingresses[info.name] = {"name": name, "host": host, "address": None, "source": None}
+
+    def _read_ingresses(self, created: float) -> None:
+        """The address each controller published for the kit's Ingress, else the class's known address.
+
+        Controllers publish within seconds; the wait is bounded by --lb-timeout (at most 10 s, counted
+        from the Ingress's creation, so it usually costs nothing after the pods' wait).
+        """
+        from kubernetes import client
+
+        net: Any = client.NetworkingV1Api(self.cluster.api_client)
+        window = min(self.opts.lb_timeout, INGRESS_PUBLISH_WAIT_S)
+        by_class = {c.name: c for c in self.topo.ingress_classes}
+        for cls, entry in self.kit.ingresses.items():
+
+            def published(name: str = entry["name"]) -> str | None:
+                try:
+                    ing = call(self.cluster, "read_namespaced_ingress", name, self.namespace, api=net)
+                except Exception as exc:
+                    raise KubeError(api_error_line(exc, f"reading Ingress {name}")) from None
+                lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                return next(
+                    (x.get("ip") or x.get("hostname") for x in lb if x.get("ip") or x.get("hostname")), None
+                )
+
+            left = max(0.0, created + window - time.monotonic())
+            try:
+                entry["address"] = _wait(f"an address for Ingress {entry['name']}", left, published)
+                entry["source"] = f"the status of Ingress {entry['name']}"
+                continue
+            except KubeError:
+                pass
+            known = by_class[cls]
+            if known.address:
+                # a controller that ignores the kit's Ingress is a finding: probe where the class listens
+                entry["address"], entry["source"] = known.address, f"{known.address_source} (class {cls})"
+                entry["note"] = (
+                    f"the controller of class {cls} published no address for Ingress {entry['name']} "
+                    f"within {window:.0f} s"
+                )
+            else:
+                self.kit.ingress_unavailable[cls] = (
+                    f"no address for IngressClass {cls}: its controller published none for Ingress "
+                    f"{entry['name']} within {window:.0f} s and no LoadBalancer Service of it was found"
+                )
 
     def _create_service(self, name: str, svc_type: str, udp: bool = True) -> None:
         try:

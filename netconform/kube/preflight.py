@@ -26,22 +26,24 @@ class Permission:
         return f"{self.verb} {name}{'.' + self.group if self.group else ''}"
 
 
-# Exactly the rules of docs/rbac.yaml (a test keeps the two equal).
-RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("nodes", ("get", "list")),
-    ("namespaces", ("get", "list", "create", "delete")),
-    ("pods", ("get", "list", "create", "delete")),
-    ("pods/exec", ("create", "get")),
-    ("pods/log", ("get",)),
-    ("configmaps", ("get", "list", "create")),
-    ("services", ("get", "list", "create")),
-    ("endpoints", ("get",)),
+# Exactly the rules of docs/rbac.yaml (a test keeps the two equal): (API group, resource, verbs).
+RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "nodes", ("get", "list")),
+    ("", "namespaces", ("get", "list", "create", "delete")),
+    ("", "pods", ("get", "list", "create", "delete")),
+    ("", "pods/exec", ("create", "get")),
+    ("", "pods/log", ("get",)),
+    ("", "configmaps", ("get", "list", "create")),
+    ("", "services", ("get", "list", "create")),
+    ("", "endpoints", ("get",)),
+    ("networking.k8s.io", "ingresses", ("get", "list", "create")),
+    ("networking.k8s.io", "ingressclasses", ("list",)),
 )
-CLUSTER_SCOPED = {"nodes", "namespaces"}
+CLUSTER_SCOPED = {"nodes", "namespaces", "ingressclasses"}
 
 
 def required_permissions() -> list[Permission]:
-    return [Permission(resource, verb) for resource, verbs in RULES for verb in verbs]
+    return [Permission(resource, verb, group) for group, resource, verbs in RULES for verb in verbs]
 
 
 def check_permissions(cluster: Cluster, namespace: str) -> list[Permission]:

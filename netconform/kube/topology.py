@@ -65,6 +65,21 @@ class PodInfo:
 
 
 @dataclass
+class IngressClassInfo:
+    """An IngressClass and the address its controller exposes (empty when none was found).
+
+    `address_source` says where the address came from: the status of an existing Ingress of the
+    class (what the controller publishes), or the controller's LoadBalancer Service.
+    """
+
+    name: str
+    controller: str
+    default: bool
+    address: str | None = None
+    address_source: str | None = None
+
+
+@dataclass
 class Topology:
     """Everything the scope and the checks are computed from."""
 
@@ -81,6 +96,12 @@ class Topology:
     kube_proxy: list[PodInfo] = field(default_factory=list)
     api_endpoints: list[str] = field(default_factory=list)
     api_endpoint_port: int | None = None  # the port of the `kubernetes` endpoints (https), e.g. 6443
+    ingress_classes: list[IngressClassInfo] = field(default_factory=list)
+    # Gateway API classes and gateways ("ns/name"), and Istio ingress gateway Services ("ns/name")
+    gateway_classes: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
+    istio_gateways: list[str] = field(default_factory=list)
+    ingress_note: str | None = None  # why nothing ingress-like was found (e.g. no permission)
 
     @property
     def node_names(self) -> list[str]:
@@ -121,6 +142,11 @@ class Topology:
             kube_proxy=pods(data.get("kube_proxy", [])),
             api_endpoints=data.get("api_endpoints", []),
             api_endpoint_port=data.get("api_endpoint_port"),
+            ingress_classes=[IngressClassInfo(**c) for c in data.get("ingress_classes", [])],
+            gateway_classes=data.get("gateway_classes", []),
+            gateways=data.get("gateways", []),
+            istio_gateways=data.get("istio_gateways", []),
+            ingress_note=data.get("ingress_note"),
         )
 
     @classmethod
@@ -239,6 +265,7 @@ def discover(cluster: Cluster) -> Topology:
         for name, pattern in LB_PATTERNS.items():
             if pattern.search(pod.name):
                 lbs.setdefault(name, []).append(pod)
+    ingress = discover_ingress(cluster)
     return Topology(
         server=cluster.server,
         version=version,
@@ -253,4 +280,139 @@ def discover(cluster: Cluster) -> Topology:
         kube_proxy=[p for p in system_pods if KUBE_PROXY.search(p.name)],
         api_endpoints=endpoints,
         api_endpoint_port=endpoint_port,
+        **ingress,
     )
+
+
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+ISTIO_GATEWAY_LABEL = "istio=ingressgateway"
+
+
+def _lb_address(obj: dict[str, Any]) -> str | None:
+    lb = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return next((x.get("ip") or x.get("hostname") for x in lb if x.get("ip") or x.get("hostname")), None)
+
+
+def ingress_addresses(
+    classes: list[dict[str, Any]], ingresses: list[dict[str, Any]], services: list[dict[str, Any]]
+) -> list[IngressClassInfo]:
+    """Each IngressClass with the address its controller exposes (pure, from listed objects).
+
+    First choice: the address the controller published in the status of an Ingress of that class (an
+    Ingress without class counts for the default class). Else a LoadBalancer Service labelled
+    `app.kubernetes.io/component=controller` whose `app.kubernetes.io/name` is the last part of the
+    class's controller name (`k8s.io/ingress-nginx` -> `ingress-nginx`), as the common charts label them.
+
+    >>> cls = {"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}}
+    >>> svc = {"metadata": {"name": "c", "namespace": "n", "labels": {
+    ...     "app.kubernetes.io/component": "controller", "app.kubernetes.io/name": "ingress-nginx"}},
+    ...     "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}}
+    >>> ingress_addresses([cls], [], [svc])[0].address
+    '192.0.2.7'
+    """
+    out: list[IngressClassInfo] = []
+    for c in classes:
+        name = c["metadata"]["name"]
+        controller = (c.get("spec") or {}).get("controller", "")
+        default = (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        info = IngressClassInfo(name, controller, default)
+        for ing in sorted(
+            ingresses, key=lambda i: (i["metadata"].get("namespace", ""), i["metadata"]["name"])
+        ):
+            wanted = (ing.get("spec") or {}).get("ingressClassName")
+            if (wanted == name or (wanted is None and default)) and (address := _lb_address(ing)):
+                meta = ing["metadata"]
+                info.address, info.address_source = address, f"ingress {meta.get('namespace')}/{meta['name']}"
+                break
+        if info.address is None:
+            short = controller.rstrip("/").rsplit("/", 1)[-1]
+            for svc in services:
+                labels = svc["metadata"].get("labels") or {}
+                if labels.get("app.kubernetes.io/name") != short:
+                    continue
+                if (svc.get("spec") or {}).get("type") == "LoadBalancer" and (address := _lb_address(svc)):
+                    meta = svc["metadata"]
+                    info.address, info.address_source = (
+                        address,
+                        f"service {meta.get('namespace')}/{meta['name']}",
+                    )
+                    break
+        out.append(info)
+    return sorted(out, key=lambda i: i.name)
+
+
+def discover_ingress(cluster: Cluster) -> dict[str, Any]:
+    """IngressClasses (with addresses), Gateway API classes and gateways, Istio ingress gateways.
+
+    A cluster without these APIs (404) or a caller without permission (403) gives empty lists and a
+    note saying which; never an error: the ingress cells then skip with that reason.
+    """
+    from kubernetes import client
+
+    net: Any = client.NetworkingV1Api(cluster.api_client)
+    custom: Any = client.CustomObjectsApi(cluster.api_client)
+    result: dict[str, Any] = {
+        "ingress_classes": [],
+        "gateway_classes": [],
+        "gateways": [],
+        "istio_gateways": [],
+    }
+    notes: list[str] = []
+    try:
+        classes = call(cluster, "list_ingress_class", api=net).get("items") or []
+        ingresses = (
+            call(cluster, "list_ingress_for_all_namespaces", api=net).get("items") or [] if classes else []
+        )
+        services = (
+            call(
+                cluster,
+                "list_service_for_all_namespaces",
+                label_selector="app.kubernetes.io/component=controller",
+            ).get("items")
+            or []
+            if classes
+            else []
+        )
+        result["ingress_classes"] = ingress_addresses(classes, ingresses, services)
+    except Exception as exc:
+        notes.append(api_error_line(exc, "listing IngressClasses"))
+    try:
+        gw_classes = (
+            call(
+                cluster,
+                "list_cluster_custom_object",
+                "gateway.networking.k8s.io",
+                "v1",
+                "gatewayclasses",
+                api=custom,
+            ).get("items")
+            or []
+        )
+        result["gateway_classes"] = sorted(c["metadata"]["name"] for c in gw_classes)
+        if gw_classes:
+            gws = (
+                call(
+                    cluster,
+                    "list_cluster_custom_object",
+                    "gateway.networking.k8s.io",
+                    "v1",
+                    "gateways",
+                    api=custom,
+                ).get("items")
+                or []
+            )
+            result["gateways"] = sorted(f"{g['metadata']['namespace']}/{g['metadata']['name']}" for g in gws)
+    except Exception:
+        pass  # no Gateway API in this cluster: nothing to say unless the user asks for --gateway
+    try:
+        istio = call(cluster, "list_service_for_all_namespaces", label_selector=ISTIO_GATEWAY_LABEL).get(
+            "items"
+        )
+        result["istio_gateways"] = sorted(
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in istio or []
+        )
+    except Exception:
+        pass
+    if notes:
+        result["ingress_note"] = "; ".join(notes)
+    return result

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--no-lb", action="store_true", help="no LoadBalancer controller (LB Services stay pending)"
     )
+    up.add_argument(
+        "--no-ingress", action="store_true", help="no ingress controller (no IngressClass, no L7 proxy)"
+    )
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for the lab (default 90)")
     kc = sub.add_parser("kubeconfig", help="print the kubeconfig path")
     kc.add_argument("--name", default="default")
@@ -173,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         lab = Lab(args.name)
         started = time.monotonic()
         kwargs = {"timeout": args.timeout} if args.timeout else {}
-        path = lab.up(nodes=args.nodes, lb=not args.no_lb, **kwargs)
+        path = lab.up(nodes=args.nodes, lb=not args.no_lb, ingress=not args.no_ingress, **kwargs)
         print(f"lab {args.name}: {args.nodes} nodes up in {time.monotonic() - started:.1f} s")
         print(path)
         return 0

@@ -121,7 +121,7 @@ class Lab:
             raise LabError(f"lab {self.name!r}: API {st['api']} not answering ({err})") from None
 
     # ------------------------------------------------------------------ lifecycle
-    def up(self, nodes: int = 3, lb: bool = True, timeout: float = UP_TIMEOUT) -> Path:
+    def up(self, nodes: int = 3, lb: bool = True, timeout: float = UP_TIMEOUT, ingress: bool = True) -> Path:
         """Start the lab; returns the kubeconfig path once every kube-system pod is Ready."""
         try:
             node_names(nodes)
@@ -139,6 +139,8 @@ class Lab:
         argv = [sys.executable, "-m", "netconform.lab.supervisor", "--name", self.name, "--nodes", str(nodes)]
         if not lb:
             argv.append("--no-lb")
+        if not ingress:
+            argv.append("--no-ingress")
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
@@ -155,16 +157,19 @@ class Lab:
                 start_new_session=True,
             )
         try:
-            self._wait_ready(proc, nodes, timeout)
+            self._wait_ready(proc, nodes, timeout, components=1 if ingress else 0)
         except LabError:
             with contextlib.suppress(LabError):
                 self.down()
             raise
         return self.kubeconfig
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], nodes: int, timeout: float) -> None:
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], nodes: int, timeout: float, *, components: int = 0
+    ) -> None:
         deadline = time.monotonic() + timeout
-        expected = 3 + nodes  # two coredns pods, the API's TCP endpoint on node-1, one CNI pod per node
+        # two coredns pods, the API's TCP endpoint on node-1, one CNI pod per node, optional components
+        expected = 3 + nodes + components
         waiting_for = "the supervisor to start"
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -205,8 +205,11 @@ class Controllers:
         lb_enabled: bool,
         delete_object: Callable[[str, str, str, str | None], Obj],
         conditions: LabConditions | None = None,
+        *,
+        ingress: bool = False,
     ) -> None:
         self.store = store
+        self.ingress = ingress
         self.conditions = conditions or LabConditions()
         self.conditions.on_change.append(self.kick)
         self.dataplane = dataplane
@@ -1046,6 +1049,14 @@ class Controllers:
                 },
             )
         create("pods", self._apiserver_endpoint_pod(tolerate_all))
+        if self.ingress:
+            from netconform.lab import ingress
+
+            for resource, obj in ingress.manifests(self.nodes[0], self.state_dir, sys.executable, REPO_ROOT):
+                if resource in ("services", "pods"):
+                    create(resource, obj)
+                else:
+                    self.store.create(resource, obj, namespaced=False)
         for node in self.nodes:
             create(
                 "pods",

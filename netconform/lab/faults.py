@@ -33,6 +33,9 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - http-503 (FM-01) — node of the echo pods (all) — echo HTTP port REDIRECTed to a 503 server (follows pods)
 - mtu-blackhole (FM-31) — node (all) — vx0 MTU 1300 and ICMP frag-needed dropped
 - cni-not-ready (FM-27) — node (last) — condition Ready=False, reason NetworkPluginNotReady
+- ingress-no-route (FM-34) — none — the ingress controller ignores Ingresses created from now on (404)
+- ingress-backend-down (FM-35) — none — the ingress controller sends every request to a dead port (502)
+- ingress-down (FM-36) — none — the ingress proxy stops listening (connections refused)
 
 A fault is a state of the cluster, not a one-off change. The node- and fabric-level faults are
 rendered into the node's rules and routes, so pods started later get them by construction. The
@@ -50,12 +53,14 @@ import contextlib
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netconform.lab import addressing as A
-from netconform.lab import iptrules
+from netconform.lab import ingress, iptrules
 from netconform.lab.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
 from netconform.lab.nsexec import (
     NetplaneError,
@@ -527,6 +532,46 @@ def _cni_clear(ctx: FaultContext, rec: Record) -> None:
         ctx.set_node_condition(rec["node"], True, "KubeletReady", "kubelet is posting ready status")
 
 
+def _ingress_switch(key: str, value: Any) -> tuple[Callable[..., Record], Callable[..., None]]:
+    """A fault of the lab's ingress controller: one key of its control file, re-read at every sync.
+
+    A state: `ingress-no-route` ignores every Ingress created while it is active, the others act on
+    every request; `clear` removes the key and the controller serves as before at its next sync.
+    """
+
+    def path(ctx: FaultContext) -> Path:
+        return ctx.netplane.state_dir / ingress.CONTROL_FILE
+
+    def update(ctx: FaultContext, set_to: Any) -> None:
+        try:
+            data = json.loads(path(ctx).read_text() or "{}")
+        except (OSError, ValueError):
+            data = {}
+        if set_to is None:
+            data.pop(key, None)
+        else:
+            data[key] = set_to
+        tmp = path(ctx).with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path(ctx))
+
+    def add(ctx: FaultContext, node: str | None) -> Record:
+        if node is not None:
+            raise FaultError("the ingress faults act on the lab's one ingress controller: no --node")
+        if not any(ingress.LABELS.items() <= dict(p.labels).items() for p in ctx.pods()):
+            raise FaultError("this lab has no ingress controller (it was started with --no-ingress)")
+        update(ctx, time.time() if value == "now" else value)
+        return {"where": f"{ingress.NAMESPACE}/{ingress.SERVICE_NAME}"}
+
+    def clear(ctx: FaultContext, rec: Record) -> None:
+        update(ctx, None)
+
+    return add, clear
+
+
+_ingress_no_route = _ingress_switch("ignore_created_after", "now")
+_ingress_backend_down = _ingress_switch("dead_port", True)
+_ingress_down = _ingress_switch("down", True)
 _route_add, _route_clear = _flag_fault(FLAG_NO_POD_ROUTES, default_all=False)
 _svcnat_add, _svcnat_clear = _flag_fault(iptrules.FLAG_NO_SERVICE_NAT, default_all=True)
 _snat_add, _snat_clear = _flag_fault(iptrules.FLAG_NO_EGRESS_SNAT, default_all=True)
@@ -617,6 +662,19 @@ FAULTS: dict[str, Fault] = {
             _mtu_clear,
         ),
         Fault("cni-not-ready", "FM-27", "a node reports NetworkPluginNotReady", _cni_add, _cni_clear),
+        Fault(
+            "ingress-no-route",
+            "FM-34",
+            "the ingress controller ignores Ingresses created from now on (404 for their hosts)",
+            *_ingress_no_route,
+        ),
+        Fault(
+            "ingress-backend-down",
+            "FM-35",
+            f"the ingress controller routes to a dead port ({ingress.DEAD_PORT}): 502 from the proxy",
+            *_ingress_backend_down,
+        ),
+        Fault("ingress-down", "FM-36", "the ingress proxy stops listening", *_ingress_down),
     )
 }
 

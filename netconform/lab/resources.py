@@ -68,9 +68,24 @@ RESOURCES: list[Resource] = [
     ),
     Resource("daemonsets", "DaemonSet", "apps", "v1", True, short_names=("ds",)),
     Resource("deployments", "Deployment", "apps", "v1", True, short_names=("deploy",)),
+    Resource(
+        "ingresses",
+        "Ingress",
+        "networking.k8s.io",
+        "v1",
+        True,
+        short_names=("ing",),
+        subresources=("status",),
+    ),
+    Resource("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False),
 ]
 
-GROUP_VERSIONS: dict[str, str] = {"discovery.k8s.io": "v1", "authorization.k8s.io": "v1", "apps": "v1"}
+GROUP_VERSIONS: dict[str, str] = {
+    "discovery.k8s.io": "v1",
+    "authorization.k8s.io": "v1",
+    "apps": "v1",
+    "networking.k8s.io": "v1",
+}
 
 
 def lookup(group: str, version: str, name: str) -> Resource | None:

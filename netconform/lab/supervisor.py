@@ -32,6 +32,7 @@ from netconform.lab.conditions import LabConditions
 from netconform.lab.controllers import Controllers, Ipam
 from netconform.lab.dataplane import DataPlane, NetplaneDataPlane
 from netconform.lab.faultsbridge import FaultBridge
+from netconform.lab.ingress import API_SOCKET, INGRESS_TOKEN_FILE
 from netconform.lab.kubelet import Kubelet
 from netconform.lab.nsexec import STATE_ROOT
 from netconform.lab.store import ApiError, Store
@@ -120,14 +121,16 @@ class LabBackend:
 
 
 class Supervisor:
-    def __init__(self, name: str, nodes: int, lb: bool, state_dir: Path) -> None:
+    def __init__(self, name: str, nodes: int, lb: bool, state_dir: Path, *, ingress: bool = True) -> None:
         self.name = name
+        self.ingress = ingress
         self.node_list = node_names(nodes)
         self.lb = lb
         self.state_dir = state_dir
         self.started = time.monotonic()
         self.admin_token = secrets.token_hex(24)
         self.viewer_token = secrets.token_hex(24)
+        self.ingress_token = secrets.token_hex(24)  # the lab's ingress controller, over API_SOCKET only
         self.store = Store()
         self.conditions = LabConditions()
         self.stop = asyncio.Event()
@@ -136,6 +139,7 @@ class Supervisor:
             "supervisor_pid": os.getpid(),
             "nodes": self.node_list,
             "lb": lb,
+            "ingress": ingress,
             "phase": "starting",
             "state_dir": str(state_dir),
         }
@@ -177,7 +181,13 @@ class Supervisor:
         tokens = {
             self.admin_token: User("admin", ("system:masters",), read_only=False),
             self.viewer_token: User("viewer", ("lab:viewers",), read_only=True),
+            self.ingress_token: User(
+                "system:serviceaccount:kube-system:lab-ingress-controller", ("lab:ingress",), read_only=False
+            ),
         }
+        token_file = self.state_dir / INGRESS_TOKEN_FILE
+        token_file.write_text(self.ingress_token)
+        os.chmod(token_file, 0o600)
         self.api = ApiServer(self.store, LabBackend(self), tokens, self.conditions)
         self.controllers = Controllers(
             self.store,
@@ -187,6 +197,7 @@ class Supervisor:
             self.lb,
             self.api.delete_object,
             self.conditions,
+            ingress=self.ingress,
         )
         self.faults = FaultBridge(self)
         self.kubelet.network_listeners.append(self.faults.pod_network)  # pod-scoped faults follow pods
@@ -195,6 +206,13 @@ class Supervisor:
         cert = make_serving_cert(self.state_dir / "pki", self.name)
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256, ssl_context=cert.server_context())
         await site.start()
+        # pods' network namespaces cannot reach the host's loopback; in-cluster controllers (the lab's
+        # ingress controller) talk to the API over this unix socket, which no network namespace hides
+        socket_path = self.state_dir / API_SOCKET
+        socket_path.unlink(missing_ok=True)
+        unix_site = web.UnixSite(runner, str(socket_path))
+        await unix_site.start()
+        os.chmod(socket_path, 0o600)
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
@@ -317,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="default")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--no-lb", action="store_true")
+    parser.add_argument("--no-ingress", action="store_true")
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -335,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, NotImplementedError):
             asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     try:
-        return asyncio.run(Supervisor(args.name, args.nodes, not args.no_lb, state_dir).serve())
+        supervisor = Supervisor(args.name, args.nodes, not args.no_lb, state_dir, ingress=not args.no_ingress)
+        return asyncio.run(supervisor.serve())
     except ApiError as err:
         log.error("%s", err.message)
         return 1

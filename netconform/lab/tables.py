@@ -241,6 +241,43 @@ _EVENT_COLS: list[Column] = [
     ("Name", "string", 1),
 ]
 
+
+def _ingress_row(i: Obj) -> list[Any]:
+    """NAME CLASS HOSTS ADDRESS PORTS AGE, as kubectl shows an Ingress."""
+    spec = i.get("spec") or {}
+    hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
+    lb = ((i.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(x.get("ip") or x.get("hostname") or "" for x in lb)
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [
+        i["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        ",".join(hosts) or "*",
+        address,
+        ports,
+        age(i["metadata"].get("creationTimestamp")),
+    ]
+
+
+_INGRESS_CLASS_COLS: list[Column] = [
+    ("Name", "string", 0),
+    ("Controller", "string", 0),
+    ("Parameters", "string", 0),
+    ("Age", "string", 0),
+]
+
+
+def _ingress_class_row(c: Obj) -> list[Any]:
+    spec = c.get("spec") or {}
+    params = spec.get("parameters")
+    return [
+        c["metadata"]["name"],
+        spec.get("controller", ""),
+        f"{params.get('kind')}/{params.get('name')}" if params else "<none>",
+        age(c["metadata"].get("creationTimestamp")),
+    ]
+
+
 PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "pods": (_POD_COLS, _pod_row),
     "nodes": (_NODE_COLS, _node_row),
@@ -259,6 +296,21 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "endpoints": ([("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)], _ep_row),
     "configmaps": ([("Name", "string", 0), ("Data", "string", 0), ("Age", "string", 0)], _cm_row),
     "events": (_EVENT_COLS, _event_row),
+    "ingresses": (
+        [
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Hosts", "string", 0),
+            ("Address", "string", 0),
+            ("Ports", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _ingress_row,
+    ),
+    "ingressclasses": (
+        _INGRESS_CLASS_COLS,
+        _ingress_class_row,
+    ),
 }
 
 

@@ -43,6 +43,10 @@ CATALOGUE: dict[str, str] = {
     "FM-31": "Path MTU: large DF packets pass pod-to-pod across nodes or fail as an MTU problem",
     "FM-32": "NodePort reachability from outside and from nodes",
     "FM-33": "UDP as well as TCP for Service traffic",
+    # the project's additions (docs/failure-modes.md): the L7 ingress path
+    "FM-34": "Ingress routing: the proxy answers but has no route for the host (404) or routes elsewhere",
+    "FM-35": "Ingress backends: the proxy routes the host but has no healthy backend (503, 502, 504)",
+    "FM-36": "Ingress address: no L4 answer from the ingress (controller down, or its LB/NodePort path)",
 }
 
 _ID_IN_MARKDOWN = re.compile(r"^- (FM-\d{2}) ", re.MULTILINE)
