@@ -47,12 +47,12 @@ def lab_name(prefix: str = "t") -> str:
     return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
 
 
-def own_lab(name: str, nodes: int = 3) -> Iterator[Lab]:
+def own_lab(name: str, nodes: int = 3, *, ingress: bool = True) -> Iterator[Lab]:
     """A module's private lab (for modules whose faults must not touch the shared one): up, yield,
     down even when tests fail; skips with the reason when the lab cannot come up here."""
     handle = Lab(name)
     try:
-        handle.up(nodes=nodes, lb=True)
+        handle.up(nodes=nodes, lb=True, ingress=ingress)
     except LabError as exc:
         handle.down()
         pytest.skip(f"the lab cannot come up here: {exc}")
