@@ -86,8 +86,10 @@ class Partition:
                 return f"{what} fails from {_nodes(sources)} to all other nodes (the other direction works)"
             return f"{what} fails to {_nodes(targets)} from all other nodes (the other direction works)"
         edges = self.edges
-        parts = [f"{a} and {b} (both directions)" if d == "both" else f"{d.replace('->', ' → ')} only"
-                 for a, b, d in edges]  # fmt: skip
+        parts = [
+            f"{a} and {b} (both directions)" if d == "both" else f"{d.replace('->', ' → ')} only"
+            for a, b, d in edges
+        ]
         involved = {x for a, b, _ in edges for x in (a, b)}
         others = [m for m in self.nodes if m not in involved]
         tail = f"; each still reaches {_nodes(others)}" if others else ""
