@@ -162,7 +162,9 @@ NODE_MODES = ("subject", "target", "both", "involves", "pairs")
 SIMPLE = 5.0
 #: target classes reached through a translation or a server (a Service, a name): their failures follow
 #: from the direct paths (backend pod, DNS server) when those fail too
-INDIRECT = frozenset({"clusterip", "nodeport", "lb-vip", "dns-internal", "dns-external"})
+INDIRECT = frozenset(
+    {"clusterip", "nodeport", "lb-vip", "dns-internal", "dns-external", "component:pod-mesh"}
+)
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,18 @@ class Scope:
                 text = replace(box, channel=None).describe()
                 but = "everything but " + join_words(channel_words(c) for c in sorted(working))
                 return but if text == "everything measured" else f"{but}, {text}"
-        return box.describe()
+        return self._named().describe()
+
+    def _named(self) -> Box:
+        """The box with a single covered family / target class written out where nodes are named
+        ("from pods on node-3", not "from subjects on node-3"): the same cells, plainer words."""
+        box = self.box
+        fams, classes = self.values("family"), self.values("target_class")
+        if box.family is None and box.subject_nodes is not None and len(fams) == 1:
+            box = replace(box, family=frozenset(fams))
+        if box.target_class is None and box.target_nodes is not None and len(classes) == 1:
+            box = replace(box, target_class=frozenset(classes))
+        return box
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -577,6 +590,8 @@ def _explains(scope: Scope, p: Point, lone: bool = False) -> bool:
     intermittently from anywhere. A scope over ICMP, MTU or ARP only explains nothing of the kind.
     """
     chans = scope.values("channel")
+    if p.target_class == "component:pod-mesh":  # the FM-13 summary of the pod paths themselves
+        return "pod" in scope.values("target_class") and "cross-node" in scope.values("path")
     if chans <= {"L3 icmp", "L3 mtu", "L2 arp", "L4 snat"}:
         return False
     if not scope.values("target_class") & {"pod", "coredns", "node"}:

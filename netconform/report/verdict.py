@@ -26,6 +26,7 @@ from netconform.model.scope_inference import (
     channel_words,
     class_words,
     infer,
+    points_of,
     unmeasured,
 )
 from netconform.report.results import canonical_cells, count_outcomes, first_fm, key_of, nodes_of
@@ -110,6 +111,8 @@ def _on(nodes: set[str], all_nodes: Sequence[str]) -> str:
 
 
 def _pairs_partition(scope: Scope, all_nodes: Sequence[str]) -> Partition | None:
+    if scope.values("channel") <= {"L3 icmp", "L3 mtu", "L2 arp", "DNS udp", "DNS tcp"}:
+        return None  # a protocol-only scope is not a partition of the nodes
     pairs = {p.pair for p in scope.points if p.pair and p.target_class in ("pod", "node", "coredns")}
     if not pairs or scope.values("path") - {"cross-node"}:
         return None
@@ -189,7 +192,14 @@ def suspects_for(
             )
         )
         return out, shape
-    if chans <= {"DNS udp", "DNS resolve"} and "channel" in worked:
+    dns_tcp_ok = any(
+        c.get("layer") == "DNS" and c.get("protocol") == "tcp" and c.get("outcome") == "passed"
+        for c in by_key.values()
+        if str(c.get("subject", "")).startswith("pod@")
+    )
+    udp_only = "DNS tcp" in {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
+    all_servers = classes <= {"coredns"} and scope.box.subject_nodes is None and scope.box.involves is None
+    if chans <= {"DNS udp", "DNS resolve"} and (udp_only or (all_servers and dns_tcp_ok)):
         out.append(
             Suspect(
                 "DNS over UDP",
@@ -228,6 +238,13 @@ def suspects_for(
             )
         )
     if out:
+        return out, shape
+    one_way = shape is not None and shape.edges and all(d != "both" for _, _, d in shape.edges)
+    if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"} and one_way:
+        where = f"new connections{_on(nodes, all_nodes)}"
+        out.append(Suspect("one-way filter", ("FM-19", "FM-13"), where,
+                           "the reverse direction works over the same nodes and tunnel: something (a firewall "
+                           "rule, a network policy) drops connections opened in this direction"))  # fmt: skip
         return out, shape
     if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"}:
         if "node" in classes:
@@ -387,9 +404,18 @@ def _scope_text(scope: Scope, shape: Partition | None, all_nodes: Sequence[str])
 
 
 def _finding(
-    scope: Scope, all_nodes: Sequence[str], by_key: Mapping[str, Cell], intermittent: bool
+    scope: Scope,
+    all_nodes: Sequence[str],
+    by_key: Mapping[str, Cell],
+    intermittent: bool,
+    flaky: Sequence[Point] = (),
 ) -> Finding:
     suspects, shape = suspects_for(scope, all_nodes, by_key, intermittent)
+    nodes = scope.nodes
+    if not intermittent and nodes and any(p.involved & nodes for p in flaky):
+        # the same nodes also flicker: a failure on every attempt may be the same loss, unlucky twice
+        suspects = [*suspects, Suspect("packet loss", ("FM-09", "FM-16"), f"on paths through {_nodes(nodes)}",
+                    "cells on the same nodes pass on some attempts only")]  # fmt: skip
     scope_text = _scope_text(scope, shape, all_nodes)
     contrasts = tuple(c.text for c in scope.contrasts)
     n = len(scope.points)
@@ -498,7 +524,8 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
     failed: Inference = infer(cells, "failed")
     flaky: Inference = infer(cells, "flaky", roots=failed)
     folded = sum(1 for c in cells if c.get("outcome") == "flaky") - sum(len(s.points) for s in flaky.scopes)
-    findings = tuple(_finding(s, nodes, by_key, False) for s in failed.scopes)
+    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky"]
+    findings = tuple(_finding(s, nodes, by_key, False, flaky_points) for s in failed.scopes)
     flickers = _merge(tuple(_finding(s, nodes, by_key, True) for s in flaky.scopes))
     findings = _merge(findings)
     ran = len(cells) - counts["skipped"]
