@@ -19,6 +19,7 @@ from typing import Any
 
 from netconform.model.partition import Partition, analyze, join_words, natural
 from netconform.model.scope_inference import (
+    INDIRECT,
     Inference,
     Point,
     Scope,
@@ -242,11 +243,13 @@ def suspects_for(
     one_way = shape is not None and shape.edges and all(d != "both" for _, _, d in shape.edges)
     if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"} and one_way:
         where = f"new connections{_on(nodes, all_nodes)}"
-        out.append(Suspect("one-way filter", ("FM-19", "FM-13"), where,
-                           "the reverse direction works over the same nodes and tunnel: something (a firewall "
-                           "rule, a network policy) drops connections opened in this direction"))  # fmt: skip
+        why = (
+            "the reverse direction works over the same nodes and tunnel: something (a firewall rule, "
+            "a network policy) drops connections opened in this direction"
+        )
+        out.append(Suspect("one-way filter", ("FM-19", "FM-13"), where, why))
         return out, shape
-    if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"}:
+    if classes <= {"pod", "coredns", "node"} and classes & {"pod", "node"} and paths <= {"cross-node"}:
         if "node" in classes:
             out.append(
                 Suspect(
@@ -524,7 +527,8 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
     failed: Inference = infer(cells, "failed")
     flaky: Inference = infer(cells, "flaky", roots=failed)
     folded = sum(1 for c in cells if c.get("outcome") == "flaky") - sum(len(s.points) for s in flaky.scopes)
-    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky"]
+    # direct paths that flicker (a Service flickering because its backend is cut off says nothing new)
+    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky" and p.target_class not in INDIRECT]
     findings = tuple(_finding(s, nodes, by_key, False, flaky_points) for s in failed.scopes)
     flickers = _merge(tuple(_finding(s, nodes, by_key, True) for s in flaky.scopes))
     findings = _merge(findings)
