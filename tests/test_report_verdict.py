@@ -183,3 +183,18 @@ def test_one_unlucky_service_check_from_a_healthy_node_folds_into_the_partition(
     verdict = compute_verdict(doc)
     assert "service NAT" not in [f.component for f in verdict.findings], verdict.text
     assert "node-7" in verdict.findings[0].summary
+
+
+def test_api_frozen_cells_are_unmeasured_first_and_never_a_network_diagnosis() -> None:
+    results = synth_results(3, None)
+    lost = [c for c in results["cells"] if c["outcome"] == "passed" and c["subject"] != "cluster"][:120]
+    for c in lost:
+        c["outcome"], c["error"] = "error", "other"
+        c["reason"] = f"exec into {c['subject']} failed: the API server did not answer in 10 s"
+    verdict = compute_verdict(results)
+    assert verdict.text.startswith("120 cells were not measured"), verdict.text
+    assert "the API server did not answer" in verdict.text
+    assert not verdict.findings and not verdict.intermittent, verdict.text
+    for words in ("tunnel", "SNAT", "partition", "cut off", "Suspect"):
+        assert words not in verdict.text, words
+    assert verdict.to_json()["unmeasured"]["groups"][0]["cells"]
