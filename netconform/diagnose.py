@@ -14,6 +14,7 @@ from typing import Any
 
 from netconform.classify import classify
 from netconform.kube.topology import Topology
+from netconform.model.partition import Partition, analyze
 from netconform.scope import Cell
 
 Lookup = Callable[[Cell], str | None]  # outcome of a cell, None when it was not measured
@@ -107,35 +108,32 @@ def _ok(lookup: Lookup, cell: Cell) -> bool | None:
 
 
 def partition(topo: Topology, lookup: Lookup) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """Groups of nodes whose pods reach each other, and the failing (from, to) node pairs (FM-13)."""
+    """Groups of nodes whose pods reach each other, and the failing (from, to) node pairs (FM-13).
+
+    The shape is decided by :func:`netconform.model.partition.analyze`, the same algorithm the verdict
+    uses; only a real partition (``isolated``/``groups``) splits the nodes into several groups.
+    """
+    shape = _partition(topo, lookup)
+    groups = [list(g) for g in shape.groups] if shape.shape in ("isolated", "groups") else [topo.node_names]
+    return groups, list(shape.broken)
+
+
+def _partition(topo: Topology, lookup: Lookup) -> Partition:
     nodes = topo.node_names
     broken = [
         (a, b)
         for a in nodes
         for b in nodes
-        if _ok(lookup, Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")) is False
+        if a != b and _ok(lookup, Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")) is False
     ]
-    groups: list[list[str]] = []
-    for n in nodes:
-        for g in groups:
-            if all((n, m) not in broken and (m, n) not in broken for m in g):
-                g.append(n)
-                break
-        else:
-            groups.append([n])
-    return groups, broken
+    return analyze(nodes, broken)
 
 
 def describe_partition(topo: Topology, lookup: Lookup) -> str | None:
-    groups, broken = partition(topo, lookup)
-    if not broken:
+    shape = _partition(topo, lookup)
+    if shape.shape == "none":
         return None
-    sources = sorted({a for a, _ in broken})
-    targets = sorted({b for _, b in broken})
-    if len(groups) > 1:
-        text = " | ".join("{" + ", ".join(g) + "}" for g in groups)
-        return f"pod traffic is partitioned into node groups {text} ({len(broken)} failing node pairs)"
-    return f"pod traffic fails from {', '.join(sources)} to {', '.join(targets)} ({len(broken)} node pairs)"
+    return f"{shape.describe('pod traffic')} ({len(shape.broken)} failing node pairs)"
 
 
 # errors that are an answer from the far end: the network delivered the packet (FM-01/FM-02)

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from netconform.report.verdict import compute_verdict, describe_pairs
+from netconform.model.partition import analyze
+from netconform.report.verdict import compute_verdict
 from tests.report_synth import Fault, synth_results
 
 NODES = ["node-1", "node-2", "node-3", "node-4"]
@@ -57,7 +58,8 @@ def test_service_nat_on_one_node() -> None:
 def test_dns_server_specific() -> None:
     verdict = compute_verdict(synth_results(3, Fault("coredns-down", "node-2")))
     assert verdict.findings[0].component == "DNS server"
-    assert "CoreDNS pod on node-2 does not answer" in verdict.text and "FM-22" in verdict.text
+    assert "the CoreDNS pod on node-2: it does not answer from any subject" in verdict.text
+    assert "FM-22" in verdict.text and "the same checks to node-1 work" in verdict.text
 
 
 def test_upstream_dns() -> None:
@@ -69,7 +71,7 @@ def test_upstream_dns() -> None:
 def test_snat_missing_on_one_node() -> None:
     verdict = compute_verdict(synth_results(3, Fault("snat-missing", "node-1")))
     assert [f.component for f in verdict.findings] == ["SNAT"]
-    assert "from node-1 does not leave with the node's address" in verdict.text
+    assert "SNAT (egress masquerade on node-1: traffic leaves but not with the node's address" in verdict.text
 
 
 def test_arp_conflict_names_both_macs() -> None:
@@ -91,7 +93,9 @@ def test_internet_unreachable_is_an_egress_route_finding() -> None:
         if cell["target"] == "internet":
             cell["outcome"], cell["reason"] = "failed", "http 198.51.100.10:80: timeout"
     verdict = compute_verdict(results)
-    assert verdict.text.startswith("The outside is unreachable from 3 subject(s)")
+    # old text "the outside is unreachable" was wrong: only the internet fails, the outside answers
+    assert verdict.text.startswith("3 failing cells: to the internet"), verdict.text
+    assert "the outside" in verdict.findings[0].contrasts[0]
     assert verdict.findings[0].component == "egress route"
 
 
@@ -102,8 +106,8 @@ def test_leftovers_are_described_by_what_they_share() -> None:
             cell["outcome"], cell["reason"] = "failed", "node-2 NotReady: NetworkPluginNotReady"
             cell["diagnosis"] = {"hop": "CNI pod on node-2", "summary": "", "fm": "FM-27", "capture": []}
     verdict = compute_verdict(results)
-    assert verdict.text.startswith("Only component checks fail (1): cluster → component:cni L3 check")
-    assert "first broken hop reported: CNI pod on node-2" in verdict.text
+    assert verdict.text.startswith("1 failing cell: "), verdict.text
+    assert verdict.findings[0].component == "cni" and "NetworkPluginNotReady" in verdict.text
     assert "FM-27" in verdict.text
 
 
@@ -123,19 +127,29 @@ def test_verdict_does_not_depend_on_cell_order() -> None:
     [
         ({(a, "node-4") for a in NODES if a != "node-4"}, "fails to node-4 from all other nodes", {"node-4"}),
         ({("node-2", b) for b in NODES if b != "node-2"}, "fails from node-2 to all other nodes", {"node-2"}),
-        ({("node-1", "node-2"), ("node-3", "node-2")}, "2 node pairs, all involving node-2", {"node-2"}),
+        (
+            {("node-1", "node-2"), ("node-3", "node-2")},
+            "fails on 2 node pairs only: node-1 → node-2 only; node-3 → node-2 only; "
+            "each still reaches node-4",
+            {"node-2"},
+        ),
         (
             {("node-1", "node-2"), ("node-3", "node-4")},
-            "fails on 2 node pairs (node-1→node-2, node-3→node-4)",
+            "fails on 2 node pairs only: node-1 → node-2 only; node-3 → node-4 only",
             set(NODES),
+        ),
+        (
+            {("node-1", "node-3"), ("node-3", "node-1")},
+            "fails only between node-1 and node-3 (both directions); each still reaches node-2 and node-4",
+            {"node-1", "node-3"},
         ),
         ({(a, b) for a in NODES for b in NODES if a != b}, "fails between all 4 nodes", set(NODES)),
     ],
 )
-def test_describe_pairs(bad: set[tuple[str, str]], expected: str, blamed: set[str]) -> None:
-    text, who = describe_pairs(NODES, bad, "x")
-    assert expected in text
-    assert who == blamed
+def test_partition_shapes(bad: set[tuple[str, str]], expected: str, blamed: set[str]) -> None:
+    shape = analyze(NODES, bad)
+    assert expected in shape.describe("x")
+    assert set(shape.blamed) == blamed
 
 
 def test_one_intermittent_check_is_named_in_plain_words() -> None:
@@ -144,8 +158,8 @@ def test_one_intermittent_check_is_named_in_plain_words() -> None:
     cell["outcome"], cell["reason"] = "flaky", "intermittent: 1/2 attempts passed"
     verdict = compute_verdict(results)
     assert verdict.status == "degraded"
-    words = f"One check passes only on some attempts ({cell['subject']} → {cell['target']} {cell['layer']}"
-    assert verdict.text.startswith(words), verdict.text
+    assert verdict.text.startswith("1 intermittent cell: "), verdict.text
+    assert "from pods on node-2" in verdict.text and "Suspect packet loss" in verdict.text
     assert "1 checks" not in verdict.text and "subject(s)" not in verdict.text
 
 
@@ -169,3 +183,18 @@ def test_one_unlucky_service_check_from_a_healthy_node_folds_into_the_partition(
     verdict = compute_verdict(doc)
     assert "service NAT" not in [f.component for f in verdict.findings], verdict.text
     assert "node-7" in verdict.findings[0].summary
+
+
+def test_api_frozen_cells_are_unmeasured_first_and_never_a_network_diagnosis() -> None:
+    results = synth_results(3, None)
+    lost = [c for c in results["cells"] if c["outcome"] == "passed" and c["subject"] != "cluster"][:120]
+    for c in lost:
+        c["outcome"], c["error"] = "error", "other"
+        c["reason"] = f"exec into {c['subject']} failed: the API server did not answer in 10 s"
+    verdict = compute_verdict(results)
+    assert verdict.text.startswith("120 cells were not measured"), verdict.text
+    assert "the API server did not answer" in verdict.text
+    assert not verdict.findings and not verdict.intermittent, verdict.text
+    for words in ("tunnel", "SNAT", "partition", "cut off", "Suspect"):
+        assert words not in verdict.text, words
+    assert verdict.to_json()["unmeasured"]["groups"][0]["cells"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from netconform.report.results import FAILING, ResultsError, canonical_cells, key_of, load_results
+from netconform.report.verdict import verdict_data
 
 STATUSES = ("regressed", "fixed", "still-failing", "new", "gone", "now-skipped", "unchanged")
 FAIL_ON = ("regressions", "failures")
@@ -174,8 +175,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def format_markdown(comparison: Comparison, limit: int = 200) -> str:
-    """A PR comment: headline with the gate result, a count table, one table per non-empty status."""
+def format_markdown(
+    comparison: Comparison, limit: int = 200, verdict: Mapping[str, Any] | None = None
+) -> str:
+    """A PR comment: headline with the gate result, the run's verdict (scopes, contrasts, suspects, from
+    its stored data), a count table, one table per non-empty status."""
     counts = comparison.counts()
     gate = "❌ regressions" if comparison.gate_failures else "✅ no regressions"
     lines = [
@@ -187,6 +191,20 @@ def format_markdown(comparison: Comparison, limit: int = 200) -> str:
         "|---|---:|",
         *(f"| {s} | {n} |" for s, n in counts.items()),
     ]
+    if verdict:
+        lines += ["", f"**Verdict ({_md(str(verdict.get('status')))}).**"]
+        lost = (verdict.get("unmeasured") or {}).get("text")
+        if lost:
+            lines.append(f"- not measured: {_md(lost)}")
+        for kind in ("scopes", "intermittent"):
+            for f in verdict.get(kind, []):
+                suspects = ", ".join(f"{s['component']} ({'/'.join(s['fm'])})" for s in f.get("suspects", []))
+                contrast = "; ".join(f.get("contrasts", []))
+                lines.append(
+                    f"- {'intermittent' if kind == 'intermittent' else 'scope'}: {_md(f['scope'])}"
+                    + (f" — contrast: {_md(contrast)}" if contrast else "")
+                    + f" — suspect: {_md(suspects)} ({_md(f.get('confidence', ''))})"
+                )
     for status in ("regressed", "new", "still-failing", "fixed", "gone", "now-skipped"):
         changes = comparison.by_status(status)
         if status == "new":
@@ -255,7 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     comparison = compare(before, after)
     limit = args.limit or len(comparison.changes) + 1
-    out = format_markdown(comparison, limit) if args.format == "markdown" else format_text(comparison, limit)
+    if args.format == "markdown":
+        out = format_markdown(comparison, limit, verdict_data(after))
+    else:
+        out = format_text(comparison, limit)
     sys.stdout.write(out)
     return 1 if comparison.gate_failures else 0
 

@@ -18,7 +18,7 @@ import pytest
 
 from netconform.report.layout import KIND_LABEL, build_layout, subject_label, worst
 from netconform.report.results import canonical_cells, count_outcomes
-from netconform.report.verdict import compute_verdict
+from netconform.report.verdict import verdict_data
 
 PLUGIN_NAME = "netconform-html-report"
 COLUMNS = (("fm", "FM"), ("subject", "Subject"), ("target", "Target"), ("layer", "Layer"))
@@ -58,7 +58,7 @@ def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -
         "skipped": "#9aa0a6",
         "error": "#6a1b9a",
     }
-    verdict = compute_verdict(results)
+    verdict = verdict_data(results)
     chips = " ".join(
         f'<span style="background:{colours[o]};color:#fff;border-radius:10px;padding:1px 8px">{n} {o}</span>'
         for o, n in counts.items()
@@ -68,7 +68,7 @@ def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -
         '<div class="netconform-summary">',
         "<h2>Network conformance matrix</h2>",
         f"<p>{chips}</p>",
-        f"<p><b>Verdict:</b> {html.escape(verdict.text)}</p>",
+        f"<p><b>Verdict:</b> {html.escape(verdict['text'])}</p>",
         f'<p>Full interactive matrix with evidence: <a href="{html.escape(matrix_href)}">'
         f"{html.escape(matrix_href)}</a></p>",
     ]

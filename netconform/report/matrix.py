@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -29,7 +30,7 @@ from netconform.report.layout import (
     target_label,
 )
 from netconform.report.results import canonical_cells, count_outcomes, family_of, fm_ids, node_of, nodes_of
-from netconform.report.verdict import compute_verdict
+from netconform.report.verdict import verdict_data
 
 DATA_ELEMENT_ID = "nc-data"
 
@@ -68,15 +69,22 @@ def page_data(results: Mapping[str, Any]) -> dict[str, Any]:
     ]
     present = fm_ids(cells)
     catalogue = {fm: CATALOGUE.get(fm, "not in this version's catalogue") for fm in set(CATALOGUE) | present}
-    verdict = compute_verdict(results)
+    verdict = verdict_data(results)
     return {
         "run": results.get("run", {}),
         "verdict": {
-            "text": verdict.text,
-            "status": verdict.status,
+            "text": verdict["text"],
+            "status": verdict["status"],
             "findings": [
-                {"summary": f.summary, "fm": list(f.fm), "component": f.component} for f in verdict.findings
+                {
+                    "summary": f["summary"],
+                    "fm": list(f["fm"]),
+                    "component": f["component"],
+                    "partition": f.get("partition"),
+                }
+                for f in verdict.get("scopes", [])
             ],
+            "unmeasured": verdict.get("unmeasured", {}),
         },
         "layout": {
             "subjects": [
@@ -152,9 +160,55 @@ def _header(results: Mapping[str, Any], verdict: Mapping[str, Any]) -> str:
         f'<p class="total">{sum(counts.values())} cells in total</p></section>'
         "</div>"
         f'<section class="verdict {html.escape(verdict["status"])}" id="verdict"><h2>Verdict</h2>'
-        f"<p>{html.escape(verdict['text'])}</p>{suspects}</section>"
+        f"<p>{html.escape(verdict['text'])}</p>{suspects}{_graphs(verdict)}</section>"
         "</header>"
     )
+
+
+def node_graph(partition: Mapping[str, Any]) -> str:
+    """A small inline SVG: the nodes on a circle, each broken pair as a red edge (dashed when one-way),
+    so "node X isolated", "groups {A,B} | {C}" and "only the pair A-C" look different at a glance."""
+    nodes = [str(n) for n in partition.get("nodes", [])]
+    if len(nodes) < 2:
+        return ""
+    size, r = 180, 62
+    pos = {
+        n: (
+            size / 2 + r * math.sin(2 * math.pi * i / len(nodes)),
+            size / 2 - r * math.cos(2 * math.pi * i / len(nodes)),
+        )
+        for i, n in enumerate(nodes)
+    }
+    lines = []
+    for edge in partition.get("edges", []):
+        a, b = str(edge["a"]), str(edge["b"])
+        if a not in pos or b not in pos:
+            continue
+        dash = "" if edge.get("direction") == "both" else ' stroke-dasharray="4 3"'
+        (x1, y1), (x2, y2) = pos[a], pos[b]
+        lines.append(
+            f'<line class="cut" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#c62828"'
+            f' stroke-width="2"{dash}><title>{html.escape(a)} – {html.escape(b)}: '
+            f"{html.escape(str(edge.get('direction')))}</title></line>"
+        )
+    blamed = set(partition.get("blamed", []))
+    dots = "".join(
+        f'<g><circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{"#c62828" if n in blamed else "#2e7d32"}"/>'
+        f'<text x="{x:.1f}" y="{y - 9:.1f}" font-size="9" text-anchor="middle">{html.escape(n)}</text></g>'
+        for n, (x, y) in pos.items()
+    )
+    shape = html.escape(str(partition.get("shape")))
+    return (
+        f'<svg class="nodegraph" data-shape="{shape}" width="{size}" height="{size}"'
+        f' viewBox="0 0 {size} {size}"'
+        f' role="img" aria-label="node graph: {shape}">{"".join(lines)}{dots}</svg>'
+    )
+
+
+def _graphs(verdict: Mapping[str, Any]) -> str:
+    svgs = [node_graph(f["partition"]) for f in verdict.get("findings", []) if f.get("partition")]
+    svgs = [s for s in svgs if s]
+    return f'<div class="nodegraphs">{"".join(svgs)}</div>' if svgs else ""
 
 
 def render_matrix(results: Mapping[str, Any]) -> str:

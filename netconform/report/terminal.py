@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from netconform.report.layout import KIND_SHORT, build_layout, subject_label, worst
 from netconform.report.results import canonical_cells, count_outcomes, nodes_of
-from netconform.report.verdict import compute_verdict
+from netconform.report.verdict import verdict_data
 
 CHAR = {"passed": ".", "failed": "F", "flaky": "f", "skipped": "s", "error": "E"}
 PARTIAL_FAIL = "x"
@@ -56,7 +56,7 @@ def render_terminal(results: Mapping[str, Any], *, width: int = 100, color: bool
     if cells:
         lines += _matrix_lines(cells, width, color)
     lines.append("")
-    lines += textwrap.wrap("Verdict: " + compute_verdict(results).text, width)
+    lines += textwrap.wrap("Verdict: " + verdict_data(results)["text"], width)
     return "\n".join(lines)
 
 

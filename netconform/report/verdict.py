@@ -1,48 +1,84 @@
-"""The one-paragraph verdict: what is broken, in plain words, and which component to suspect.
+"""The verdict: first what could not be measured, then the *scope* of the failures in the seed's
+coordinates with the contrast that bounds it, and only then the suspects, with how sure they are.
 
-A fault rarely breaks one cell: a blocked tunnel fails every cross-node pod path of a node *and* makes
-ClusterIP and DNS checks fail or flicker whenever their backend sits on the other side. The verdict
-therefore looks for the root pattern first (pod overlay between nodes, node network, a single node's pod
-network), lets it claim the cells it explains, and only then describes what is left (service NAT, DNS
-servers, egress SNAT, ARP, MTU, anything else) — so the reader gets one cause, not N² symptoms.
-Everything here is a pure function of the results dict.
+The scope comes from :mod:`netconform.model.scope_inference` (a pure search over the matrix), partitions
+from :mod:`netconform.model.partition` (the algorithm the FM-13 cell uses too). Suspects are read off the
+scope's shape: ICMP only with TCP working is a filter, not routing; DNS over UDP only with TCP working is
+UDP 53 filtered, not CoreDNS; cross-node pod paths through one node with the nodes reaching each other is
+the tunnel; the same plus node-to-node failing is the node network; a Service failing while its backend
+pods answer directly is service NAT. The result is data (:meth:`Verdict.to_json`, stored in
+``results.json`` as ``verdict``); the terminal, the HTML and the markdown diff render that data.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.report.layout import kind_label
-from netconform.report.results import (
-    FAILING,
-    canonical_cells,
-    count_outcomes,
-    family_of,
-    first_fm,
-    key_of,
-    natural_key,
-    node_of,
-    nodes_of,
+from netconform.model.partition import Partition, analyze, join_words, natural
+from netconform.model.scope_inference import (
+    INDIRECT,
+    Inference,
+    Point,
+    Scope,
+    Unmeasured,
+    channel_words,
+    class_words,
+    infer,
+    points_of,
+    unmeasured,
 )
+from netconform.report.results import canonical_cells, count_outcomes, first_fm, key_of, nodes_of
 
 Cell = Mapping[str, Any]
-Pair = tuple[str, str]
+SERVICES = frozenset({"clusterip", "nodeport", "lb-vip"})
+ONLY = "the only explanation consistent with the matrix"
 
-SERVICE_KINDS = frozenset({"T-CLUSTERIP", "T-NODEPORT", "T-LB-VIP"})
-DNS_KINDS = frozenset({"T-DNS-INTERNAL", "T-DNS-EXTERNAL", "T-DNS-SERVER"})
+
+@dataclass(frozen=True)
+class Suspect:
+    """A component to look at, the hop, the FM IDs, and why the scope points there."""
+
+    component: str
+    fm: tuple[str, ...]
+    hop: str
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"component": self.component, "fm": list(self.fm), "hop": self.hop, "why": self.why}
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One explained pattern: a sentence, the FM IDs it points at, the component to suspect."""
+    """One scope in words: the sentence, its FM IDs, the first suspect's component, the cells it covers."""
 
     summary: str
     fm: tuple[str, ...]
     component: str
     keys: tuple[str, ...] = ()
+    scope: str = ""
+    contrasts: tuple[str, ...] = ()
+    suspects: tuple[Suspect, ...] = ()
+    confidence: str = ""
+    partition: Partition | None = None
+    intermittent: bool = False
+    fail_ratio: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "scope": self.scope,
+            "contrasts": list(self.contrasts),
+            "suspects": [s.to_json() for s in self.suspects],
+            "confidence": self.confidence,
+            "fm": list(self.fm),
+            "component": self.component,
+            "cells": list(self.keys),
+            "partition": self.partition.to_json() if self.partition else None,
+            "fail_ratio": self.fail_ratio,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,504 +86,421 @@ class Verdict:
     text: str
     status: str  # "healthy" | "degraded" (only flaky) | "failing"
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    intermittent: tuple[Finding, ...] = field(default_factory=tuple)
+    unmeasured: tuple[Unmeasured, ...] = field(default_factory=tuple)
+    unmeasured_text: str = ""
 
-
-def _bad(cell: Cell) -> bool:
-    return cell.get("outcome") in FAILING
-
-
-def _noticed(cell: Cell) -> bool:
-    return cell.get("outcome") in FAILING or cell.get("outcome") == "flaky"
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _nodes_text(nodes: Iterable[str]) -> str:
-    return _join(sorted(nodes, key=_natural))
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return natural_key(text)
-
-
-def _pod_pair(cell: Cell) -> Pair | None:
-    """(source node, destination node) of a cross-node pod-network path (pod or host to a pod)."""
-    if family_of(cell["target"]) != "pod" or family_of(cell["subject"]) not in ("pod", "host"):
-        return None
-    src, dst = node_of(cell["subject"]), node_of(cell["target"])
-    if src is None or dst is None or src == dst:
-        return None
-    return (src, dst)
-
-
-def _node_pair(cell: Cell) -> Pair | None:
-    if family_of(cell["target"]) != "node" or family_of(cell["subject"]) not in ("pod", "host"):
-        return None
-    src, dst = node_of(cell["subject"]), node_of(cell["target"])
-    if src is None or dst is None or src == dst:
-        return None
-    return (src, dst)
-
-
-def _components(nodes: Sequence[str], bad: set[Pair]) -> list[set[str]]:
-    """Groups of nodes that reach each other both ways (union-find over working pairs)."""
-    parent = {n: n for n in nodes}
-
-    def find(n: str) -> str:
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for a in nodes:
-        for b in nodes:
-            if a < b and (a, b) not in bad and (b, a) not in bad:
-                parent[find(a)] = find(b)
-    groups: dict[str, set[str]] = defaultdict(set)
-    for n in nodes:
-        groups[find(n)].add(n)
-    return sorted(groups.values(), key=lambda g: (len(g) == 1, _natural(min(g, key=_natural))))
-
-
-def describe_pairs(nodes: Sequence[str], bad: set[Pair], what: str) -> tuple[str, set[str]]:
-    """Plain words for a set of failing (source, destination) node pairs, and the nodes to blame.
-
-    Recognises: every pair, a partition into groups (one node cut off is a group of one), one-way
-    failures from or to some nodes, and otherwise names the node every failing pair involves.
-    """
-    involved = {n for pair in bad for n in pair}
-    all_pairs = {(a, b) for a in nodes for b in nodes if a != b}
-    if bad >= all_pairs and len(nodes) > 1:
-        return f"{what} fails between all {len(nodes)} nodes", set(nodes)
-    groups = _components(nodes, bad)
-    partition = {
-        (a, b) for a in nodes for b in nodes if a != b and not any(a in g and b in g for g in groups)
-    }
-    if len(groups) > 1 and partition == bad:
-        singles = [min(g) for g in groups if len(g) == 1]
-        big = [g for g in groups if len(g) > 1]
-        if len(big) <= 1 and singles:
-            rest = "the other nodes" if big else "any other node"
-            cut = _nodes_text(singles)
-            verb = "is" if len(singles) == 1 else "are"
-            return f"{what} fails between {cut} and {rest}, in both directions ({cut} {verb} cut off)", set(
-                singles
-            )
-        parts = " | ".join("{" + ", ".join(sorted(g, key=_natural)) + "}" for g in groups)
-        return f"the nodes are partitioned: {what} fails between the groups {parts}, works inside each", set(
-            involved
-        )
-    sources = {a for a, _ in bad}
-    targets = {b for _, b in bad}
-    from_all = {(a, b) for a in sources for b in nodes if a != b}
-    to_all = {(a, b) for b in targets for a in nodes if a != b}
-    if bad == from_all:
-        return (
-            f"{what} fails from {_nodes_text(sources)} to all other nodes (the other direction works)",
-            sources,
-        )
-    if bad == to_all:
-        return (
-            f"{what} fails to {_nodes_text(targets)} from all other nodes (the other direction works)",
-            targets,
-        )
-    common = set.intersection(*({a, b} for a, b in bad)) if bad else set()
-    shown = sorted(bad, key=lambda p: (_natural(p[0]), _natural(p[1])))
-    listed = ", ".join(f"{a}→{b}" for a, b in shown[:4]) + (
-        f" and {len(shown) - 4} more" if len(shown) > 4 else ""
-    )
-    if common:
-        node = sorted(common, key=_natural)[0]
-        return f"{what} fails on {len(bad)} node pairs, all involving {node} ({listed})", {node}
-    return f"{what} fails on {len(bad)} node pairs ({listed})", involved
-
-
-class _Analysis:
-    """Walks the findings in order; each claims the cells it explains."""
-
-    def __init__(self, results: Mapping[str, Any]) -> None:
-        self.cells: list[Cell] = canonical_cells(results)
-        self.nodes = nodes_of(results)
-        self.claimed: set[str] = set()
-        self.findings: list[Finding] = []
-        self.by_key = {key_of(c): c for c in self.cells}
-
-    def open_cells(self, pred: Any = _noticed) -> list[Cell]:
-        return [c for c in self.cells if key_of(c) not in self.claimed and pred(c)]
-
-    def claim(self, cells: Iterable[Cell]) -> tuple[str, ...]:
-        keys = tuple(key_of(c) for c in cells)
-        self.claimed.update(keys)
-        return keys
-
-    def add(self, summary: str, fm: Sequence[str], component: str, cells: Iterable[Cell]) -> None:
-        self.findings.append(Finding(summary, tuple(fm), component, self.claim(cells)))
-
-    # ---- root patterns -------------------------------------------------------------------------
-    def pod_overlay(self) -> None:
-        cross = [c for c in self.cells if _pod_pair(c) and c.get("protocol") != "mtu"]
-        bad_cells = [c for c in cross if _bad(c)]
-        if not bad_cells:
-            return
-        bad_pairs = {p for c in bad_cells if (p := _pod_pair(c))}
-        text, blamed = describe_pairs(self.nodes, bad_pairs, "cross-node pod traffic")
-        same = [
-            c
-            for c in self.cells
-            if family_of(c["target"]) == "pod"
-            and node_of(c["subject"])
-            and node_of(c["subject"]) == node_of(c["target"])
-        ]
-        same_ok = bool(same) and not any(_bad(c) for c in same)
-        under = [
-            c
-            for c in self.cells
-            if ((p := _node_pair(c)) and p in bad_pairs) or (p and (p[1], p[0]) in bad_pairs)
-        ]
-        under_bad = [c for c in under if _bad(c)]
-        clauses = [text]
-        if same_ok:
-            clauses.append("same-node traffic works")
-        if under and not under_bad:
-            clauses.append("the nodes reach each other directly")
-        if under_bad:
-            fm, component = ("FM-13", "FM-17"), "node network"
-            # the underlay itself is broken between the same nodes: a partition, not the tunnel
-            clauses.insert(1, "node-to-node traffic fails between the same nodes")
-            where = f" of {_nodes_text(blamed)}" if len(blamed) < len(self.nodes) else " between the nodes"
-            suspect = (
-                f"suspect the node network{where} (routes, neighbours, firewall): a partition, FM-13/FM-17"
-            )
-            claimed = bad_cells + under_bad
-        else:
-            fm, component = ("FM-09", "FM-13"), "tunnel"
-            where = f" on {_nodes_text(blamed)}" if len(blamed) < len(self.nodes) else " between the nodes"
-            suspect = f"suspect the tunnel (overlay, UDP 6081){where}, FM-09"
-            claimed = bad_cells
-        mtu = [c for c in self.cells if _pod_pair(c) and c.get("protocol") == "mtu" and _bad(c)]
-        # the suite's cluster-wide partition summary cell says the same thing once more
-        mesh = [
-            c
-            for c in self.open_cells(_bad)
-            if c["subject"] == "cluster"
-            and (c["target"] == "component:pod-mesh" or c.get("protocol") == "partition")
-        ]
-        consequences = self._consequences(blamed)
-        summary = "; ".join(clauses) + ": " + suspect
-        if consequences:
-            which = (
-                f"(those that start on {_nodes_text(blamed)} or land on a backend there)"
-                if len(blamed) < len(self.nodes)
-                else "(those that cross those nodes)"
-            )
-            summary += f". {len(consequences)} Service/DNS checks fail or flicker with it {which}"
-        cut_off: list[Cell] = []
-        if under_bad and len(blamed) < len(self.nodes):
-            # a node cut off from the node network cannot reach what lives on the others either
-            # (the API server VIP, the control plane): same cause, not another finding
-            cut_off = [
-                c
-                for c in self.open_cells(_bad)
-                if family_of(c["target"]) == "component" and node_of(c["subject"]) in blamed
-            ]
-        if cut_off:
-            names = sorted({c["target"].split(":", 1)[1] for c in cut_off})
-            summary += f". From {_nodes_text(blamed)}, the {_join(names)} cannot be reached either"
-        self.add(summary, fm, component, [*claimed, *mtu, *mesh, *consequences, *cut_off])
-
-    def _consequences(self, blamed: set[str]) -> list[Cell]:
-        """Service and DNS cells a broken node path explains: from or to a blamed node, flickering
-        elsewhere, or failing *sporadically* elsewhere.
-
-        A Service with a backend on a blamed node fails only when a connection lands there: from a
-        healthy node some of its checks pass, some flicker, and now and then one fails on every attempt
-        (seen on a real 12-node lab with one node partitioned). A subject whose checks of that Service
-        kind *all* fail is a different problem (its own service NAT) and is left for the later steps,
-        but only when it has several such checks: one check failing twice on the blamed node's backend
-        is as likely as not (a 12-node run gave one such ClusterIP cell in about one run of five).
-        """
-        kinds = SERVICE_KINDS | DNS_KINDS
-        working: set[tuple[str, str]] = {
-            (c["subject"], str(c.get("target_kind")))
-            for c in self.cells
-            if c.get("target_kind") in kinds and c.get("outcome") in ("passed", "flaky")
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "text": self.text,
+            "unmeasured": {"text": self.unmeasured_text, "groups": [u.to_json() for u in self.unmeasured]},
+            "scopes": [f.to_json() for f in self.findings],
+            "intermittent": [f.to_json() for f in self.intermittent],
         }
-        checks_per_kind = Counter(
-            (c["subject"], str(c.get("target_kind")))
-            for c in self.cells
-            if c.get("target_kind") in kinds and c.get("outcome") != "skipped"
-        )
-        out = []
-        for c in self.open_cells():
-            kind = c.get("target_kind")
-            if kind not in kinds:
-                continue
-            src, dst = node_of(c["subject"]), node_of(c["target"])
-            key = (c["subject"], str(kind))
-            sporadic = key in working or checks_per_kind[key] < 2
-            if src in blamed or dst in blamed or c.get("outcome") == "flaky" or sporadic:
-                out.append(c)
-        return out
 
-    def node_network(self) -> None:
-        bad_cells = [c for c in self.open_cells(_bad) if _node_pair(c)]
-        if not bad_cells:
-            return
-        pairs = {p for c in bad_cells if (p := _node_pair(c))}
-        text, _ = describe_pairs(self.nodes, pairs, "node-to-node traffic")
-        self.add(
-            f"{text}: suspect the node network (routes, neighbours, firewall), FM-13/FM-17",
-            ("FM-13", "FM-17"),
-            "node network",
-            bad_cells,
-        )
 
-    def same_node(self) -> None:
-        bad_cells = [
-            c
-            for c in self.open_cells(_bad)
-            if family_of(c["target"]) == "pod"
-            and node_of(c["subject"])
-            and node_of(c["subject"]) == node_of(c["target"])
-        ]
-        if not bad_cells:
-            return
-        nodes = {node_of(c["target"]) or "" for c in bad_cells}
-        if {c.get("error") for c in bad_cells} == {"refused"}:
-            # the packet reached the pod and was refused: its network works, nothing listens on the port
-            self.add(
-                f"pods on {_nodes_text(nodes)} refuse connections even from their own node: the pod network "
-                "delivers, but nothing listens on the port: check the backend pods there (started, "
-                "listening, ready), FM-03",
-                ("FM-03",),
-                "backend pods",
-                bad_cells,
+# ---- suspects ---------------------------------------------------------------------------------------
+
+
+def _nodes(nodes: Iterable[str]) -> str:
+    return join_words(sorted(nodes, key=natural))
+
+
+def _on(nodes: set[str], all_nodes: Sequence[str]) -> str:
+    return f" on {_nodes(nodes)}" if nodes and len(nodes) < len(all_nodes) else ""
+
+
+def _pairs_partition(scope: Scope, all_nodes: Sequence[str]) -> Partition | None:
+    if scope.values("channel") <= {"L3 icmp", "L3 mtu", "L2 arp", "DNS udp", "DNS tcp"}:
+        return None  # a protocol-only scope is not a partition of the nodes
+    pairs = {p.pair for p in scope.points if p.pair and p.target_class in ("pod", "node", "coredns")}
+    if not pairs or scope.values("path") - {"cross-node"}:
+        return None
+    return analyze(all_nodes, {x for x in pairs if x})
+
+
+def suspects_for(
+    scope: Scope, all_nodes: Sequence[str], by_key: Mapping[str, Cell], intermittent: bool = False
+) -> tuple[list[Suspect], Partition | None]:
+    """Suspects read off the scope's shape (first the most specific), and the node-pair shape when the
+    scope is cross-node paths."""
+    chans = scope.values("channel")
+    classes = scope.values("target_class")
+    fams = scope.values("family")
+    paths = scope.values("path")
+    worked = {c.coordinate for c in scope.contrasts}
+    nodes = scope.nodes
+    on = _on(nodes, all_nodes)
+    cells = [by_key[p.key] for p in scope.points if p.key in by_key]
+    errors = {str(c.get("error")) for c in cells}
+    out: list[Suspect] = []
+    shape = _pairs_partition(scope, all_nodes)
+    if intermittent:
+        where = f"on paths through {_nodes(nodes)}" if nodes else "on the paths in this scope"
+        out.append(
+            Suspect(
+                "packet loss",
+                ("FM-09", "FM-16", "FM-30"),
+                where,
+                "some attempts pass and others do not on the same paths: loss or a second "
+                "device answering (IP conflict), not a configuration that refuses everything",
             )
-            return
-        self.add(
-            f"pods on {_nodes_text(nodes)} are unreachable even from their own node: suspect the pod's "
-            "route/veth on the node or the CNI there, FM-10/FM-27",
-            ("FM-10", "FM-27"),
-            "pod network",
-            bad_cells,
         )
-
-    # ---- what is left ----------------------------------------------------------------------------
-    def service_nat(self) -> None:
-        bad_cells = [
-            c
-            for c in self.open_cells(_bad)
-            if c.get("target_kind") in SERVICE_KINDS and c.get("layer") != "L2"
-        ]
-        if not bad_cells:
-            return
-        kinds = sorted({kind_label(str(c["target_kind"])) for c in bad_cells})
-        subjects = {c["subject"] for c in bad_cells}
-        involved = [{n for n in (node_of(c["subject"]), node_of(c["target"])) if n} for c in bad_cells]
-        common = set.intersection(*involved) if involved else set()
-        direct_ok = not any(_bad(c) for c in self.cells if family_of(c["target"]) == "pod")
-        node_subjects = {c["subject"] for c in self.cells if node_of(c["subject"])}
-        # DNS through the kube-dns Service IP rides the same NAT: claim it when CoreDNS answers directly
-        coredns_ok = not any(_bad(c) for c in self.cells if family_of(c["target"]) == "coredns")
-        via_service = [
-            c
-            for c in self.open_cells()
-            if coredns_ok
-            and c["target"] in ("dns-internal", "dns-external")
-            and family_of(c["subject"]) == "pod"
-        ]
-        related: list[Cell] = []
-        if common and len(self.nodes) > 1:
-            node = sorted(common, key=_natural)[0]
-            where = f"from or through {node} only"
-            suspect = f"suspect service NAT (kube-proxy / the dataplane) on {node}"
-            related = [c for c in via_service if node_of(c["subject"]) == node]
-        elif subjects == {"external"}:
-            where = "from the outside client only"
-            suspect = "suspect the path to the load balancer (FM-05) or its announcement"
-        else:
-            where = "from every subject" if subjects >= node_subjects else f"from {len(subjects)} subjects"
-            suspect = "suspect service NAT (kube-proxy / the dataplane) or the Services' endpoints"
-            related = [c for c in via_service if c["subject"] in subjects]
-        backends = "; backend pods answer directly" if direct_ok else ""
-        also = (
-            "; DNS through the kube-dns Service IP fails with it while CoreDNS answers directly"
-            if related
-            else ""
+        return out, shape
+    if chans <= {"L2 arp"}:
+        fm = (
+            ("FM-28",)
+            if any("control-plane" in c for c in classes)
+            else (("FM-06", "FM-16") if "lb-vip" in classes else ("FM-16",))
         )
-        self.add(
-            f"{_join(kinds)} traffic fails {where}{backends}{also}: {suspect}, FM-08",
-            ("FM-08",),
-            "service NAT",
-            [*bad_cells, *related],
-        )
-
-    def dns(self) -> None:
-        bad_cells = [
-            c for c in self.open_cells(_bad) if c.get("target_kind") in DNS_KINDS or c.get("layer") == "DNS"
-        ]
-        if not bad_cells:
-            return
-        servers: dict[str, list[Cell]] = defaultdict(list)
-        for c in bad_cells:
-            if family_of(c["target"]) == "coredns":
-                servers[c["target"]].append(c)
-        sentences: list[str] = []
-        fms: list[str] = []
-        for target, cells in sorted(servers.items()):
-            askers = {c["subject"] for c in self.cells if c["target"] == target}
-            failing = {c["subject"] for c in cells}
-            who = (
-                "from any subject" if failing >= askers else f"from {len(failing)} of {len(askers)} subjects"
+        reasons = Counter(str(c.get("reason") or "ARP check failed") for c in cells)
+        out.append(
+            Suspect(
+                "ARP / L2",
+                fm,
+                reasons.most_common(1)[0][0],
+                "ARP answers are wrong or missing: an address conflict, a stale neighbour entry "
+                "or the L2 announcer",
             )
-            sentences.append(f"the CoreDNS pod on {node_of(target)} does not answer {who}")
-            fms.append("FM-22")
-        if servers:
-            # with one server down, queries through the Service fail only when they land on it
-            flicker = [
-                c
-                for c in self.open_cells(lambda c: c.get("outcome") == "flaky")
-                if c.get("target_kind") in DNS_KINDS
-            ]
-            if flicker:
-                sentences.append(
-                    f"{len(flicker)} queries through the kube-dns Service fail intermittently as a result"
-                )
-                bad_cells += flicker
-        internal = [c for c in bad_cells if c.get("target_kind") == "T-DNS-INTERNAL" and _bad(c)]
-        external = [c for c in bad_cells if c.get("target_kind") == "T-DNS-EXTERNAL" and _bad(c)]
-        nameservers = [c for c in bad_cells if family_of(c["target"]) == "nameserver" and _bad(c)]
-        if external and not internal:
-            sentences.append("external names do not resolve while cluster names do: check CoreDNS's upstream")
-            fms += ["FM-23", "FM-24"]
-        elif internal:
-            subjects = {c["subject"] for c in internal}
-            sentences.append(
-                f"cluster DNS through the kube-dns Service fails from {len(subjects)} subject(s)"
-            )
-            fms.append("FM-21")
-        for c in bad_cells:
-            if family_of(c["target"]) == "component":
-                name = c["target"].split(":", 1)[-1]
-                sentences.append(f"{name}: {c.get('reason') or c.get('error') or 'failed'}")
-                fms.append(first_fm(c))
-        if nameservers:
-            nodes = {node_of(c["target"]) or "" for c in nameservers}
-            where = (
-                f"any node ({_nodes_text(nodes)})" if len(nodes) == len(self.nodes) else _nodes_text(nodes)
-            )
-            sentences.append(f"the nodes' upstream nameservers do not answer from {where}")
-            fms.append("FM-24")
-        component = (
-            "DNS server" if servers else "upstream DNS" if nameservers or not internal else "cluster DNS"
         )
-        self.add(
-            "; ".join(sentences) + f", {'/'.join(dict.fromkeys(fms))}",
-            tuple(dict.fromkeys(fms)),
-            component,
-            bad_cells,
-        )
-
-    def egress(self) -> None:
-        bad_cells = [c for c in self.open_cells(_bad) if c.get("target_kind") in ("T-OUTSIDE", "T-INTERNET")]
-        snat = [c for c in bad_cells if "FM-11" in c.get("fm", []) or c.get("protocol") == "snat"]
-        if snat:
-            nodes = {n for c in snat if (n := node_of(c["subject"]))}
-            where = "every node" if len(nodes) == len(self.nodes) else _nodes_text(nodes)
-            self.add(
-                f"pod traffic to the outside from {where} does not leave with the node's address: "
-                "suspect egress masquerade (SNAT), FM-11",
-                ("FM-11",),
-                "SNAT",
-                snat,
-            )
-        rest = [c for c in bad_cells if c not in snat]
-        if rest:
-            subjects = {c["subject"] for c in rest}
-            self.add(
-                f"the outside is unreachable from {len(subjects)} subject(s): suspect the egress route or "
-                "the router, FM-12",
-                ("FM-12",),
-                "egress route",
-                rest,
-            )
-
-    def arp(self) -> None:
-        bad_cells = [c for c in self.open_cells() if c.get("layer") == "L2"]
-        if not bad_cells:
-            return
-        reasons = Counter(str(c.get("reason") or c.get("error") or "ARP check failed") for c in bad_cells)
-        reason, _ = reasons.most_common(1)[0]
-        targets = sorted({c["target"] for c in bad_cells})
-        fm = ("FM-28",) if any("FM-28" in c.get("fm", []) for c in bad_cells) else ("FM-06", "FM-16")
-        # traffic to an address two devices claim works only when ARP picked the right one
-        flicker = [
-            c for c in self.open_cells(lambda c: c.get("outcome") == "flaky") if c["target"] in targets
-        ]
-        also = f"; {len(flicker)} checks to it are intermittent as a result" if flicker else ""
-        self.add(
-            f"ARP for {_join(targets)} is wrong ({reason}){also}: suspect an address conflict or the L2 "
-            f"announcer, {'/'.join(fm)}",
-            fm,
-            "ARP / L2",
-            [*bad_cells, *flicker],
-        )
-
-    def mtu(self) -> None:
-        bad_cells = [c for c in self.open_cells(_bad) if c.get("protocol") == "mtu"]
-        if bad_cells:
-            self.add(
-                "large packets with DF set fail across nodes while small ones pass: suspect the path MTU "
-                "under encapsulation, FM-31",
-                ("FM-31",),
+        return out, shape
+    if chans <= {"L3 mtu"}:
+        out.append(
+            Suspect(
                 "MTU",
-                bad_cells,
+                ("FM-31",),
+                f"path MTU{on}",
+                "large packets with DF set fail while small ones on the same paths pass",
             )
-
-    def leftovers(self) -> None:
-        bad_cells = self.open_cells(_bad)
-        if not bad_cells:
-            return
-        kinds = {str(c.get("target_kind")) for c in bad_cells}
-        layers = {str(c.get("layer")) for c in bad_cells}
-        nodes = [node_of(c["subject"]) or node_of(c["target"]) for c in bad_cells]
-        fms = Counter(fm for c in bad_cells for fm in c.get("fm", [])[:1])
-        top_fm = [fm for fm, _ in fms.most_common(2)]
-        hops = Counter(
-            str(c["diagnosis"]["hop"])
-            for c in bad_cells
-            if isinstance(c.get("diagnosis"), dict) and c["diagnosis"].get("hop")
         )
-        n = len(bad_cells)
-        if len(kinds) == 1:
-            kind = kinds.pop()
-            what = "component" if kind == "T-COMPONENT" else kind_label(kind)
-            text = f"only {what} checks fail ({n})"
-        elif len(layers) == 1:
-            text = f"only {layers.pop()} checks fail ({n}, across {len(kinds)} target kinds)"
-        elif nodes and all(nodes) and len(set(nodes)) == 1:
-            text = f"{n} failures, all involving {nodes[0]}"
-        else:
-            text = f"{n} more failures across {len(kinds)} target kinds"
-        if n <= 3:
-            text += ": " + ", ".join(
-                f"{c['subject']} → {c['target']} {c['layer']} {c['protocol']}" for c in bad_cells
+        return out, shape
+    if chans <= {"L3 icmp"} and "channel" in worked:
+        out.append(
+            Suspect(
+                "ICMP filter",
+                ("FM-15", "FM-19"),
+                f"a firewall rule dropping ICMP{on}",
+                "TCP/UDP to the same addresses work, so routing (L3) is fine: not every address "
+                "answers ping, something drops ICMP",
             )
-        if hops:
-            text += f"; first broken hop reported: {hops.most_common(1)[0][0]}"
-        self.add(f"{text}, {'/'.join(top_fm)}", tuple(top_fm), "other", bad_cells)
+        )
+        return out, shape
+    if chans <= {"L4 snat"} or all("FM-11" in (c.get("fm") or []) for c in cells):
+        out.append(
+            Suspect(
+                "SNAT", ("FM-11",), f"egress masquerade{on}", "traffic leaves but not with the node's address"
+            )
+        )
+        return out, shape
+    dns_tcp_ok = any(
+        c.get("layer") == "DNS" and c.get("protocol") == "tcp" and c.get("outcome") == "passed"
+        for c in by_key.values()
+        if str(c.get("subject", "")).startswith("pod@")
+    )
+    udp_only = "DNS tcp" in {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
+    all_servers = classes <= {"coredns"} and scope.box.subject_nodes is None and scope.box.involves is None
+    if chans <= {"DNS udp", "DNS resolve"} and (udp_only or (all_servers and dns_tcp_ok)):
+        out.append(
+            Suspect(
+                "DNS over UDP",
+                ("FM-33", "FM-21", "FM-19"),
+                f"UDP port 53 between the clients and the DNS servers{on}",
+                "DNS over TCP to the same servers works: the servers answer, UDP 53 is dropped "
+                "(a firewall rule or a network policy)",
+            )
+        )
+        return out, shape
+    if errors <= {"reset"}:
+        out.append(
+            Suspect(
+                "conntrack / NAT state",
+                ("FM-02",),
+                f"the connection's state{on}",
+                "the far end or a middlebox answers with a reset: L4 state, not routing",
+            )
+        )
+    elif errors <= {"http-status", "tls"}:
+        out.append(
+            Suspect(
+                "application (L7)",
+                ("FM-01",),
+                f"the HTTP server{on}",
+                "the connection works and the server answers with an error: L7",
+            )
+        )
+    elif errors <= {"refused"} and classes <= {"pod"}:
+        out.append(
+            Suspect(
+                "backend pods",
+                ("FM-03",),
+                f"the pods{on}",
+                "the packet reached the pod and was refused: nothing listens on the port",
+            )
+        )
+    if out:
+        return out, shape
+    one_way = shape is not None and shape.edges and all(d != "both" for _, _, d in shape.edges)
+    if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"} and one_way:
+        where = f"new connections{_on(nodes, all_nodes)}"
+        why = (
+            "the reverse direction works over the same nodes and tunnel: something (a firewall rule, "
+            "a network policy) drops connections opened in this direction"
+        )
+        out.append(Suspect("one-way filter", ("FM-19", "FM-13"), where, why))
+        return out, shape
+    if classes <= {"pod", "coredns", "node"} and classes & {"pod", "node"} and paths <= {"cross-node"}:
+        if "node" in classes:
+            out.append(
+                Suspect(
+                    "node network",
+                    ("FM-13", "FM-17"),
+                    f"node network{_of(nodes, all_nodes)}",
+                    "node-to-node traffic fails between the same nodes: routes, neighbours, "
+                    "firewall between the nodes (a partition)",
+                )
+            )
+        else:
+            out.append(
+                Suspect(
+                    "tunnel",
+                    ("FM-09", "FM-13"),
+                    f"the tunnel (overlay, UDP 6081){on}",
+                    "cross-node pod traffic fails while same-node traffic works and the nodes "
+                    "reach each other directly",
+                )
+            )
+        return out, shape
+    if classes <= {"pod"} and paths <= {"same-node"}:
+        out.append(
+            Suspect(
+                "pod network",
+                ("FM-10", "FM-27"),
+                f"the pods' route/veth or the CNI{on}",
+                "pods are unreachable even from their own node",
+            )
+        )
+        return out, shape
+    if classes <= {"coredns"}:
+        servers = {p.target_node for p in scope.points if p.target_node}
+        subjects = scope.box.subject_nodes
+        if subjects is not None:
+            out.append(
+                Suspect(
+                    "path to the DNS server",
+                    ("FM-22", "FM-13"),
+                    f"from pods on {_nodes(subjects)} to the CoreDNS pod on {_nodes(servers)}",
+                    "the server answers other subjects: the path between them drops",
+                )
+            )
+        else:
+            out.append(
+                Suspect(
+                    "DNS server",
+                    ("FM-22",),
+                    f"the CoreDNS pod on {_nodes(servers)}",
+                    "it does not answer from any subject, its peers do",
+                )
+            )
+        return out, shape
+    if classes <= {"nameserver", "dns-external"}:
+        out.append(
+            Suspect(
+                "upstream DNS",
+                ("FM-23", "FM-24"),
+                "the nodes' upstream nameservers",
+                "external names fail while cluster names resolve",
+            )
+        )
+        return out, shape
+    if classes <= {"dns-internal", "dns-external"}:
+        out.append(
+            Suspect(
+                "cluster DNS",
+                ("FM-21", "FM-08"),
+                f"the kube-dns Service{on}",
+                "names fail through the Service while the CoreDNS pods answer directly",
+            )
+        )
+        return out, shape
+    if classes & SERVICES and classes <= SERVICES | {"dns-internal", "dns-external"}:
+        if fams == {"external"}:
+            out.append(
+                Suspect(
+                    "load balancer path",
+                    ("FM-05", "FM-06"),
+                    "the path to the LB VIP or its announcement",
+                    "only the outside client fails",
+                )
+            )
+        else:
+            out.append(
+                Suspect(
+                    "service NAT",
+                    ("FM-08",),
+                    f"kube-proxy / the dataplane's service NAT{on}",
+                    "the Service fails while its backend pods answer directly",
+                )
+            )
+        return out, shape
+    if classes <= {"outside", "internet"}:
+        if fams == {"pod"} and "family" in worked:
+            out.append(
+                Suspect(
+                    "egress",
+                    ("FM-11", "FM-12"),
+                    f"pod egress{on} (forwarding, masquerade)",
+                    "the node itself reaches the same destination; its pods do not",
+                )
+            )
+        else:
+            out.append(
+                Suspect(
+                    "egress route",
+                    ("FM-12",),
+                    f"the route to the outside or the router{on}",
+                    "the outside does not answer",
+                )
+            )
+        return out, shape
+    if all(c.startswith("component:") for c in classes):
+        names = sorted(c.split(":", 1)[1] for c in classes)
+        fms = tuple(dict.fromkeys(first_fm(c) for c in cells))
+        reason = str(cells[0].get("reason") or "") if cells else ""
+        out.append(Suspect(join_words(names), fms, reason, "the component check fails"))
+        return out, shape
+    hops = Counter(
+        str(c["diagnosis"]["hop"])
+        for c in cells
+        if isinstance(c.get("diagnosis"), dict) and c["diagnosis"].get("hop")
+    )
+    fms = tuple(fm for fm, _ in Counter(first_fm(c) for c in cells).most_common(2))
+    for hop, _ in hops.most_common(2):
+        out.append(Suspect("first broken hop", fms, hop, "the flowchart's first broken hop for these cells"))
+    if not out:
+        out.append(Suspect("other", fms, "", "no single component fits this scope"))
+    return out, shape
 
-    def flaky(self) -> list[Cell]:
-        return self.open_cells(lambda c: c.get("outcome") == "flaky")
+
+def _of(nodes: set[str], all_nodes: Sequence[str]) -> str:
+    return f" of {_nodes(nodes)}" if nodes and len(nodes) < len(all_nodes) else " between the nodes"
 
 
-def _cell_text(cell: Cell) -> str:
-    return f"{cell['subject']} → {cell['target']} {cell['layer']} {cell['protocol']}"
+# ---- sentences --------------------------------------------------------------------------------------
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."
+
+
+def _scope_text(scope: Scope, shape: Partition | None, all_nodes: Sequence[str]) -> str:
+    text = scope.describe()
+    if shape is not None and shape.shape != "none":
+        what = (
+            "cross-node pod traffic"
+            if "node" not in scope.values("target_class")
+            else "traffic between nodes"
+        )
+        text += f" ({shape.describe(what)})"
+    return text
+
+
+def _finding(
+    scope: Scope,
+    all_nodes: Sequence[str],
+    by_key: Mapping[str, Cell],
+    intermittent: bool,
+    flaky: Sequence[Point] = (),
+) -> Finding:
+    suspects, shape = suspects_for(scope, all_nodes, by_key, intermittent)
+    nodes = scope.nodes
+    if not intermittent and nodes and any(p.involved & nodes for p in flaky):
+        # the same nodes also flicker: a failure on every attempt may be the same loss, unlucky twice
+        suspects = [*suspects, Suspect("packet loss", ("FM-09", "FM-16"), f"on paths through {_nodes(nodes)}",
+                    "cells on the same nodes pass on some attempts only")]  # fmt: skip
+    scope_text = _scope_text(scope, shape, all_nodes)
+    contrasts = tuple(c.text for c in scope.contrasts)
+    n = len(scope.points)
+    noun = "intermittent" if intermittent else "failing"
+    head = f"{n} {noun} cell{'s' if n != 1 else ''}: {scope_text}"
+    ratio = scope.fail_ratio() if intermittent else None
+    if ratio is not None:
+        head += f" ({round(100 * ratio)}% of attempts fail)"
+    parts = [head]
+    if contrasts:
+        parts.append("; ".join(contrasts))
+    if scope.consequences:
+        k = len(scope.consequences)
+        parts.append(
+            f"{k} Service/DNS check{'s' if k != 1 else ''} fail or flicker with it (their backend "
+            "or server is behind the same cut)"
+        )
+    confidence = ONLY if len(suspects) == 1 else f"one of {len(suspects)}"
+    suspect_text = " or ".join(
+        f"{s.component} ({s.hop}: {s.why})" if s.hop else s.component for s in suspects
+    )
+    fms = tuple(dict.fromkeys(fm for s in suspects for fm in s.fm))
+    summary = f"{': '.join(parts[:1])}; {'; '.join(parts[1:])}" if len(parts) > 1 else parts[0]
+    summary += f". Suspect {suspect_text}, {'/'.join(fms)}: {confidence}"
+    return Finding(
+        summary,
+        fms,
+        suspects[0].component,
+        scope.keys,
+        scope_text,
+        contrasts,
+        tuple(suspects),
+        confidence,
+        shape,
+        intermittent,
+        ratio,
+    )
+
+
+def _merge(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """Scopes with the very same suspects become one finding (one cause, said once)."""
+    out: list[Finding] = []
+    for f in findings:
+        same = next((i for i, g in enumerate(out) if g.suspects == f.suspects), None)
+        if same is None:
+            out.append(f)
+            continue
+        g = out[same]
+        head, _, tail = g.summary.partition(". Suspect ")
+        other = f.summary.partition(". Suspect ")[0]
+        out[same] = Finding(
+            f"{head}; and {other}. Suspect {tail}",
+            g.fm,
+            g.component,
+            g.keys + f.keys,
+            f"{g.scope}; {f.scope}",
+            g.contrasts + f.contrasts,
+            g.suspects,
+            g.confidence,
+            g.partition or f.partition,
+            g.intermittent,
+            g.fail_ratio,
+        )
+    return tuple(out)
+
+
+def _unmeasured_text(groups: Sequence[Unmeasured]) -> str:
+    if not groups:
+        return ""
+    total = sum(len(g.keys) for g in groups)
+    shown = []
+    for g in groups[:3]:
+        when = f" (from {g.at[0]})" if g.at else ""
+        shown.append(
+            f"{len(g.keys)} from {len(g.subjects)} subject{'s' if len(g.subjects) != 1 else ''}: "
+            f"{g.reason}{when}"
+        )
+    more = f"; and {len(groups) - 3} other reasons" if len(groups) > 3 else ""
+    return (
+        f"{total} cell{'s were' if total != 1 else ' was'} not measured (the probe could not run, so "
+        f"they say nothing about the network) — {'; '.join(shown)}{more}"
+    )
 
 
 def _skip_note(cells: Sequence[Cell]) -> str:
@@ -561,57 +514,62 @@ def _skip_note(cells: Sequence[Cell]) -> str:
     return f" {len(skipped)} skipped ({'; '.join(top)}{more})."
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "."
-
-
 def compute_verdict(results: Mapping[str, Any]) -> Verdict:
-    """The verdict for one run; deterministic for a given results dict."""
-    analysis = _Analysis(results)
-    cells = analysis.cells
-    counts = count_outcomes(cells)
-    nodes = analysis.nodes
-    ran = len(cells) - counts["skipped"]
+    """The verdict for one run; deterministic for a given results dict (cell order does not matter)."""
+    cells = canonical_cells(results)
+    nodes = nodes_of(results)
     if not cells:
         return Verdict("No results: the run produced no cells (was anything selected?).", "failing")
-    for step in (
-        analysis.pod_overlay,
-        analysis.node_network,
-        analysis.same_node,
-        analysis.service_nat,
-        analysis.dns,
-        analysis.egress,
-        analysis.arp,
-        analysis.mtu,
-        analysis.leftovers,
-    ):
-        step()
-    flaky = analysis.flaky()
-    sentences = [_sentence(f.summary) for f in analysis.findings]
-    if flaky:
-        subjects = {c["subject"] for c in flaky}
-        sentences.append(
-            _sentence(
-                (
-                    f"{len(flaky)} checks pass only on some attempts (intermittent, from "
-                    f"{len(subjects)} subjects)"
-                    if len(flaky) > 1
-                    else f"one check passes only on some attempts ({_cell_text(flaky[0])}, intermittent)"
-                )
-                + ": look for an IP conflict (FM-16) or conntrack/NAT pressure (FM-30)"
-            )
-        )
+    counts = count_outcomes(cells)
+    by_key = {key_of(c): c for c in cells}
+    lost = tuple(unmeasured(cells))
+    lost_text = _unmeasured_text(lost)
+    failed: Inference = infer(cells, "failed")
+    flaky: Inference = infer(cells, "flaky", roots=failed)
+    folded = sum(1 for c in cells if c.get("outcome") == "flaky") - sum(len(s.points) for s in flaky.scopes)
+    # direct paths that flicker (a Service flickering because its backend is cut off says nothing new)
+    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky" and p.target_class not in INDIRECT]
+    findings = tuple(_finding(s, nodes, by_key, False, flaky_points) for s in failed.scopes)
+    flickers = _merge(tuple(_finding(s, nodes, by_key, True) for s in flaky.scopes))
+    findings = _merge(findings)
+    ran = len(cells) - counts["skipped"]
+    sentences = []
+    if lost_text:
+        sentences.append(_sentence(lost_text))
+    sentences += [_sentence(f.summary) for f in findings]
+    sentences += [_sentence(f.summary) for f in flickers]
+    if folded:
+        sentences.append(_sentence(f"{folded} intermittent cells are explained by the failures above"))
     tally = (
-        f"{counts['failed'] + counts['error']} failed, {counts['flaky']} flaky, "
+        f"{counts['failed']} failed, {counts['error']} not measured, {counts['flaky']} flaky, "
         f"{counts['passed']} passed of {ran} cells run on {len(nodes)} nodes."
     )
-    if not analysis.findings and not flaky:
+    if not findings and not flickers and not lost and not folded:
         text = f"All {counts['passed']} cells run on {len(nodes)} nodes passed.{_skip_note(cells)}"
         return Verdict(text.strip(), "healthy")
-    status = "failing" if analysis.findings else "degraded"
-    return Verdict(" ".join([*sentences, tally]) + _skip_note(cells), status, tuple(analysis.findings))
+    status = "failing" if findings or lost else "degraded"
+    text = " ".join([*sentences, tally]) + _skip_note(cells)
+    return Verdict(text, status, findings, flickers, lost, lost_text)
 
 
 def verdict_text(results: Mapping[str, Any]) -> str:
     return compute_verdict(results).text
+
+
+def verdict_data(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The verdict as stored in ``results.json`` (computed when an older writer left it out)."""
+    stored = results.get("verdict")
+    if isinstance(stored, dict) and "status" in stored and "text" in stored:
+        return stored
+    return compute_verdict(results).to_json()
+
+
+def channel_text(channel: str) -> str:
+    return channel_words(channel)
+
+
+def target_text(target_class: str) -> str:
+    return class_words(target_class)
+
+
+__all__ = ["Finding", "Point", "Suspect", "Verdict", "compute_verdict", "verdict_data", "verdict_text"]
