@@ -83,6 +83,8 @@ def channel_words(channel: str) -> str:
 def class_words(target_class: str) -> str:
     if target_class.startswith("component:"):
         return target_class.split(":", 1)[1]
+    if target_class.startswith("ingress:"):
+        return f"the ingress of class {target_class.split(':', 1)[1]}"
     return CLASS_WORDS.get(target_class, target_class)
 
 
@@ -165,6 +167,15 @@ SIMPLE = 5.0
 INDIRECT = frozenset(
     {"clusterip", "nodeport", "lb-vip", "dns-internal", "dns-external", "component:pod-mesh"}
 )
+
+
+def indirect(target_class: str) -> bool:
+    """Reached through a translation, a server or a proxy (an ingress of any class counts too).
+
+    >>> indirect("clusterip"), indirect("ingress:nginx"), indirect("pod")
+    (True, True, False)
+    """
+    return target_class in INDIRECT or target_class.startswith("ingress:")
 
 
 @dataclass(frozen=True)
@@ -551,7 +562,13 @@ def _contrast_text(name: str, box: Box, passes: Sequence[Point]) -> str:
         return f"the backend pods answer directly ({words} work from the same subjects)"
     if "pod" in classes and (box.target_class or set()) & {"coredns", "dns-internal", "dns-external"}:
         return f"the same subjects reach other pods ({words} work)"
-    return f"{words} work from the same subjects"
+    if any(c.startswith("ingress:") for c in box.target_class or ()) and set(classes) & {
+        "pod",
+        "clusterip",
+        "lb-vip",
+    }:
+        return f"the echo backends answer without the ingress ({words} from the same subjects)"
+    return f"{words} {'works' if len(classes) == 1 else 'work'} from the same subjects"
 
 
 def contrasts(box: Box, passing: Sequence[Point]) -> tuple[Contrast, ...]:
@@ -634,18 +651,18 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
     points = points_of(cells)
     failing = [p for p in points if p.outcome == target]
     if roots is not None:
-        failing = [p for p in failing if not (p.target_class in INDIRECT and roots.explains(p))]
+        failing = [p for p in failing if not (indirect(p.target_class) and roots.explains(p))]
     passing = [p for p in points if p.outcome == "passed"]
     if not failing:
         return Inference((), target)
-    direct = [p for p in failing if p.target_class not in INDIRECT]
+    direct = [p for p in failing if not indirect(p.target_class)]
     per_target = Counter((p.family, p.subject_node, p.target_class) for p in points)
     working = {(p.family, p.subject_node, p.target_class) for p in passing}
     scopes = _scopes(direct, passing)
     rest: list[Point] = []
     attached: dict[int, list[Point]] = {}
     for p in failing:
-        if p.target_class not in INDIRECT:
+        if not indirect(p.target_class):
             continue
         k = (p.family, p.subject_node, p.target_class)
         lone = per_target[k] < 2 or k in working

@@ -19,13 +19,13 @@ from typing import Any
 
 from netconform.model.partition import Partition, analyze, join_words, natural
 from netconform.model.scope_inference import (
-    INDIRECT,
     Inference,
     Point,
     Scope,
     Unmeasured,
     channel_words,
     class_words,
+    indirect,
     infer,
     points_of,
     unmeasured,
@@ -211,6 +211,8 @@ def suspects_for(
             )
         )
         return out, shape
+    if classes and all(c.startswith("ingress:") for c in classes):
+        return [_ingress_suspect(classes, cells, worked)], shape
     if errors <= {"reset"}:
         out.append(
             Suspect(
@@ -382,6 +384,27 @@ def suspects_for(
     return out, shape
 
 
+INGRESS_PARTS = {
+    "FM-34": "its routing, the proxy has no route for the host",
+    "FM-35": "its backends, the proxy cannot use an endpoint",
+    "FM-36": "its address, no L4 answer from the ingress",
+}
+
+
+def _ingress_suspect(classes: set[str], cells: Sequence[Cell], worked: set[str]) -> Suspect:
+    """Only the ingress path fails: the controller of those classes, and which part of it (the cells'
+    classified FM: routing, backends or its address)."""
+    names = join_words(sorted(c.split(":", 1)[1] for c in classes))
+    fms = tuple(dict.fromkeys(str(c.get("classified_fm") or first_fm(c)) for c in cells))
+    parts = join_words(INGRESS_PARTS[f] for f in fms if f in INGRESS_PARTS) or "its configuration"
+    why = (
+        "the same echo backends answer without it"
+        if "target_class" in worked
+        else "only the ingress cells were measured"
+    )
+    return Suspect(f"the ingress controller of class {names}", fms, parts, why)
+
+
 def _of(nodes: set[str], all_nodes: Sequence[str]) -> str:
     return f" of {_nodes(nodes)}" if nodes and len(nodes) < len(all_nodes) else " between the nodes"
 
@@ -528,7 +551,7 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
     flaky: Inference = infer(cells, "flaky", roots=failed)
     folded = sum(1 for c in cells if c.get("outcome") == "flaky") - sum(len(s.points) for s in flaky.scopes)
     # direct paths that flicker (a Service flickering because its backend is cut off says nothing new)
-    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky" and p.target_class not in INDIRECT]
+    flaky_points = [p for p in points_of(cells) if p.outcome == "flaky" and not indirect(p.target_class)]
     findings = tuple(_finding(s, nodes, by_key, False, flaky_points) for s in failed.scopes)
     flickers = _merge(tuple(_finding(s, nodes, by_key, True) for s in flaky.scopes))
     findings = _merge(findings)
