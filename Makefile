@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 DEBS := iproute2 iptables nftables conntrack chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint type sysdeps kubectl clean
+K8S_VERSION ?= v1.34.4
+ETCD_VERSION ?= v3.6.16
+CONTROL_PLANE_CACHE ?= $(HOME)/.cache/netconform/control-plane/$(K8S_VERSION)
+
+.PHONY: demo test lint type sysdeps kubectl clean control-plane
 
 demo: sysdeps $(STAMP) kubectl
 	$(BIN)/netconform demo --out reports
@@ -39,6 +43,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# the real control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) built from its
+# Go modules into a cache outside the work tree, keyed by version; skipped when the binaries exist
+control-plane:
+	bash tools/build-control-plane.sh $(CONTROL_PLANE_CACHE) $(K8S_VERSION) $(ETCD_VERSION)
 
 clean:
 	rm -rf $(VENV) .tox build *.egg-info reports/*.html reports/*.json reports/*.xml

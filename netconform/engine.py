@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,6 +124,11 @@ def kube_runner(cluster: Cluster, ctx: Context) -> Runner:
     return run
 
 
+def _utc_now() -> str:
+    """A timestamp for an unmeasured check, e.g. 2026-12-01T10:33:04Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Engine:
     """Plan, execute (one batch per subject per phase), judge and diagnose the selected cells."""
 
@@ -211,6 +217,7 @@ class Engine:
                 message = (
                     str(exc) if isinstance(exc, ExecError) else api_error_line(exc, f"batch for {subject}")
                 )
+                failed_at = _utc_now()  # when the measurement failed: the verdict reports it first
                 for p in batch:
                     self.results[p] = {
                         "ok": False,
@@ -218,6 +225,7 @@ class Engine:
                         "exec_error": True,
                         "attempts": [],
                         "message": message,
+                        "at": failed_at,
                     }
 
         for subject, batch in sorted(batches.items()):
@@ -237,6 +245,7 @@ class Engine:
                         "exec_error": True,
                         "attempts": [],
                         "message": f"batch for {subject} did not finish in {deadline:.0f} s",
+                        "at": _utc_now(),
                     },
                 )
         if self.counters is not None:

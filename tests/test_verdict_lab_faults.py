@@ -279,3 +279,35 @@ def test_hand_made_fault_verdict(name: str, vlab: Lab, healthy: dict[str, Any], 
         # every path that noticed the loss goes through node-2 (its pods, its node, or a Service/DNS backend)
         through = [c for c in noticed if "node-2" in c["subject"] + c["target"]]
         assert len(through) >= len(noticed) / 2, [(c["subject"], c["target"]) for c in noticed]
+
+
+def test_a_frozen_api_is_reported_as_unmeasured_not_as_a_network_fault(vlab: Lab, tmp_path: Path) -> None:
+    """The API server (the lab's supervisor) stops for 12 s right after the kit is Ready: every exec of
+    the first phase fails. The verdict says so first, with the time, and names no network cause."""
+    import os
+    import signal
+
+    pid = vlab.supervisor_pid()
+    assert pid
+    env = {**os.environ, "NC_TEST_FREEZE_PID": str(pid), "NC_TEST_FREEZE_S": "12"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "netconform.cli", "run", "--lab", vlab.name, "--out", str(tmp_path),
+             "--probe-timeout", "1", "--attempts", "2", "--no-html",
+             "--", "-p", "tests.lab_freeze_plugin", "-k", "pod_to_pod_tcp or clusterip_tcp or egress_tcp"],
+            capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False,
+        )  # fmt: skip
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    cells = doc["cells"]
+    assert cells and all(c["outcome"] == "error" for c in cells), [(c["test"], c["outcome"]) for c in cells]
+    verdict = doc["verdict"]
+    text = verdict["text"]
+    assert text.startswith(f"{len(cells)} cells were not measured"), text
+    assert verdict["scopes"] == [] and verdict["intermittent"] == [], verdict
+    for false_cause in ("tunnel", "partition", "SNAT", "route", "cut off", "service NAT", "DNS"):
+        assert false_cause not in text, (false_cause, text)
+    assert any(g["at"] for g in verdict["unmeasured"]["groups"]), verdict["unmeasured"]
+    assert "(from 20" in text, text  # the time the measurements failed
+    assert proc.returncode != 0, (proc.stdout + proc.stderr)[-2000:]
