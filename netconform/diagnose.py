@@ -69,6 +69,7 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
             Cell(f"pod@{t}", f"pod@{t}", "L4", "tcp"),
             Cell(f"host@{t}", f"pod@{t}", "L4", "tcp"),
             Cell(f"pod@{s_node}", f"pod@{s_node}", "L4", "tcp"),
+            Cell(f"host@{s_node}", f"pod@{s_node}", "L4", "tcp"),  # replies to the subject pod need it
         ]
         if s_node != t:
             out += [Cell(f"host@{s_node}", f"node@{t}", "L3", "icmp")]
@@ -267,6 +268,16 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
             f"per-pod route / veth on {t} is missing (ip route get {dst_ip} on {t})",
             "FM-10",
             [f"on {t}: ip route get {dst_ip}", f"on {t}: tcpdump -ni any 'host {dst_ip}'"],
+        )
+    source_route_ok = _ok(lookup, Cell(f"host@{s}", f"pod@{s}", "L4", "tcp"))
+    if s != t and cell.subject.startswith("pod@") and source_route_ok is False:
+        src = addrs.probe_ip.get(s, "?")
+        return Diagnosis(
+            f"pod route on {s} -> {src}",
+            f"{s} cannot deliver to its own pods either (its node reaches none of them): the replies to "
+            f"{src} never arrive; the per-pod route / veth on {s} is missing (ip route get {src} on {s})",
+            "FM-10",
+            [f"on {s}: ip route get {src}", f"on {s}: tcpdump -ni any 'host {src}'"],
         )
     if s != t:
         underlay_ok = _ok(lookup, Cell(f"host@{s}", f"node@{t}", "L3", "icmp"))

@@ -165,7 +165,18 @@ SIMPLE = 5.0
 #: target classes reached through a translation or a server (a Service, a name): their failures follow
 #: from the direct paths (backend pod, DNS server) when those fail too
 INDIRECT = frozenset(
-    {"clusterip", "nodeport", "lb-vip", "dns-internal", "dns-external", "component:pod-mesh"}
+    {
+        "clusterip",
+        "nodeport",
+        "lb-vip",
+        "dns-internal",
+        "dns-external",
+        "component:pod-mesh",
+        # the API server's endpoint lives on a node behind the control-plane VIP: a node cut off from the
+        # others loses it too, as a consequence
+        "component:apiserver",
+        "component:control-plane-vip",
+    }
 )
 
 

@@ -165,6 +165,18 @@ def suspects_for(
             )
         )
         return out, shape
+    if chans <= {"L3 cni-ready"}:
+        nodes_down = {p.target_node for p in scope.points if p.target_node}
+        out.append(
+            Suspect(
+                "CNI / node readiness",
+                ("FM-27",),
+                f"the network plugin on {_nodes(nodes_down)}",
+                "the node reports its network plugin not ready (NetworkPluginNotReady): its CNI agent pod "
+                "and the kubelet's CNI configuration",
+            )
+        )
+        return out, shape
     if chans <= {"L3 mtu"}:
         out.append(
             Suspect(
