@@ -307,11 +307,8 @@ def judge_drop_monitor(topo: Topology, api: ComponentApi, deadline_s: float) -> 
 
 F5_PODS = ("k8s-bigip-ctlr", "load-balancer-f5")
 F5_SCHEMA = re.compile(r"^f5schemadb://bigip-virtual-server_v[0-9.]+\.json$")
-BIGIP_DELETE = re.compile(
-    r"^(?P<go>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) .*Deleting Virtual: /(?P<partition>[^/\s]+)/(?P<name>\S+)"
-)
-BIGIP_TIME = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
-SHARED_WINDOW_S = 20.0  # the controller syncs every few seconds; a fight shows in every sync
+BIGIP_VIRTUAL = re.compile(r"\b(?P<verb>Creating|Deleting) Virtual: /(?P<partition>[^/\s]+)/(?P<name>\S+)")
+BIGIP_SYNC = re.compile(r"apply config to partition \S+")
 
 
 @dataclass(frozen=True)
@@ -346,24 +343,30 @@ def parse_f5_config_map(cm: dict[str, Any]) -> VirtualServer | None:
         return None
 
 
-def parse_bigip_deletions(text: str) -> list[tuple[str, str, str]]:
-    """(time, partition, virtual server) of each `Deleting Virtual: /PARTITION/NAME` line of the
-    k8s-bigip-ctlr log, only those within SHARED_WINDOW_S of its last line (older ones are history)."""
-    import datetime as dt
+@dataclass
+class BigipSync:
+    """What the k8s-bigip-ctlr log says: virtual servers deleted in its last complete sync, and every
+    virtual server it created (in the lines read)."""
 
-    def stamp(text: str) -> dt.datetime:
-        return dt.datetime.strptime(text, "%Y/%m/%d %H:%M:%S")
+    deleted_last: list[tuple[str, str]] = field(default_factory=list)  # (partition, name)
+    created: set[tuple[str, str]] = field(default_factory=set)
 
-    lines = text.splitlines()
-    last = next((m.group(1) for ln in reversed(lines) if (m := BIGIP_TIME.match(ln))), None)
-    if last is None:
-        return []
-    newest = stamp(last)
-    out = []
-    for ln in lines:
-        m = BIGIP_DELETE.match(ln)
-        if m and (newest - stamp(m["go"])).total_seconds() <= SHARED_WINDOW_S:
-            out.append((m["go"], m["partition"], m["name"]))
+
+def parse_bigip_log(text: str) -> BigipSync:
+    """`Creating Virtual: /P/NAME` / `Deleting Virtual: /P/NAME` lines; a sync ends with the f5-cccl
+    `apply config to partition P` line, so the last sync is what follows the one before it."""
+    out = BigipSync()
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        m = BIGIP_VIRTUAL.search(line)
+        if m:
+            key = (m["partition"], m["name"])
+            if m["verb"] == "Creating":
+                out.created.add(key)
+            else:
+                current.append(key)
+        elif BIGIP_SYNC.search(line):
+            out.deleted_last, current = current, []
     return out
 
 
@@ -417,21 +420,25 @@ def judge_f5(
         )
     ours = {f"{ns}_{vs.config_map}" for ns, vs in servers}
     partitions = {vs.partition for _, vs in servers if vs.bind_addr == lb_ip}
+    # The controller deletes the virtual servers of ConfigMaps that went (it created them); deleting in
+    # its last sync ones it never created means someone else writes them: another cluster shares the
+    # partition (the seed: two clusters take over one partition and delete each other's services).
     foreign: dict[str, set[str]] = {}
     for ctlr in (p for p in pods if p.name.startswith("k8s-bigip-ctlr")):
         try:
-            text = api.pod_log(ctlr.namespace, ctlr.name, 2000)
+            text = api.pod_log(ctlr.namespace, ctlr.name, 5000)
         except Exception as exc:
             return Verdict("error", f"reading the logs of {ctlr.name}: {exc}", error="other")
-        for _, partition, name in parse_bigip_deletions(text):
-            if partition in partitions and name not in ours:
+        sync = parse_bigip_log(text)
+        for partition, name in sync.deleted_last:
+            if partition in partitions and name not in ours and (partition, name) not in sync.created:
                 foreign.setdefault(partition, set()).add(name)
     if foreign:
         text = "; ".join(f"{p}: {', '.join(sorted(n))}" for p, n in sorted(foreign.items()))
         return Verdict(
             "failed",
-            f"BIG-IP partition shared with another cluster: k8s-bigip-ctlr deletes virtual servers no "
-            f"ConfigMap of this cluster declares ({text})",
+            f"BIG-IP partition shared with another cluster: k8s-bigip-ctlr deletes virtual servers it never "
+            f"created and no ConfigMap of this cluster declares ({text})",
             error="other",
             classified_layer="L4",
             meaning="two clusters fight over one BIG-IP partition: intermittent outages (FM-07/29)",

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-SYNC_S = 2.0
+SYNC_S = 1.0
 
 
 def _log(level: str, module: str, text: str) -> None:
