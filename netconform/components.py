@@ -259,10 +259,8 @@ def judge_ebpf_maps(topo: Topology, api: ComponentApi, privileged: bool, deadlin
     return Verdict("passed", f"fullest LB map: {text}", notes=[t for _, t in fills])
 
 
-DROP_LINE = re.compile(
-    r"^(?:xx|CPU \d+:)?\s*drop \((?P<reason>[^)]+)\)"
-    r".*?(?::\s+(?P<src>\S+) -> (?P<dst>\S+) (?P<proto>\w+))?\s*$"
-)
+DROP_LINE = re.compile(r"^(?:xx|CPU \d+:)?\s*drop \((?P<reason>[^)]+)\)")
+DROP_ADDRESSES = re.compile(r"identity \S+: (?P<src>\S+) -> (?P<dst>\S+) (?P<proto>\S+)")
 
 
 @dataclass(frozen=True)
@@ -279,7 +277,8 @@ def parse_drops(text: str) -> list[Drop]:
     for line in text.splitlines():
         m = DROP_LINE.match(line.strip())
         if m:
-            out.append(Drop(m["reason"], m["src"], m["dst"], m["proto"]))
+            a = DROP_ADDRESSES.search(line)
+            out.append(Drop(m["reason"], *((a["src"], a["dst"], a["proto"]) if a else (None, None, None))))
     return out
 
 

@@ -1,11 +1,15 @@
 """While a lab is up, the host's own network namespace cannot reach the lab's addresses by mistake.
 
-The lab's private ranges (fabric, pods, Services) and its "outside" documentation ranges exist only
-inside lab namespaces; the host routes them to its default gateway, off the machine. So a probe sent
+The lab's private ranges (fabric, pods, Services) exist only inside lab namespaces; the host routes
+them to its default gateway, off the machine. So a probe sent
 from the host's root namespace to a lab address (a suite run without `--lab`, a test, a benchmark)
 would leave the machine and could be answered by somebody else. While any lab exists the root
 namespace has an `unreachable` route for each of those ranges, so such a connect fails at once with
 "no route to host"; the routes go when the last lab goes. No route towards any network is added.
+
+The lab's "outside" documentation ranges are deliberately not guarded: the host may use them for real
+(here the package registries' proxy answers on 203.0.113.80), and nothing of the suite sends to them
+from the host unless asked (`--external-client local`).
 
 The routes carry protocol number `ROUTE_PROTO`, so the lab only ever removes its own; a range the host
 already routes itself (its own, more specific or equal route) is left alone and reported:
@@ -33,7 +37,7 @@ HOLDERS = STATE_ROOT.parent / "hostguard"  # a file per lab that needs the guard
 ROUTE_PROTO = "78"  # marks the lab's guard routes ("proto 78" in `ip route`), nothing else uses it here
 GUARDED_RANGES = tuple(
     ipaddress.IPv4Network(n)
-    for n in (A.FABRIC_CIDR, A.POD_SUPERNET, A.SERVICE_CIDR, A.OUTSIDE_CIDR, A.INTERNET_CIDR)
+    for n in (A.FABRIC_CIDR, A.POD_SUPERNET, A.SERVICE_CIDR)
 )
 
 
