@@ -753,6 +753,17 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+# faults of the optional components: refused on a lab without them (`lab up --dataplane/--lb`)
+COMPONENT_FAULTS = (
+    "cilium-health-down",
+    "ebpf-map-full",
+    "cilium-rate-limit",
+    "f5-partition-shared",
+    "f5-configmap-missing",
+    "metallb-speaker-down",
+)
+
+
 def names() -> list[str]:
     return list(FAULTS)
 
