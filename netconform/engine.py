@@ -318,8 +318,19 @@ class Engine:
             return components.judge_drop_monitor(topo, api, deadline)
         if cell.target == "component:f5":
             ports = [self.ctx.kit.service_ports["http"], self.ctx.kit.service_ports["tcp"]]
-            return components.judge_f5(topo, api, self.ctx.kit.lb_ip, ports)
+            return components.judge_f5(topo, api, self.ctx.kit.lb_ip, ports, self.ctx.kit.namespace)
+        if cell.target == "component:metallb":
+            return components.judge_metallb(topo, api, self.ctx.kit.lb_ip, self._arp)
         raise Skip(f"no check is defined for {cell.id}")
+
+    def _arp(self, node: str, ip: str) -> list[str]:
+        """MACs answering ARP for `ip` from node `node`'s host probe (one small exec, bounded)."""
+        opts = self.ctx.opts
+        check = {"id": "arp-1", "kind": "arp", "ip": ip, "timeout": opts.probe_timeout, "window": 1.0}
+        plan = {"checks": [check], "attempts": 1, "attempt_gap": 0.0}
+        result = self.runner(f"host@{node}", plan, opts.probe_timeout + 1.0 + EXEC_OVERHEAD_S)
+        found = (result.get("results") or [{}])[0]
+        return [str(m) for m in found.get("macs") or []]
 
     def run(self, selected: Iterable[Cell]) -> EngineReport:
         wanted = self.plan(selected)

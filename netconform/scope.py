@@ -215,6 +215,7 @@ for _proto, _layer in (("tcp", "L4"), ("http", "L7"), ("icmp", "L3")):
 _register("pod-lb-tcp", _per_node("pod", "lb-vip", "L4", "tcp"))
 _register("host-lb-arp", _per_node("host", "lb-vip", "L2", "arp"))
 _register("f5-config", _single("cluster", "component:f5", "L4", "config"))
+_register("metallb-announce", _single("cluster", "component:metallb", "L2", "announce"))
 # L7 ingress
 _register("ingress-http", _ingress, NO_INGRESS)
 # egress

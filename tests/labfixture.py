@@ -47,12 +47,15 @@ def lab_name(prefix: str = "t") -> str:
     return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
 
 
-def own_lab(name: str, nodes: int = 3, *, ingress: bool = True) -> Iterator[Lab]:
+def own_lab(
+    name: str, nodes: int = 3, dataplane: str = "lab", lb_kind: str = "lab", *, ingress: bool = True
+) -> Iterator[Lab]:
     """A module's private lab (for modules whose faults must not touch the shared one): up, yield,
-    down even when tests fail; skips with the reason when the lab cannot come up here."""
+    down even when tests fail; skips with the reason when the lab cannot come up here.
+    `dataplane="cilium"`, `lb_kind="metallb"|"f5"` add the optional components."""
     handle = Lab(name)
     try:
-        handle.up(nodes=nodes, lb=True, ingress=ingress)
+        handle.up(nodes=nodes, lb=True, dataplane=dataplane, lb_kind=lb_kind, ingress=ingress)
     except LabError as exc:
         handle.down()
         pytest.skip(f"the lab cannot come up here: {exc}")

@@ -181,7 +181,16 @@ def test_names_are_the_contract() -> None:
         "http-503",
         "mtu-blackhole",
         "cni-not-ready",
+        *faults.COMPONENT_FAULTS,
     ]
+    assert faults.COMPONENT_FAULTS == (
+        "cilium-health-down",
+        "ebpf-map-full",
+        "cilium-rate-limit",
+        "f5-partition-shared",
+        "f5-configmap-missing",
+        "metallb-speaker-down",
+    )
     assert all(re.search(r"\(FM-\d\d\)", faults.describe(n)) for n in faults.names())
 
 
@@ -629,10 +638,14 @@ def test_cni_not_ready(world: Fixture) -> None:
 
 
 def test_all_faults_at_once_clear_back_to_healthy(world: Fixture) -> None:
-    for name in faults.names():
+    plain = [n for n in faults.names() if n not in faults.COMPONENT_FAULTS]
+    for name in faults.COMPONENT_FAULTS:  # this lab runs no optional component (lab up --dataplane/--lb)
+        with pytest.raises(faults.FaultError, match=r"this lab runs no .* \(lab up --"):
+            faults.add(name, world.ctx)
+    for name in plain:
         faults.add(name, world.ctx)
-    assert set(faults.active(world.ctx)) == set(faults.names())
-    assert sorted(faults.clear_all(world.ctx)) == sorted(f"{n}: cleared" for n in faults.names())
+    assert set(faults.active(world.ctx)) == set(plain)
+    assert sorted(faults.clear_all(world.ctx)) == sorted(f"{n}: cleared" for n in plain)
     assert snapshot(world.lab) == world.healthy
     healed = run_checks(
         world.lab,

@@ -57,6 +57,7 @@ def test_every_family_cell_is_judged_by_a_recipe_or_a_component_check() -> None:
         "component:ebpf-maps",
         "component:drop-monitor",
         "component:f5",
+        "component:metallb",
     }
     for cell in all_cells(topology(3)):
         assert recipes.has_recipe(cell) or cell.target in component_targets or cell.protocol == "cni-ready", (

@@ -49,3 +49,10 @@ def test_lb_vip_arp(cell: Cell, conformance) -> None:
 def test_f5_config(cell: Cell, conformance) -> None:
     """F5 controller pods run and a ConfigMap holds every LB port's VIP."""
     conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-06")
+@pytest.mark.scope("metallb-announce")
+def test_metallb_announcing_node(cell: Cell, conformance) -> None:
+    """The MetalLB speaker logs name one node for the VIP, and that node's MAC answers ARP for it."""
+    conformance.expect(cell)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from netconform.lab.cluster import Lab, LabError
+from netconform.lab.components import DATAPLANES, LOAD_BALANCERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--no-ingress", action="store_true", help="no ingress controller (no IngressClass, no L7 proxy)"
+    )
+    up.add_argument(
+        "--dataplane",
+        default="lab",
+        choices=DATAPLANES,
+        help="cilium: anetd agent pods answering `cilium status`, `cilium monitor`, `bpftool map dump`",
+    )
+    up.add_argument(
+        "--lb",
+        default="lab",
+        choices=LOAD_BALANCERS,
+        help="metallb: controller/speaker pods logging VIPs; f5: F5 controller pods and per-port ConfigMaps",
     )
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for the lab (default 90)")
     kc = sub.add_parser("kubeconfig", help="print the kubeconfig path")
@@ -176,7 +189,14 @@ def _run(args: argparse.Namespace) -> int:
         lab = Lab(args.name)
         started = time.monotonic()
         kwargs = {"timeout": args.timeout} if args.timeout else {}
-        path = lab.up(nodes=args.nodes, lb=not args.no_lb, ingress=not args.no_ingress, **kwargs)
+        path = lab.up(
+            nodes=args.nodes,
+            lb=not args.no_lb,
+            ingress=not args.no_ingress,
+            dataplane=args.dataplane,
+            lb_kind=args.lb,
+            **kwargs,
+        )
         print(f"lab {args.name}: {args.nodes} nodes up in {time.monotonic() - started:.1f} s")
         print(path)
         return 0

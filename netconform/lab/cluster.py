@@ -33,6 +33,7 @@ from netconform.lab.addressing import (
     node_names,
     ns_name,
 )
+from netconform.lab.components import ComponentConfig, ComponentError
 from netconform.lab.nsexec import netns_exists
 from netconform.lab.supervisor import KUBECONFIG_FILE, LOG_FILE, STATE_FILE, STATE_ROOT
 
@@ -121,12 +122,29 @@ class Lab:
             raise LabError(f"lab {self.name!r}: API {st['api']} not answering ({err})") from None
 
     # ------------------------------------------------------------------ lifecycle
-    def up(self, nodes: int = 3, lb: bool = True, timeout: float = UP_TIMEOUT, ingress: bool = True) -> Path:
-        """Start the lab; returns the kubeconfig path once every kube-system pod is Ready."""
+    def up(
+        self,
+        nodes: int = 3,
+        lb: bool = True,
+        timeout: float = UP_TIMEOUT,
+        *,
+        dataplane: str = "lab",
+        lb_kind: str = "lab",
+        ingress: bool = True,
+    ) -> Path:
+        """Start the lab; returns the kubeconfig path once every kube-system pod is Ready.
+
+        `dataplane="cilium"` and `lb_kind="metallb"|"f5"` add the optional components
+        (`netconform.lab.components`), e.g. `Lab("x").up(dataplane="cilium", lb_kind="f5")`;
+        `ingress=False` leaves out the ingress controller (a cluster without any ingress).
+        """
         try:
             node_names(nodes)
-        except AddressError as err:
+            components = ComponentConfig(dataplane, lb_kind)
+        except (AddressError, ComponentError) as err:
             raise LabError(str(err)) from None
+        if not lb and components.lb != "lab":
+            raise LabError(f"--lb {components.lb} needs a load balancer: drop --no-lb")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (it creates network namespaces)")
         if self.running():
@@ -141,6 +159,7 @@ class Lab:
             argv.append("--no-lb")
         if not ingress:
             argv.append("--no-ingress")
+        argv += ["--dataplane", components.dataplane, "--lb", components.lb]
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
@@ -157,19 +176,18 @@ class Lab:
                 start_new_session=True,
             )
         try:
-            self._wait_ready(proc, nodes, timeout, components=1 if ingress else 0)
+            # two coredns pods, the API's TCP endpoint on node-1, one CNI pod per node, the components',
+            # the ingress controller
+            expected = 3 + nodes + components.extra_system_pods(nodes) + (1 if ingress else 0)
+            self._wait_ready(proc, expected, timeout)
         except LabError:
             with contextlib.suppress(LabError):
                 self.down()
             raise
         return self.kubeconfig
 
-    def _wait_ready(
-        self, proc: subprocess.Popen[bytes], nodes: int, timeout: float, *, components: int = 0
-    ) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        # two coredns pods, the API's TCP endpoint on node-1, one CNI pod per node, optional components
-        expected = 3 + nodes + components
         waiting_for = "the supervisor to start"
         while time.monotonic() < deadline:
             if proc.poll() is not None:

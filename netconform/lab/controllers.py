@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netconform.lab import components as comp
 from netconform.lab import events
 from netconform.lab.addressing import (
     CONTROL_PLANE_VIP,
@@ -205,11 +206,14 @@ class Controllers:
         lb_enabled: bool,
         delete_object: Callable[[str, str, str, str | None], Obj],
         conditions: LabConditions | None = None,
+        components: comp.ComponentConfig | None = None,
         *,
         ingress: bool = False,
     ) -> None:
         self.store = store
         self.ingress = ingress
+        self.components = components or comp.ComponentConfig()
+        self.last_lb: str | None = None
         self.conditions = conditions or LabConditions()
         self.conditions.on_change.append(self.kick)
         self.dataplane = dataplane
@@ -254,6 +258,7 @@ class Controllers:
         self._schedule()
         self._endpoints()
         self._load_balancers()
+        self._f5()
         self._zone()
 
     # ------------------------------------------------------------------ nodes
@@ -729,11 +734,19 @@ class Controllers:
                 )
 
     def desired_announcements(self) -> dict[str, str]:
-        """vip -> node: one node per VIP among the Ready nodes, stable for a given service."""
+        """vip -> node: one node per VIP among the Ready nodes, stable for a given service.
+
+        With MetalLB, only nodes whose speaker runs announce (fault metallb-speaker-down: none there).
+        """
         ready = self.ready_nodes() or sorted(self.nodes)
         out: dict[str, str] = {}
         if not self.lb_enabled:
             return out
+        if self.components.lb == "metallb":
+            down = comp.speakers_down(self.state_dir)
+            ready = [n for n in ready if n not in down]
+            if not ready:
+                return out
         for svc in self.store.select("services"):
             if svc["spec"].get("type") != "LoadBalancer":
                 continue
@@ -802,7 +815,11 @@ class Controllers:
         if nat != self.last_nat:
             await loop.run_in_executor(None, self.dataplane.sync_services, nat)
             self.last_nat = nat
+            if self.components.cilium:  # the agents' eBPF LB maps hold what the proxy programs
+                comp.write_services(self.state_dir, [n.to_json() for n in nat])
         wanted = self.desired_announcements()
+        if self.components.lb == "metallb":
+            self._metallb_view(wanted)
         for vip, node in list(self.announced.items()):
             if wanted.get(vip) != node:
                 await loop.run_in_executor(None, self.dataplane.withdraw_vip, vip)
@@ -832,6 +849,38 @@ class Controllers:
                         "metallb-speaker",
                         node,
                     )
+
+    def _metallb_view(self, wanted: dict[str, str]) -> None:
+        """Tell the MetalLB pods what the controller allocated and which node announces each VIP."""
+        allocations: dict[str, str] = {}
+        for svc in self.store.select("services"):
+            key = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+            for ing in svc.get("status", {}).get("loadBalancer", {}).get("ingress") or []:
+                if ing.get("ip"):
+                    allocations[ing["ip"]] = key
+        announced = {v: (n, allocations.get(v, "")) for v, n in wanted.items()}
+        text = json.dumps([allocations, announced], sort_keys=True)
+        if text != self.last_lb:
+            comp.write_lb(self.state_dir, allocations, announced)
+            self.last_lb = text
+
+    def _f5(self) -> None:
+        """load-balancer-f5: one ConfigMap per port of every LoadBalancer Service (none under the
+        fault f5-configmap-missing); stale ones are deleted."""
+        if self.components.lb != "f5":
+            return
+        wanted = comp.f5_config_maps(self.state_dir, self.store.select("services"))
+        keys = set()
+        for cm in wanted:
+            keys.add((cm["metadata"]["namespace"], cm["metadata"]["name"]))
+            self._apply("configmaps", cm, ("data",))
+        for cm in self.store.select("configmaps"):
+            meta = cm["metadata"]
+            managed = (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == comp.F5_MANAGED_BY
+            if managed and (meta["namespace"], meta["name"]) not in keys:
+                with contextlib.suppress(ApiError):
+                    self.store.delete("configmaps", meta["namespace"], meta["name"])
+        comp.write_virtuals(self.state_dir, wanted)
 
     # ------------------------------------------------------------------ DNS zone
     def zone(self) -> Obj:
@@ -1057,7 +1106,12 @@ class Controllers:
                     create(resource, obj)
                 else:
                     self.store.create(resource, obj, namespaced=False)
-        for node in self.nodes:
+        for extra in comp.system_pods(self.state_dir, self.components, self.nodes):
+            create("pods", extra)
+        anetd = comp.cni_pods(self.state_dir, self.components, self.nodes)
+        for extra in anetd or []:
+            create("pods", extra)
+        for node in self.nodes if anetd is None else []:
             create(
                 "pods",
                 {

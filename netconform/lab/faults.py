@@ -37,6 +37,15 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - ingress-backend-down (FM-35) — none — the ingress controller sends every request to a dead port (502)
 - ingress-down (FM-36) — none — the ingress proxy stops listening (connections refused)
 
+Component faults (only on a lab with that component, `lab up --dataplane cilium` / `--lb metallb|f5`;
+they switch marker files the component programs read, see `netconform.lab.components`):
+- cilium-health-down (FM-14) — node (last) — its agent's health endpoint (TCP 4240) stops answering
+- ebpf-map-full (FM-26) — node (all) — cilium_lb4_services_v2 filled to 95 % of its maximum
+- cilium-rate-limit (FM-25) — node (all) — the endpoint API admits 1 PUT per 30 s: pod bursts get 429
+- f5-partition-shared (FM-07) — none — a second cluster's virtual servers in this cluster's partition
+- f5-configmap-missing (FM-07) — none — load-balancer-f5 writes no ConfigMap (and removes its own)
+- metallb-speaker-down (FM-06) — node (all) — its speaker crash-loops; the node announces nothing
+
 A fault is a state of the cluster, not a one-off change. The node- and fabric-level faults are
 rendered into the node's rules and routes, so pods started later get them by construction. The
 pod-scoped ones (tcp-reset, http-503, coredns-down) follow pods: besides the pods matching when they
@@ -60,7 +69,9 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab import addressing as A
+from netconform.lab import components as comp
 from netconform.lab import ingress, iptrules
+from netconform.lab.components import cilium as cilium_component
 from netconform.lab.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
 from netconform.lab.nsexec import (
     NetplaneError,
@@ -142,6 +153,7 @@ class FaultContext:
     netplane: Netplane
     pods: Callable[[], list[PodInfo]] = _no_pods
     set_node_condition: Callable[[str, bool, str, str], None] | None = None
+    kick: Callable[[], None] | None = None  # reconcile the control plane now (component faults)
 
     @property
     def nodes(self) -> list[str]:
@@ -569,9 +581,87 @@ def _ingress_switch(key: str, value: Any) -> tuple[Callable[..., Record], Callab
     return add, clear
 
 
+def _component(ctx: FaultContext, fault: str, *, dataplane: str | None = None, lb: str | None = None) -> Any:
+    """The lab's components, or a one-line refusal naming the `lab up` flag the fault needs."""
+    config = comp.load_config(ctx.netplane.state_dir)
+    if dataplane and config.dataplane != dataplane:
+        raise FaultError(f"{fault}: this lab runs no {dataplane} dataplane (lab up --dataplane {dataplane})")
+    if lb and (config.lb != lb or not ctx.netplane.lb):
+        raise FaultError(f"{fault}: this lab runs no {lb} load balancer (lab up --lb {lb})")
+    return config
+
+
+def _marker_fault(
+    fault: str,
+    relative: Callable[[str | None], str],
+    content: str,
+    *,
+    per_node: str | None,
+    dataplane: str | None = None,
+    lb: str | None = None,
+) -> tuple[Callable[..., Record], Callable[..., None]]:
+    """A fault that is one marker file per node (per_node "all"/"last") or one for the cluster."""
+
+    def add(ctx: FaultContext, node: str | None) -> Record:
+        _component(ctx, fault, dataplane=dataplane, lb=lb)
+        if per_node is None:
+            if node is not None:
+                raise FaultError(f"{fault} applies to the cluster, not to a node")
+            targets: list[str | None] = [None]
+            where = "the cluster"
+        else:
+            nodes = _nodes(ctx, node) if per_node == "all" else [_node(ctx, node, "last")]
+            targets, where = list(nodes), _where(nodes, ctx)
+        for t in targets:
+            comp.marker(ctx.netplane.state_dir, relative(t), content)
+        if ctx.kick is not None:
+            ctx.kick()
+        return {"targets": targets, "where": where}
+
+    def clear(ctx: FaultContext, rec: Record) -> None:
+        for t in rec["targets"]:
+            comp.marker(ctx.netplane.state_dir, relative(t), None)
+        if ctx.kick is not None:
+            ctx.kick()
+
+    return add, clear
+
+
 _ingress_no_route = _ingress_switch("ignore_created_after", "now")
 _ingress_backend_down = _ingress_switch("dead_port", True)
 _ingress_down = _ingress_switch("down", True)
+_health_add, _health_clear = _marker_fault(
+    "cilium-health-down", lambda n: f"cilium/{n}.health-down", "down\n", per_node="last", dataplane="cilium"
+)
+_mapfull_add, _mapfull_clear = _marker_fault(
+    "ebpf-map-full",
+    lambda n: f"cilium/{n}.lb4-fill",
+    f"{int(0.95 * cilium_component.MAP_MAX)}\n",
+    per_node="all",
+    dataplane="cilium",
+)
+_ratelimit_add, _ratelimit_clear = _marker_fault(
+    "cilium-rate-limit",
+    lambda n: f"cilium/{n}.rate-limit",
+    json.dumps({"parallel": 1, "hold_s": 30.0}),
+    per_node="all",
+    dataplane="cilium",
+)
+FOREIGN_VIRTUALS = ("other-cluster_web-443-tcp", "other-cluster_web-80-tcp")
+_shared_add, _shared_clear = _marker_fault(
+    "f5-partition-shared",
+    lambda n: "f5/partition-shared",
+    json.dumps(FOREIGN_VIRTUALS),
+    per_node=None,
+    lb="f5",
+)
+_cm_missing_add, _cm_missing_clear = _marker_fault(
+    "f5-configmap-missing", lambda n: "f5/configmap-missing", "missing\n", per_node=None, lb="f5"
+)
+_speaker_add, _speaker_clear = _marker_fault(
+    "metallb-speaker-down", lambda n: f"lb/speaker-down/{n}", "down\n", per_node="all", lb="metallb"
+)
+
 _route_add, _route_clear = _flag_fault(FLAG_NO_POD_ROUTES, default_all=False)
 _svcnat_add, _svcnat_clear = _flag_fault(iptrules.FLAG_NO_SERVICE_NAT, default_all=True)
 _snat_add, _snat_clear = _flag_fault(iptrules.FLAG_NO_EGRESS_SNAT, default_all=True)
@@ -675,8 +765,61 @@ FAULTS: dict[str, Fault] = {
             *_ingress_backend_down,
         ),
         Fault("ingress-down", "FM-36", "the ingress proxy stops listening", *_ingress_down),
+        Fault(
+            "cilium-health-down",
+            "FM-14",
+            "one node's Cilium health endpoint stops answering (--dataplane cilium)",
+            _health_add,
+            _health_clear,
+        ),
+        Fault(
+            "ebpf-map-full",
+            "FM-26",
+            "the eBPF LB service map filled to 95 % of its maximum (--dataplane cilium)",
+            _mapfull_add,
+            _mapfull_clear,
+        ),
+        Fault(
+            "cilium-rate-limit",
+            "FM-25",
+            "the agents' endpoint API admits one PUT per 30 s: pod bursts get 429 (--dataplane cilium)",
+            _ratelimit_add,
+            _ratelimit_clear,
+        ),
+        Fault(
+            "f5-partition-shared",
+            "FM-07",
+            "a second cluster's virtual servers in this cluster's BIG-IP partition (--lb f5)",
+            _shared_add,
+            _shared_clear,
+        ),
+        Fault(
+            "f5-configmap-missing",
+            "FM-07",
+            "load-balancer-f5 writes no per-port ConfigMap (--lb f5)",
+            _cm_missing_add,
+            _cm_missing_clear,
+        ),
+        Fault(
+            "metallb-speaker-down",
+            "FM-06",
+            "MetalLB speakers crash-loop: no announcement, no ARP for the VIPs (--lb metallb)",
+            _speaker_add,
+            _speaker_clear,
+        ),
     )
 }
+
+
+# faults of the optional components: refused on a lab without them (`lab up --dataplane/--lb`)
+COMPONENT_FAULTS = (
+    "cilium-health-down",
+    "ebpf-map-full",
+    "cilium-rate-limit",
+    "f5-partition-shared",
+    "f5-configmap-missing",
+    "metallb-speaker-down",
+)
 
 
 def names() -> list[str]:

@@ -83,8 +83,16 @@ class FaultBridge:
     def _context(self, module: ModuleType) -> Any:
         snapshot = self._pod_infos(module)
         return module.FaultContext(
-            netplane=self.sup.plane, pods=lambda: list(snapshot), set_node_condition=self.set_node_condition
+            netplane=self.sup.plane,
+            pods=lambda: list(snapshot),
+            set_node_condition=self.set_node_condition,
+            kick=self.kick,
         )
+
+    def kick(self) -> None:
+        """Called from the fault's worker thread: reconcile now (component faults change what the
+        controllers write, e.g. the F5 ConfigMaps or the MetalLB announcements)."""
+        self.sup.api_loop.call_soon_threadsafe(self.sup.controllers.kick)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         module = self._module()

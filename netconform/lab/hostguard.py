@@ -35,10 +35,7 @@ log = logging.getLogger("netconform.lab.hostguard")
 HOLDERS = STATE_ROOT.parent / "hostguard"  # a file per lab that needs the guard: its builder's pid
 
 ROUTE_PROTO = "78"  # marks the lab's guard routes ("proto 78" in `ip route`), nothing else uses it here
-GUARDED_RANGES = tuple(
-    ipaddress.IPv4Network(n)
-    for n in (A.FABRIC_CIDR, A.POD_SUPERNET, A.SERVICE_CIDR)
-)
+GUARDED_RANGES = tuple(ipaddress.IPv4Network(n) for n in (A.FABRIC_CIDR, A.POD_SUPERNET, A.SERVICE_CIDR))
 
 
 def guard_routes() -> list[str]:

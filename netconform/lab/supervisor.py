@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from netconform.lab import components as comp
 from netconform.lab import procs
 from netconform.lab.addressing import check_lab_name, node_ip, node_names, pod_cidr
 from netconform.lab.apiserver import ApiServer, User
@@ -121,9 +122,19 @@ class LabBackend:
 
 
 class Supervisor:
-    def __init__(self, name: str, nodes: int, lb: bool, state_dir: Path, *, ingress: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        nodes: int,
+        lb: bool,
+        state_dir: Path,
+        components: comp.ComponentConfig | None = None,
+        *,
+        ingress: bool = True,
+    ) -> None:
         self.name = name
         self.ingress = ingress
+        self.components = components or comp.ComponentConfig()
         self.node_list = node_names(nodes)
         self.lb = lb
         self.state_dir = state_dir
@@ -140,6 +151,8 @@ class Supervisor:
             "nodes": self.node_list,
             "lb": lb,
             "ingress": ingress,
+            "dataplane": self.components.dataplane,
+            "lb_kind": self.components.lb if lb else None,
             "phase": "starting",
             "state_dir": str(state_dir),
         }
@@ -176,6 +189,7 @@ class Supervisor:
             return 1
         log.info("data plane built in %.2f s", time.monotonic() - t0)
         self.dataplane = NetplaneDataPlane(self.plane)
+        comp.install(self.state_dir, self.components, self.node_list)
         ipam = Ipam()
         self.kubelet = Kubelet(self.store, self.dataplane, ipam, self.state_dir, self.name)
         tokens = {
@@ -197,9 +211,12 @@ class Supervisor:
             self.lb,
             self.api.delete_object,
             self.conditions,
+            self.components,
             ingress=self.ingress,
         )
         self.faults = FaultBridge(self)
+        if self.components.cilium:
+            self.kubelet.network_listeners.append(self._endpoint_put)
         self.kubelet.network_listeners.append(self.faults.pod_network)  # pod-scoped faults follow pods
         runner = web.AppRunner(self.api.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -255,6 +272,18 @@ class Supervisor:
                 log.error("data plane destroy failed: %s", err)
             self._save_state(phase="stopped")
         return 0
+
+    async def _endpoint_put(self, change: str, pod: dict[str, Any], netns: str) -> None:
+        """The CNI's endpoint PUT to the node's anetd agent, which rate-limits it (FM-25)."""
+        if change != "up":
+            return
+        meta = pod["metadata"]
+        comp.record_endpoint(
+            self.state_dir,
+            pod["spec"]["nodeName"],
+            f"{meta['namespace']}/{meta['name']}",
+            meta.get("uid", ""),
+        )
 
     def status(self) -> dict[str, Any]:
         nodes = []
@@ -321,6 +350,8 @@ class Supervisor:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "api_url": self.state.get("api"),
             "lb": self.lb,
+            "dataplane": self.components.dataplane,
+            "lb_kind": self.components.lb if self.lb else None,
             "nodes": nodes,
             "pods": pods,
             "services": services,
@@ -336,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--no-lb", action="store_true")
     parser.add_argument("--no-ingress", action="store_true")
+    parser.add_argument("--dataplane", default="lab", choices=comp.DATAPLANES)
+    parser.add_argument("--lb", default="lab", choices=comp.LOAD_BALANCERS)
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -354,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, NotImplementedError):
             asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     try:
-        supervisor = Supervisor(args.name, args.nodes, not args.no_lb, state_dir, ingress=not args.no_ingress)
+        components = comp.ComponentConfig(args.dataplane, args.lb)
+        supervisor = Supervisor(
+            args.name, args.nodes, not args.no_lb, state_dir, components, ingress=not args.no_ingress
+        )
         return asyncio.run(supervisor.serve())
     except ApiError as err:
         log.error("%s", err.message)
