@@ -61,6 +61,11 @@ def run(lab: Lab, out: Path, k: str | None = None) -> dict[str, dict[str, Any]]:
     return {f"{c['subject']}->{c['target']}/{c['layer']}-{c['protocol']}": c for c in cells}
 
 
+def verdict_text(out: Path) -> str:
+    """The verdict paragraph the run stored in results.json."""
+    return str(json.loads((out / "results.json").read_text())["verdict"]["text"])
+
+
 def failed(cells: dict[str, dict[str, Any]]) -> set[str]:
     return {k for k, c in cells.items() if c["outcome"] in ("failed", "error", "flaky")}
 
@@ -130,6 +135,9 @@ def test_cilium_metallb_fault_fails_exactly_its_cells(
     assert failed(cells) == expect_failed, {k: cells[k]["reason"] for k in failed(cells)}
     main = next(iter(expect_failed & {HEALTH, MAPS, METALLB}))
     assert words in cells[main]["reason"] and fm in cells[main]["meaning"], cells[main]
+    verdict = verdict_text(tmp_path)
+    assert fm in verdict and main.split(":", 1)[1].split("/", 1)[0] in verdict, verdict
+    assert not any(w in verdict for w in ("tunnel", "service NAT", "not measured —")), verdict
     if fault == "metallb-speaker-down":
         wait_speakers_ready(cm_lab)
     heal_k = {HEALTH: "cilium_health", MAPS: "ebpf", METALLB: "metallb or lb_vip_arp"}[main]
@@ -181,6 +189,8 @@ def test_f5_fault_fails_only_the_f5_cell(
         f5_lab.fault_clear(fault)
     assert failed(cells) == {F5}, {k: cells[k]["reason"] for k in failed(cells)}
     assert words in cells[F5]["reason"] and "FM-07" in cells[F5]["meaning"]
+    verdict = verdict_text(tmp_path)
+    assert "f5" in verdict and "FM-07" in verdict and "tunnel" not in verdict, verdict
     healed = run(f5_lab, tmp_path / "cleared", "f5")
     assert healed[F5]["outcome"] == "passed", healed[F5]["reason"]
 

@@ -128,6 +128,9 @@ def test_each_ingress_fault_fails_exactly_the_ingress_cells(
         diagnosis = cell["diagnosis"] or {}
         # the same echo pods answer without the ingress: the diagnosis names the ingress, not the pods
         assert "ingress" in diagnosis.get("hop", "") and "answer" in diagnosis.get("summary", ""), diagnosis
+    verdict = results["verdict"]["text"]
+    assert "ingress controller of class lab" in verdict and fm in verdict, verdict
+    assert not any(w in verdict for w in ("tunnel", "service NAT", "partition", "application (L7)")), verdict
     rest = others(results)
     assert len(rest) == 9 + 3 and all(c["outcome"] == "passed" for c in rest), [
         (c["test"], c["outcome"]) for c in rest if c["outcome"] != "passed"

@@ -277,10 +277,41 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
         ["cluster->node@node-1/L3-cni-ready"],
     ),
 }
+# The verdict of each fault: words its scope/suspect must contain, and false suspects it must not name
+# (the node-level faults hit node-3 by default, the DNS pod one node-1).
+NO_NETWORK_CUT = ("tunnel", "cut off", "partition", "node network")
+VERDICTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cni-not-ready": (("node-3", "CNI", "FM-27"), NO_NETWORK_CUT),
+    "coredns-down": (("CoreDNS pod on node-1", "FM-22"), NO_NETWORK_CUT),
+    "http-503": (("HTTP only", "TCP on the same paths work", "FM-01"), (*NO_NETWORK_CUT, "service NAT")),
+    "ip-conflict": (("node-3", "IP conflict", "FM-16"), NO_NETWORK_CUT),
+    "lb-arp-silent": (("ARP", "LB VIP", "FM-06"), NO_NETWORK_CUT),
+    "mtu-blackhole": (("MTU", "TCP on the same paths work", "FM-31"), NO_NETWORK_CUT),
+    "node-nameserver-mismatch": (("node-3", "nameservers", "FM-24"), NO_NETWORK_CUT),
+    "node-partition": (("node-3", "cut off", "node network", "FM-13"), ("tunnel", "service NAT")),
+    "pod-route-missing": (("node-3", "pod route", "FM-10"), ("tunnel", "partition", "node network")),
+    "service-nat-missing": (("service NAT", "backend pods answer directly", "FM-08"), NO_NETWORK_CUT),
+    "snat-missing": (("from pods", "egress", "FM-11"), NO_NETWORK_CUT),
+    "snat-port-exhaustion": (("from pods", "egress", "FM-11"), NO_NETWORK_CUT),
+    "stale-arp": (("node-2 and node-3", "stale ARP", "FM-28"), NO_NETWORK_CUT),
+    "tcp-reset": (("TCP only", "reset", "FM-02"), (*NO_NETWORK_CUT, "service NAT")),
+    "tunnel-blocked": (("tunnel", "same-node traffic works", "FM-09"), ("node network", "service NAT")),
+    "upstream-dns-servfail": (("external names", "upstream", "FM-23"), NO_NETWORK_CUT),
+}
 # every fault is added before `netconform run`, as a user does: faults are states (node conditions are
 # read in the topology snapshot, pod-scoped faults follow the pods the run creates, lb-arp-silent covers
 # the VIP the run's LoadBalancer Service gets)
 BEFORE_RUN = set(FAULTS)
+
+
+def test_every_lab_fault_has_cells_and_a_verdict_here_or_in_its_own_module() -> None:
+    """`lab fault list` = these faults + the ingress ones (tests/test_lab_ingress.py) + the components'
+    (tests/test_lab_components.py): none is left without an end-to-end check of its cells and verdict."""
+    from netconform.lab import faults
+
+    elsewhere = {"ingress-no-route", "ingress-backend-down", "ingress-down", *faults.COMPONENT_FAULTS}
+    assert set(faults.names()) == set(FAULTS) | elsewhere
+    assert set(VERDICTS) == set(FAULTS)
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -307,6 +338,12 @@ def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, An
         assert cid in by_id, (cid, sorted(by_id)[:20])
         assert by_id[cid]["outcome"] == "passed", (cid, by_id[cid]["outcome"], by_id[cid]["reason"])
     assert rc == 1
+    words, false_suspects = VERDICTS[fault]
+    verdict = results["verdict"]["text"]
+    for word in words:
+        assert word in verdict, (fault, word, verdict)
+    for word in false_suspects:
+        assert word not in verdict, (fault, word, verdict)
     # a fault that fails many cells adds about one timeout x attempts, not one per cell
     assert elapsed < healthy["elapsed"] + 2 * 1.0 * 2 + 15, (elapsed, healthy["elapsed"])
 

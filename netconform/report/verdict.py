@@ -12,6 +12,7 @@ pods answer directly is service NAT. The result is data (:meth:`Verdict.to_json`
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -383,18 +384,24 @@ def suspects_for(
         reason = str(cells[0].get("reason") or "") if cells else ""
         out.append(Suspect(join_words(names), fms, reason, "the component check fails"))
         return out, shape
-    hops = Counter(
-        str(c["diagnosis"]["hop"])
-        for c in cells
-        if isinstance(c.get("diagnosis"), dict) and c["diagnosis"].get("hop")
-    )
+    # the flowchart's hops, one suspect per (FM, hop without its addresses): the same missing route to
+    # two pods of one node is one suspect, not "one of 2"
+    hops: Counter[tuple[str, str]] = Counter()
+    for c in cells:
+        diagnosis = c.get("diagnosis")
+        if isinstance(diagnosis, dict) and diagnosis.get("hop"):
+            hop_fm = str(diagnosis.get("fm") or first_fm(c))
+            hops[(hop_fm, _ADDRESS_TAIL.sub("", str(diagnosis["hop"])))] += 1
+    for (hop_fm, hop), _ in hops.most_common(2):
+        why = "the flowchart's first broken hop for these cells"
+        out.append(Suspect("first broken hop", (hop_fm,), hop, why))
     fms = tuple(fm for fm, _ in Counter(first_fm(c) for c in cells).most_common(2))
-    for hop, _ in hops.most_common(2):
-        out.append(Suspect("first broken hop", fms, hop, "the flowchart's first broken hop for these cells"))
     if not out:
         out.append(Suspect("other", fms, "", "no single component fits this scope"))
     return out, shape
 
+
+_ADDRESS_TAIL = re.compile(r"( -> [0-9.]+(:\d+)?| [0-9.]+:\d+)$")  # "pod route on node-3 -> 10.244.3.2"
 
 INGRESS_PARTS = {
     "FM-34": "its routing, the proxy has no route for the host",
