@@ -95,11 +95,14 @@ def _cilium(topo: Topology) -> list[PodInfo]:
 
 
 HEALTH = re.compile(r"^Cluster health:\s+(\d+)/(\d+) reachable", re.M)
+# rows: `Name IP Node Endpoints` with reachable/unreachable (Cilium >= 1.10), or the older
+# `Name IP Reachable Endpoints reachable` with true/false; IP may be "v4,v6" on dual-stack nodes
 HEALTH_ROW = re.compile(
-    r"^\s+(?P<name>\S+)(?: \(localhost\))?\s+(?P<ip>[0-9a-f.:]+)\s+(?P<node>reachable|unreachable)"
-    r"\s+(?P<endpoints>reachable|unreachable)\s*$",
+    r"^\s+(?P<name>\S+)(?: \(localhost\))?\s+(?P<ip>[0-9a-fA-F.:,]+)\s+"
+    r"(?P<node>reachable|unreachable|true|false)\s+(?P<endpoints>reachable|unreachable|true|false)\s*$",
     re.M,
 )
+_REACH = {"true": "reachable", "false": "unreachable"}
 
 
 @dataclass
@@ -121,7 +124,10 @@ def parse_cilium_health(text: str) -> HealthSummary | None:
     if not match:
         return None
     section = text[match.end() :]
-    rows = [(m["name"], m["ip"], m["node"], m["endpoints"]) for m in HEALTH_ROW.finditer(section)]
+    rows = [
+        (m["name"], m["ip"], _REACH.get(m["node"], m["node"]), _REACH.get(m["endpoints"], m["endpoints"]))
+        for m in HEALTH_ROW.finditer(section)
+    ]
     return HealthSummary(int(match.group(1)), int(match.group(2)), rows)
 
 
@@ -306,8 +312,15 @@ def judge_drop_monitor(topo: Topology, api: ComponentApi, deadline_s: float) -> 
 
 F5_PODS = ("k8s-bigip-ctlr", "load-balancer-f5")
 F5_SCHEMA = re.compile(r"^f5schemadb://bigip-virtual-server_v[0-9.]+\.json$")
-BIGIP_VIRTUAL = re.compile(r"\b(?P<verb>Creating|Deleting) Virtual: /(?P<partition>[^/\s]+)/(?P<name>\S+)")
-BIGIP_SYNC = re.compile(r"apply config to partition \S+")
+# f5-cccl's resource lines are `<Verb> <Class>: /<partition>/<name>` (k8s-bigip-ctlr 1.x logs e.g.
+# "Updating ApiApplicationService: /service/default_iapp-tcp"); virtual servers are ApiVirtualServer
+BIGIP_VIRTUAL = re.compile(
+    r"\b(?P<verb>Creating|Deleting|Updating) (?:Api|Icr)?Virtual(?:Server)?: "
+    r"/(?P<partition>[^/\s]+)/(?P<name>\S+)"
+)
+# the end of one sync: the controller's "Wrote N Virtual Server and M IApp configs" (or f5-cccl's
+# "apply config to partition P" at debug level)
+BIGIP_SYNC = re.compile(r"Wrote \d+ Virtual Server and \d+ IApp configs|apply config to partition \S+")
 
 
 @dataclass(frozen=True)
@@ -352,15 +365,16 @@ class BigipSync:
 
 
 def parse_bigip_log(text: str) -> BigipSync:
-    """`Creating Virtual: /P/NAME` / `Deleting Virtual: /P/NAME` lines; a sync ends with the f5-cccl
-    `apply config to partition P` line, so the last sync is what follows the one before it."""
+    """`Creating ApiVirtualServer: /P/NAME` / `Deleting ApiVirtualServer: /P/NAME` lines; a sync ends with
+    `Wrote N Virtual Server and M IApp configs` (or f5-cccl's `apply config to partition P`), so the last
+    sync is what follows the one before it."""
     out = BigipSync()
     current: list[tuple[str, str]] = []
     for line in text.splitlines():
         m = BIGIP_VIRTUAL.search(line)
         if m:
             key = (m["partition"], m["name"])
-            if m["verb"] == "Creating":
+            if m["verb"] in ("Creating", "Updating"):
                 out.created.add(key)
             else:
                 current.append(key)

@@ -141,17 +141,25 @@ def test_f5_config_map_of_the_seed() -> None:
     assert C.parse_f5_config_map({"name": "x", "data": {"data": "{", "schema": F5_SCHEMA}}) is None
 
 
-def test_bigip_log_last_sync() -> None:
+@pytest.mark.parametrize(
+    "sync",
+    [
+        # k8s-bigip-ctlr 1.x's own line after each sync (F5Networks/k8s-bigip-ctlr issues #1023, #1255)
+        "2024/05/02 10:00:0{} [INFO] Wrote 1 Virtual Server and 0 IApp configs",
+        "2024/05/02 10:00:0{} [INFO] [x f5_cccl.service.manager INFO] F5 CCCL: apply config to partition P: 1",
+    ],
+)
+def test_bigip_log_last_sync(sync: str) -> None:
+    # f5-cccl resource lines are `<Verb> <Class>: /<partition>/<name>` under the controller's prefix
+    # (layout of "Updating ApiApplicationService: /service/default_iapp-tcp", k8s-bigip-ctlr issue #1255)
     p = "2024/05/02 10:00:0{} [INFO] [2024-05-02 10:00:0{},123 f5_cccl.resource.resource INFO] {}"
-    sync = (
-        "2024/05/02 10:00:0{} [INFO] [x f5_cccl.service.manager INFO] F5 CCCL: apply config to partition P: 1"
-    )
     text = "\n".join(
         [
-            p.format(1, 1, "Creating Virtual: /P/ns_a-80-tcp"),
+            p.format(1, 1, "Creating ApiVirtualServer: /P/ns_a-80-tcp"),
             sync.format(1),
-            p.format(2, 2, "Deleting Virtual: /P/ns_a-80-tcp"),
-            p.format(2, 2, "Deleting Virtual: /P/other_b-80-tcp"),
+            p.format(2, 2, "Deleting ApiVirtualServer: /P/ns_a-80-tcp"),
+            p.format(2, 2, "Deleting ApiVirtualServer: /P/other_b-80-tcp"),
+            p.format(2, 2, "Updating ApiApplicationService: /service/default_iapp-tcp"),  # not a virtual
             sync.format(2),
         ]
     )
@@ -290,3 +298,56 @@ def test_lab_programs_print_what_the_parsers_read(tmp_path: Path) -> None:
     assert C.parse_map_max(run("bpftool", "map", "show", "pinned", path)) == 4096
     back = C.BPF_GLOBALS + "cilium_lb4_backends_v3"
     assert C.parse_map_count(run("bpftool", "-j", "map", "dump", "pinned", back)) == 2
+
+
+# The layouts below follow real outputs found in public reports (values changed, layout kept):
+# - Cilium 1.17.0-dev `cilium-dbg status` on dual-stack clustermesh nodes (cilium/cilium issue #33697,
+#   2024-07-17): the IP column holds "v4,v6" and names carry the cluster prefix;
+# - Cilium 1.5-era `cilium status` (SUSE/skuba issue #403, 2019-06-19): columns `Reachable` and
+#   `Endpoints reachable` with true/false instead of reachable/unreachable;
+# - `cilium monitor --type drop` without the file/ifindex fields (gitlab-org/gitlab issue 270130, 2020);
+# - MetalLB 0.8 speaker `serviceAnnounced` (metallb/metallb issue #430, 2019): no node field.
+HEALTH_DUAL_STACK = """\
+Cluster health:                             2/4 reachable             (2025-01-10T08:00:00Z)
+  Name                                      IP                        Node          Endpoints
+  mesh1/mesh1-control-plane                 10.20.0.3,fd00:20::3      unreachable   unreachable
+  mesh1/mesh1-worker                        10.20.0.2,fd00:20::2      unreachable   reachable
+"""
+HEALTH_TRUE_FALSE = """\
+Cluster health:   1/3 reachable   (2020-03-02T09:11:20Z)
+  Name            IP              Reachable   Endpoints reachable
+  alpha1          10.9.0.17       false       true
+  alpha2          10.9.0.6        true        false
+"""
+DROP_SHORT = (
+    "xx drop (Policy denied) flow 0x0 to endpoint 0, identity 4242->9191: 10.1.0.5:40001 -> 10.1.0.9:53 udp\n"
+)
+SPEAKER_08 = (
+    '{"caller":"main.go:229","event":"serviceAnnounced","ip":"10.5.0.40","msg":"service has IP, announcing",'
+    '"pool":"default","protocol":"layer2","service":"shop/web","ts":"2020-01-02T03:04:05.1Z"}\n'
+)
+
+
+def test_cilium_health_rows_in_every_known_layout() -> None:
+    dual = C.parse_cilium_health(HEALTH_DUAL_STACK)
+    assert dual is not None and (dual.reachable, dual.total) == (2, 4)
+    assert [r[1] for r in dual.rows] == ["10.20.0.3,fd00:20::3", "10.20.0.2,fd00:20::2"]
+    assert dual.unreachable() == ["mesh1-control-plane", "mesh1-worker"]
+    old = C.parse_cilium_health(HEALTH_TRUE_FALSE)
+    assert old is not None and (old.reachable, old.total) == (1, 3)
+    assert [(r[0], r[2], r[3]) for r in old.rows] == [
+        ("alpha1", "unreachable", "reachable"),
+        ("alpha2", "reachable", "unreachable"),
+    ]
+    assert old.unreachable() == ["alpha1", "alpha2"]
+
+
+def test_short_drop_lines_and_old_speaker_logs_parse() -> None:
+    drops = C.parse_drops(DROP_SHORT)
+    assert [(d.reason, d.src, d.dst, d.proto) for d in drops] == [
+        ("Policy denied", "10.1.0.5:40001", "10.1.0.9:53", "udp")
+    ]
+    announced = C.parse_metallb_log(SPEAKER_08)
+    assert [(a.event, a.ips, a.service, a.node) for a in announced] == [
+        ("serviceAnnounced", ("10.5.0.40",), "shop/web", None)
+    ]

@@ -9,7 +9,7 @@ schema `f5schemadb://bigip-virtual-server_v0.1.7.json`) and list the virtual ser
 follows k8s-bigip-ctlr v1.x (Go wrapper prefix around the python driver's f5-cccl lines), e.g.::
 
     2024/05/02 10:00:01 [INFO] [2024-05-02 10:00:01,123 f5_cccl.resource.resource INFO]
-        Creating Virtual: /P/ns_echo-lb-80-tcp      (one line)
+        Creating ApiVirtualServer: /P/ns_echo-lb-80-tcp      (one line)
 
 `DIR/f5/partition-shared` (lab fault f5-partition-shared) holds another cluster's virtual servers in
 the same partition: every sync deletes them (they are not in this cluster's ConfigMaps) and recreates
@@ -54,18 +54,17 @@ def ctlr(directory: str, stop: threading.Event) -> int:
         partition, wanted = state.get("partition", "Common"), set(state.get("virtuals", []))
         foreign = _read(os.path.join(directory, "f5", "partition-shared")) or []
         for name in sorted(foreign):
-            _log("INFO", "f5_cccl.resource.resource", f"Deleting Virtual: /{partition}/{name}")
+            _log("INFO", "f5_cccl.resource.resource", f"Deleting ApiVirtualServer: /{partition}/{name}")
         recreate = set(wanted) if foreign else set()
         for name in sorted((wanted - known) | recreate):
-            _log("INFO", "f5_cccl.resource.resource", f"Creating Virtual: /{partition}/{name}")
+            _log("INFO", "f5_cccl.resource.resource", f"Creating ApiVirtualServer: /{partition}/{name}")
         for name in sorted(known - wanted):
-            _log("INFO", "f5_cccl.resource.resource", f"Deleting Virtual: /{partition}/{name}")
+            _log("INFO", "f5_cccl.resource.resource", f"Deleting ApiVirtualServer: /{partition}/{name}")
         known = wanted
-        _log(
-            "INFO",
-            "f5_cccl.service.manager",
-            f"F5 CCCL: apply config to partition {partition}: {len(wanted)} virtual server(s)",
-        )
+        # the controller's own per-sync line (plain, no f5-cccl prefix), as k8s-bigip-ctlr 1.x prints it
+        go = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime())
+        sys.stdout.write(f"{go} [INFO] Wrote {len(wanted)} Virtual Server and 0 IApp configs\n")
+        sys.stdout.flush()
         if stop.wait(SYNC_S):
             return 0
 
