@@ -61,6 +61,9 @@ NAMESPACED_RESOURCES = (
     "secrets",
     "daemonsets",
     "deployments",
+    "ingresses",
+    "gateways",
+    "httproutes",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_SOURCE = REPO_ROOT / "netconform" / "agent.py"
@@ -1056,7 +1059,7 @@ class Controllers:
                 if resource in ("services", "pods"):
                     create(resource, obj)
                 else:
-                    self.store.create(resource, obj, namespaced=False)
+                    self.store.create(resource, obj, namespaced=bool(obj["metadata"].get("namespace")))
         for node in self.nodes:
             create(
                 "pods",
