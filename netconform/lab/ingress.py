@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -436,7 +436,7 @@ def gateway_status(gateway: dict[str, Any], address: str | None, attached: dict[
                 "Programmed",
                 programmed,
                 "Programmed" if programmed else "AddressNotAssigned",
-                f"served by {SERVICE_NAME} at {address}" if programmed else "no address yet",
+                f"served by the lab ingress controller at {address}" if programmed else "no address yet",
                 generation,
             ),
         ],
@@ -446,7 +446,7 @@ def gateway_status(gateway: dict[str, Any], address: str | None, attached: dict[
 
 def stamp(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Conditions with lastTransitionTime: kept from `old` when the status did not change, else now."""
-    now = datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     before = {c.get("type"): c for c in old}
     out = []
     for c in new:
