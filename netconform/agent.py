@@ -421,6 +421,7 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     url = _field(check, "url", str, required=True)
     host_header = _field(check, "host_header", str)
     insecure = _field(check, "insecure", bool, default=False)
+    ca_b64 = _field(check, "ca_b64", str)  # PEM CA certificate(s), base64: verify against these only
     max_body = int(_number(check, "max_body", 65536, 0, 16 * 1024 * 1024))
     method = _field(check, "method", str, default="GET")
     parts = urlsplit(url)
@@ -443,6 +444,12 @@ def check_http(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             sock = tcp
             if parts.scheme == "https":
                 context = ssl.create_default_context()
+                if ca_b64:
+                    try:
+                        cadata = base64.b64decode(ca_b64).decode("ascii")
+                        context = ssl.create_default_context(cadata=cadata)
+                    except (ValueError, ssl.SSLError) as exc:
+                        raise PlanError(f"field 'ca_b64' is not base64 of PEM certificates: {exc}") from None
                 if insecure:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE

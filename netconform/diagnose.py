@@ -47,7 +47,8 @@ class Addresses:
     coredns: dict[str, list[str]]
     external_host: str | None
     external_port: int | None
-    ingress: dict[str, str] = field(default_factory=dict)  # IngressClass -> the address probed
+    # IngressClass or Gateway ("ns/name") -> the address probed
+    ingress: dict[str, str] = field(default_factory=dict)
 
 
 def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
@@ -83,7 +84,7 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
         out += [Cell(cell.subject, f"pod@{n}", "L4", "tcp") for n in topo.coredns_nodes()]
     if head in ("outside", "internet") and s_node:
         out += [Cell(f"host@{s_node}", "outside", "L4", "tcp"), Cell(cell.subject, "outside", "L4", "tcp")]
-    if cell.target.startswith("ingress:"):
+    if cell.target.startswith(("ingress:", "gateway:")):
         # the same echo pods directly and through the ClusterIP (pods, nodes) or the kit's own
         # LoadBalancer (outside): separates the ingress from the service path
         if s_node:
@@ -163,7 +164,7 @@ def diagnose(
         return _dns_path(cell, topo, addrs, lookup)
     if head in ("outside", "internet"):
         return _egress_path(cell, addrs, lookup)
-    if head.startswith("ingress:"):
+    if head.startswith(("ingress:", "gateway:")):
         return _ingress_path(cell, topo, addrs, lookup, error, fm)
     if head == "node" and cell.protocol in ("icmp", "arp"):
         t, s = cell.target_node or "", cell.subject_node or ""
@@ -184,9 +185,11 @@ def _ingress_path(
     cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup, error: str | None, fm: str | None
 ) -> Diagnosis | None:
     """Proxy answered (HTTP status) vs no L4 answer, against the same backends reached without it."""
-    cls = cell.target.split(":", 1)[1]
+    kind, cls = cell.target.split(":", 1)
     address = addrs.ingress.get(cls, "?")
-    capture = [f"{_where(cell.subject_node)}: tcpdump -ni any 'host {address} and port 80'"]
+    entry = f"Gateway {cls}" if kind == "gateway" else f"ingress controller of class {cls}"
+    l4_port = 443 if cell.protocol == "https" else 80
+    capture = [f"{_where(cell.subject_node)}: tcpdump -ni any 'host {address} and port {l4_port}'"]
     if cell.subject_node:
         direct = [_ok(lookup, Cell(cell.subject, f"pod@{n}", "L7", "http")) for n in topo.node_names]
         service = _ok(lookup, Cell(cell.subject, "clusterip", "L7", "http"))
@@ -200,20 +203,25 @@ def _ingress_path(
     backend_capture = [
         f"on {n}: tcpdump -ni any 'host {addrs.echo_ip.get(n, '?')} and port {port}'" for n in topo.node_names
     ]
-    if error == "http-status":
+    if error in ("http-status", "tls"):
         where = (
             f"the echo pods answer {without}" if backends_ok else "the echo pods were not checked without it"
         )
         return Diagnosis(
-            f"ingress controller of class {cls} ({address})",
-            f"the ingress proxy answers {cell.subject} with an HTTP error while {where}: its routing or its "
-            "own path to the backends (the controller's configuration, its view of the endpoints)",
+            f"{entry} ({address})",
+            (
+                f"the ingress proxy answers {cell.subject} with an HTTP error while {where}: its routing or "
+                "its own path to the backends (the controller's configuration, its view of the endpoints)"
+                if error == "http-status"
+                else f"the ingress proxy accepts {cell.subject}'s connection but not the TLS handshake for "
+                f"the kit's host while {where}: it serves no certificate for it (its Secret or Ingress)"
+            ),
             fm or "FM-34",
             capture + backend_capture,
         )
     if backends_ok:
         return Diagnosis(
-            f"ingress address {address}:80",
+            f"{'Gateway' if kind == 'gateway' else 'ingress'} address {address}:{l4_port}",
             f"no L4 answer from the ingress address while the echo pods answer {without}: the ingress "
             "controller is down or the path to its LoadBalancer / NodePort is broken",
             "FM-36",

@@ -284,7 +284,11 @@ class Engine:
             coredns={n: [p.ip for p in topo.coredns if p.node == n and p.ip] for n in topo.coredns_nodes()},
             external_host=url.hostname or opts.external_ip,
             external_port=url.port or (80 if url.hostname else None),
-            ingress={c: e["address"] for c, e in kit.ingresses.items() if e.get("address")},
+            ingress={
+                c: e["address"]
+                for c, e in [*kit.ingresses.items(), *kit.gateways.items()]
+                if e.get("address")
+            },
         )
 
     def _judge_component(self, cell: Cell) -> Verdict:

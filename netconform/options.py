@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,6 +33,20 @@ class SuiteOptions:
     delete_timeout: float = 60.0
     stale_ttl: float = 3600.0
     lab: str | None = None
+    gateway: list[str] | None = None  # --gateway NS/NAME[,NS/NAME] as given (repeatable)
+    ingress_tls: bool = False
+
+    @property
+    def gateways(self) -> list[str]:
+        """The Gateways named by every --gateway, in order, without repeats.
+
+        >>> SuiteOptions(gateway=["a/gw,b/gw", "a/gw"]).gateways
+        ['a/gw', 'b/gw']
+        """
+        out: list[str] = []
+        for text in self.gateway or []:
+            out += [g for g in gateway_refs(text).split(",") if g not in out]
+        return out
 
     @property
     def outside_client(self) -> str | None:
@@ -70,6 +85,33 @@ def positive_int(text: str) -> int:
     return value
 
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def gateway_refs(text: str) -> str:
+    """`NS/NAME[,NS/NAME...]` of Gateway API Gateways, checked (namespace: a DNS label, name: a DNS
+    subdomain), normalised to comma-joined without blanks.
+
+    >>> gateway_refs(" kube-system/lab-gateway , infra/gw.v1")
+    'kube-system/lab-gateway,infra/gw.v1'
+    >>> gateway_refs("nonsense")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: 'nonsense' is not NAMESPACE/NAME of a Gateway (e.g. kube-system/lab-gateway)
+    """
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        ns, sep, name = part.partition("/")
+        if not (
+            sep and _DNS_LABEL.match(ns) and len(ns) <= 63 and _DNS_SUBDOMAIN.match(name) and len(name) <= 253
+        ):
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not NAMESPACE/NAME of a Gateway (e.g. kube-system/lab-gateway)"
+            )
+        out.append(part)
+    return ",".join(out)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One run option, declared once for the pytest option group and for `netconform run`."""
@@ -80,6 +122,7 @@ class OptionSpec:
     type: Callable[[str], Any] = str
     switch: bool = False  # a flag without a value (store_true)
     choices: tuple[str, ...] | None = None
+    multiple: bool = False  # may be given several times (the values are a list)
 
 
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
@@ -137,6 +180,20 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "--allow-privileged",
         "allow_privileged",
         "opt in to privileged host probes (iptables counters, eBPF maps)",
+        switch=True,
+    ),
+    OptionSpec(
+        "--gateway",
+        "gateway",
+        "NS/NAME of a Gateway API Gateway to send traffic through (an HTTPRoute per run; repeatable, "
+        "or comma-separated)",
+        gateway_refs,
+        multiple=True,
+    ),
+    OptionSpec(
+        "--ingress-tls",
+        "ingress_tls",
+        "also probe each IngressClass over HTTPS with SNI (a throwaway CA, a kubernetes.io/tls Secret)",
         switch=True,
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),

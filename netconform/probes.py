@@ -90,10 +90,16 @@ def udp(subject: str, host: str, port: int, phase: int = 1) -> Probe:
     return Probe.make(subject, phase, kind="udp", host=host, port=port, payload_b64=b64(UDP_PAYLOAD))
 
 
-def http(subject: str, url: str, phase: int = 1, host_header: str | None = None) -> Probe:
-    if host_header is None:
-        return Probe.make(subject, phase, kind="http", url=url)
-    return Probe.make(subject, phase, kind="http", url=url, host_header=host_header)
+def http(
+    subject: str, url: str, phase: int = 1, host_header: str | None = None, ca_b64: str | None = None
+) -> Probe:
+    """An http(s) check; `host_header` is also the TLS SNI name, `ca_b64` the only CA trusted (base64 PEM)."""
+    extra: dict[str, str] = {}
+    if host_header is not None:
+        extra["host_header"] = host_header
+    if ca_b64 is not None:
+        extra["ca_b64"] = ca_b64
+    return Probe.make(subject, phase, kind="http", url=url, **extra)
 
 
 def icmp(subject: str, host: str, phase: int = 1) -> Probe:

@@ -121,6 +121,24 @@ class Context:
             raise Skip(f"no Ingress of class {ingress_class} was deployed")
         return entry
 
+    def gateway(self, ref: str) -> dict[str, Any]:
+        """The kit's HTTPRoute on Gateway `ref` ("ns/name") with the Gateway's address; Skip if none."""
+        if ref in self.kit.gateway_unavailable:
+            raise Skip(self.kit.gateway_unavailable[ref])
+        entry = self.kit.gateways.get(ref)
+        if not entry or not entry.get("address"):
+            raise Skip(f"no HTTPRoute was attached to Gateway {ref}")
+        return entry
+
+    def ingress_ca(self, ingress_class: str) -> str:
+        """The run's CA (base64 PEM) of the class's TLS Secret; Skip with the reason if there is none."""
+        if ingress_class in self.kit.ingress_tls_unavailable:
+            raise Skip(self.kit.ingress_tls_unavailable[ingress_class])
+        tls = self.kit.ingress_tls.get(ingress_class)
+        if not tls:
+            raise Skip(f"no TLS Secret for the Ingress of class {ingress_class} (pass --ingress-tls)")
+        return str(tls["ca_b64"])
+
     def lb_ip(self) -> str:
         if not self.kit.lb_ip:
             raise Skip(self.kit.lb_reason or "the LoadBalancer Service got no address")
@@ -932,9 +950,20 @@ def _judge_iptables(cell: Cell, ctx: Context, probes: list[Probe], results: Resu
 INGRESS_FM = {"route": "FM-34", "backend": "FM-35", "address": "FM-36"}
 
 
+def _l7_entry(cell: Cell, ctx: Context) -> tuple[dict[str, Any], str]:
+    """The kit's object behind an L7 ingress cell, and how to name the entry point in a reason."""
+    kind, ref = cell.target.split(":", 1)
+    if kind == "gateway":
+        return ctx.gateway(ref), f"Gateway {ref}"
+    return ctx.ingress(ref), f"the ingress of class {ref}"
+
+
 def _ingress_target(cell: Cell, ctx: Context) -> list[Probe]:
     s = ctx.runner(cell.subject)
-    entry = ctx.ingress(cell.target.split(":", 1)[1])
+    entry, _ = _l7_entry(cell, ctx)
+    if cell.protocol == "https":
+        ca = ctx.ingress_ca(cell.target.split(":", 1)[1])
+        return [P.http(s, f"https://{entry['address']}/", host_header=entry["host"], ca_b64=ca)]
     return [P.http(s, f"http://{entry['address']}/", host_header=entry["host"])]
 
 
@@ -945,8 +974,7 @@ def _judge_ingress(cell: Cell, ctx: Context, probes: list[Probe], results: Resul
     problem is its routing (no route for the host, FM-34) or its backends (FM-35); no answer at all is the
     ingress address (controller down, or the path to its LoadBalancer/NodePort, FM-36).
     """
-    cls = cell.target.split(":", 1)[1]
-    entry = ctx.ingress(cls)
+    entry, via = _l7_entry(cell, ctx)
     probe = probes[0]
     result = results.get(probe)
     if result is None:
@@ -980,9 +1008,7 @@ def _judge_ingress(cell: Cell, ctx: Context, probes: list[Probe], results: Resul
             verdict = all_pass(probes, results, cell.id)
             verdict.notes += notes
             return verdict
-        return Verdict(
-            "passed", f"the ingress of class {cls} routes {entry['host']} to an echo pod", notes=notes
-        )
+        return Verdict("passed", f"{via} routes {entry['host']} to an echo pod", notes=notes)
     status = last.get("status")
     proxy = last.get("server") or "?"
     if last.get("error") == "http-status" and status is not None:
@@ -990,7 +1016,8 @@ def _judge_ingress(cell: Cell, ctx: Context, probes: list[Probe], results: Resul
             404: (
                 "route",
                 f"the proxy ({proxy}) has no route for host {entry['host']}: the controller did not "
-                "pick up the kit's Ingress (class, namespace watched, admission) or the rule does not match",
+                f"pick up the kit's {'HTTPRoute' if cell.target.startswith('gateway:') else 'Ingress'} "
+                "(class, namespace watched, admission) or the rule does not match",
             ),
             503: (
                 "backend",
@@ -1010,6 +1037,19 @@ def _judge_ingress(cell: Cell, ctx: Context, probes: list[Probe], results: Resul
             layer="L7",
             meaning=f"L4 to the ingress works; {failing} ({INGRESS_FM[part]})",
             fm=INGRESS_FM[part],
+        )
+    if last.get("error") == "tls":
+        # L4 to the ingress works, the handshake for the kit's name does not: the controller serves no
+        # (or another) certificate for the host, i.e. it did not take the Ingress's TLS section: FM-34
+        return failure(
+            probe,
+            result,
+            f"{probe.describe()}: TLS with SNI {entry['host']} failed against the run's CA: "
+            f"{last.get('message') or 'handshake failed'}: {via} does not serve the kit's certificate "
+            "for the host (Secret not picked up, or the Ingress ignored)",
+            layer="L7",
+            meaning=f"L4 to the ingress works; its TLS for the host fails ({INGRESS_FM['route']})",
+            fm=INGRESS_FM["route"],
         )
     verdict = failure(probe, result)
     verdict.meaning = (
@@ -1057,14 +1097,16 @@ _recipe("component:control-plane-vip", "arp", _cp_vip_arp, _judge_cp_vip)
 _recipe("component:apiserver", "tcp", _apiserver_tcp, _judge_apiserver_tcp)
 _recipe("component:iptables", "drops", _iptables_snapshots, _judge_iptables)
 _recipe("ingress", "http", _ingress_target, _judge_ingress)
+_recipe("ingress", "https", _ingress_target, _judge_ingress)
+_recipe("gateway", "http", _ingress_target, _judge_ingress)
 FOLLOWUPS: dict[tuple[str, str], Callable[[Cell, Context, Results], list[Probe]]] = {
     ("nameserver", "udp"): _nameserver_followups,
 }
 
 
 def _recipe_key(cell: Cell) -> tuple[str, str]:
-    if cell.target.startswith("ingress:"):
-        return "ingress", cell.protocol
+    if cell.target.startswith(("ingress:", "gateway:")):
+        return cell.target.split(":", 1)[0], cell.protocol
     head = cell.target if cell.target.startswith("component:") else cell.target.split("@", 1)[0]
     return head, cell.protocol
 

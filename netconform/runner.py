@@ -38,7 +38,14 @@ def run_parser(prog: str = "netconform run") -> OneLineParser:
             p.add_argument(spec.flag, action="store_true", help=spec.help)
         else:
             default = "reports" if spec.attr == "out" else None
-            p.add_argument(spec.flag, type=spec.type, choices=spec.choices, default=default, help=spec.help)
+            p.add_argument(
+                spec.flag,
+                type=spec.type,
+                choices=spec.choices,
+                default=default,
+                help=spec.help,
+                action="append" if spec.multiple else "store",
+            )
     p.add_argument("--no-html", action="store_true", help="do not write report.html (pytest-html)")
     return p
 
@@ -61,6 +68,9 @@ def pytest_args(ns: argparse.Namespace, extra: list[str]) -> list[str]:
         if name == "no_html" or value is None or value is False:
             continue
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, list):
+            out += [x for v in value for x in (flag, str(v))]
+            continue
         out += [flag] if value is True else [flag, str(value)]
     if not ns.no_html and not any(a.startswith("--html") for a in extra):
         out += [f"--html={Path(ns.out) / 'report.html'}", "--self-contained-html"]

@@ -33,7 +33,7 @@ def target_kind(subject: str, target: str) -> str:
     """Kind of a target as seen from a subject (a pod on the subject's own node is T-POD-NODE)."""
     if target.startswith("component:"):
         return "T-COMPONENT"
-    if target.startswith("ingress:"):
+    if target.startswith(("ingress:", "gateway:")):
         return "T-INGRESS-L7"
     head = target.split("@", 1)[0]
     if head == "pod":
@@ -169,6 +169,34 @@ def _ingress(t: Topology) -> Iterable[Cell]:
             yield Cell(f"host@{n}", target, "L7", "http")
 
 
+def _ingress_https(t: Topology) -> Iterable[Cell]:
+    """HTTPS with SNI through each IngressClass (only with --ingress-tls): same subjects as HTTP."""
+    if t.ingress_tls:
+        for c in _ingress(t):
+            yield Cell(c.subject, c.target, "L7", "https")
+
+
+def _gateway(t: Topology) -> Iterable[Cell]:
+    """HTTP through each Gateway named by --gateway (`gateway:NS/NAME`; CELL_ID's target takes the
+    slash: the layer/protocol suffix is matched from the right)."""
+    for ref in t.requested_gateways:
+        target = f"gateway:{ref}"
+        yield Cell("external", target, "L7", "http")
+        for n in _nodes(t):
+            yield Cell(f"pod@{n}", target, "L7", "http")
+            yield Cell(f"host@{n}", target, "L7", "http")
+
+
+def l7_entry_ref(target: str) -> tuple[str, str] | None:
+    """("ingress", CLASS) or ("gateway", "NS/NAME") for an L7 ingress target, else None.
+
+    >>> l7_entry_ref("gateway:kube-system/lab-gateway"), l7_entry_ref("ingress:lab"), l7_entry_ref("pod@n")
+    (('gateway', 'kube-system/lab-gateway'), ('ingress', 'lab'), None)
+    """
+    head, sep, rest = target.partition(":")
+    return (head, rest) if sep and head in ("ingress", "gateway") else None
+
+
 NO_INGRESS = "no IngressClass in this cluster: no ingress controller to send traffic through"
 
 
@@ -218,6 +246,12 @@ _register("f5-config", _single("cluster", "component:f5", "L4", "config"))
 _register("metallb-announce", _single("cluster", "component:metallb", "L2", "announce"))
 # L7 ingress
 _register("ingress-http", _ingress, NO_INGRESS)
+_register(
+    "ingress-https",
+    _ingress_https,
+    "HTTPS through the ingress is off (pass --ingress-tls), or no IngressClass in this cluster",
+)
+_register("gateway-http", _gateway, "no Gateway asked for: pass --gateway NAMESPACE/NAME")
 # egress
 _register("pod-outside-snat", _per_node("pod", "outside", "L4", "snat"))
 _register("pod-outside-icmp", _per_node("pod", "outside", "L3", "icmp"))

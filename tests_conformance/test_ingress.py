@@ -3,6 +3,10 @@
 From the outside client (north-south), from every node's pods and from every node: the proxy must route
 the host to one of the echo pods. A proxy's own 404 is routing (FM-34), its 503/502/504 are its backends
 (FM-35), no L4 answer is the ingress address itself (FM-36).
+
+With --ingress-tls the same path over HTTPS: SNI = the kit's host, the certificate verified against a CA
+made for the run (a failed handshake: the controller does not serve the host's certificate, FM-34).
+With --gateway NS/NAME the same checks through a Gateway API Gateway and the kit's HTTPRoute on it.
 """
 
 import pytest
@@ -14,4 +18,18 @@ from netconform.scope import Cell
 @pytest.mark.scope("ingress-http")
 def test_ingress_http(cell: Cell, conformance) -> None:
     """HTTP with the kit's host through the ingress reaches an echo pod."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-34", "FM-35", "FM-36")
+@pytest.mark.scope("ingress-https")
+def test_ingress_https(cell: Cell, conformance) -> None:
+    """HTTPS with SNI through the ingress presents the kit's certificate and reaches an echo pod."""
+    conformance.expect(cell)
+
+
+@pytest.mark.fm("FM-34", "FM-35", "FM-36")
+@pytest.mark.scope("gateway-http")
+def test_gateway_http(cell: Cell, conformance) -> None:
+    """HTTP with the kit's host through the Gateway (the kit's HTTPRoute) reaches an echo pod."""
     conformance.expect(cell)

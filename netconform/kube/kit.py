@@ -9,6 +9,7 @@ make the host-network tests skip with the admission's own words.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -50,6 +51,8 @@ class KitOptions:
     lb_timeout: float = 30.0
     delete_timeout: float = 60.0
     stale_ttl: float = 3600.0
+    gateways: list[str] = field(default_factory=list)  # "ns/name" of Gateways to route through
+    ingress_tls: bool = False
 
 
 @dataclass
@@ -70,6 +73,12 @@ class Kit:
     # per IngressClass: the kit's Ingress ("name", "host") and where to send it ("address", "source")
     ingresses: dict[str, dict[str, Any]] = field(default_factory=dict)
     ingress_unavailable: dict[str, str] = field(default_factory=dict)  # class -> reason
+    # --ingress-tls, per class: "secret" and the run's CA ("ca_b64", base64 PEM) the probes verify with
+    ingress_tls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ingress_tls_unavailable: dict[str, str] = field(default_factory=dict)  # class -> reason
+    # --gateway, per "ns/name": the kit's HTTPRoute ("name", "host") and where to send it ("address", ...)
+    gateways: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gateway_unavailable: dict[str, str] = field(default_factory=dict)  # "ns/name" -> reason
 
     def ip(self, ref: str) -> str | None:
         pod = self.pods.get(ref)
@@ -104,6 +113,54 @@ def ingress_manifest(name: str, ingress_class: str, host: str) -> dict[str, Any]
             ],
         },
     }
+
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_VERSION = "v1"
+
+
+def httproute_manifest(name: str, gateway: str, host: str) -> dict[str, Any]:
+    """The kit's HTTPRoute for one Gateway ("ns/name"): `host` / (PathPrefix) -> Service echo, port 80.
+
+    >>> r = httproute_manifest("echo-gw", "kube-system/lab-gateway", "echo.h.test")
+    >>> r["spec"]["parentRefs"][0]["name"], r["spec"]["hostnames"], r["spec"]["rules"][0]["backendRefs"]
+    ('lab-gateway', ['echo.h.test'], [{'kind': 'Service', 'name': 'echo', 'port': 80}])
+    """
+    ns, gw_name = gateway.split("/", 1)
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/{GATEWAY_VERSION}",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "parentRefs": [{"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": ns, "name": gw_name}],
+            "hostnames": [host],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [{"kind": "Service", "name": "echo", "port": SERVICE_PORTS["http"]}],
+                }
+            ],
+        },
+    }
+
+
+def route_acceptance(route: dict[str, Any], gateway: str) -> tuple[bool, str] | None:
+    """The Accepted condition the Gateway's controller wrote for `route` (ok, "Reason: message"), or None.
+
+    >>> st = {"status": {"parents": [{"parentRef": {"namespace": "a", "name": "gw"}, "conditions": [
+    ...     {"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners", "message": "no"}]}]}}
+    >>> route_acceptance(st, "a/gw"), route_acceptance(st, "b/gw")
+    ((False, 'NotAllowedByListeners: no'), None)
+    """
+    route_ns = (route.get("metadata") or {}).get("namespace")
+    for parent in (route.get("status") or {}).get("parents") or []:
+        ref = parent.get("parentRef") or {}
+        if f"{ref.get('namespace') or route_ns}/{ref.get('name')}" != gateway:
+            continue
+        for c in parent.get("conditions") or []:
+            if c.get("type") == "Accepted":
+                return c.get("status") == "True", f"{c.get('reason', '')}: {c.get('message', '')}".strip(": ")
+    return None
 
 
 def new_run_id() -> str:
@@ -274,9 +331,11 @@ class KitDeployer:
         self._create_service("echo-lb", "LoadBalancer", udp=False)
         ingress_created = time.monotonic()
         self._create_ingresses()
+        self._create_routes()
         self._wait_pods()
         self._read_services()
         self._read_ingresses(ingress_created)
+        self._read_routes(ingress_created)
         return self.kit
 
     # -- L7 ingress -------------------------------------------------------------------------------
@@ -293,12 +352,191 @@ class KitDeployer:
             name = f"echo-{info.name}"[:63]
             host = self.ingress_host(info.name)
             body = ingress_manifest(name, info.name, host)
+            if self.opts.ingress_tls and (secret := self._tls_secret(info.name, host)):
+                body["spec"]["tls"] = [{"hosts": [host], "secretName": secret}]
             try:
                 call(self.cluster, "create_namespaced_ingress", self.namespace, body, api=net)
             except Exception as exc:
                 self.kit.ingress_unavailable[info.name] = api_error_line(exc, f"creating Ingress {name}")
                 continue
             self.kit.ingresses[info.name] = {"name": name, "host": host, "address": None, "source": None}
+
+    def _tls_secret(self, ingress_class: str, host: str) -> str | None:
+        """A kubernetes.io/tls Secret for the class's host, signed by a CA made for this run (its PEM is
+        kept for the probes); None, with the reason for the https cells, when it cannot be created."""
+        import base64
+
+        from netconform.kube.tlskit import host_certificate
+
+        name = f"echo-{ingress_class}-tls"[:63]
+        pair = host_certificate(host, self.run_id)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+            "data": {
+                "tls.crt": base64.b64encode(pair.cert_pem).decode(),
+                "tls.key": base64.b64encode(pair.key_pem).decode(),
+            },
+        }
+        try:
+            call(self.cluster, "create_namespaced_secret", self.namespace, body)
+        except Exception as exc:
+            line = api_error_line(exc, f"creating TLS Secret {name}")
+            if isinstance(exc, ApiException) and exc.status == 403:
+                line += " (--ingress-tls needs RBAC: create secrets in the run's namespace, docs/rbac.yaml)"
+            self.kit.ingress_tls_unavailable[ingress_class] = line
+            return None
+        self.kit.ingress_tls[ingress_class] = {
+            "secret": name,
+            "ca_b64": base64.b64encode(pair.ca_pem).decode(),
+        }
+        return name
+
+    # -- Gateway API ------------------------------------------------------------------------------
+    def gateway_host(self, gateway: str) -> str:
+        """The per-run host name of the kit's HTTPRoute for a Gateway ("ns/name")."""
+        ns, name = gateway.split("/", 1)
+        return f"echo.{name}.{ns}.{self.run_id}.netconform.test"
+
+    def _custom(self) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self.cluster.api_client)
+
+    def _gateway_missing(self, exc: Exception, gateway: str) -> str:
+        """Why a Gateway cannot be used, from the error of reading it (404: no API or no such Gateway)."""
+        if isinstance(exc, ApiException) and exc.status == 404:
+            try:
+                details = (json.loads(exc.body or "{}").get("details") or {}) if exc.body else {}
+            except ValueError:
+                details = {}
+            if not details.get("name") and not self.topo.gateway_classes:
+                return (
+                    f"--gateway {gateway}: this cluster serves no Gateway API "
+                    f"({GATEWAY_GROUP}/{GATEWAY_VERSION} is not installed)"
+                )
+            known = ", ".join(self.topo.gateways) or "none"
+            return f"--gateway {gateway}: no such Gateway (the cluster has: {known})"
+        if isinstance(exc, ApiException) and exc.status == 403:
+            return api_error_line(exc, f"--gateway {gateway}: reading the Gateway") + (
+                " (needs RBAC: get gateways.gateway.networking.k8s.io, docs/rbac.yaml)"
+            )
+        return api_error_line(exc, f"--gateway {gateway}: reading the Gateway")
+
+    def _create_routes(self) -> None:
+        """One HTTPRoute per --gateway, attached to it, routing a per-run host to the echo Service."""
+        custom = self._custom()
+        for gateway in self.opts.gateways:
+            ns, gw_name = gateway.split("/", 1)
+            try:
+                call(
+                    self.cluster,
+                    "get_namespaced_custom_object",
+                    GATEWAY_GROUP,
+                    GATEWAY_VERSION,
+                    ns,
+                    "gateways",
+                    gw_name,
+                    api=custom,
+                )
+            except Exception as exc:
+                self.kit.gateway_unavailable[gateway] = self._gateway_missing(exc, gateway)
+                continue
+            name = f"echo-{ns}-{gw_name}"[:63].rstrip("-.")
+            host = self.gateway_host(gateway)
+            try:
+                call(
+                    self.cluster,
+                    "create_namespaced_custom_object",
+                    GATEWAY_GROUP,
+                    GATEWAY_VERSION,
+                    self.namespace,
+                    "httproutes",
+                    httproute_manifest(name, gateway, host),
+                    api=custom,
+                )
+            except Exception as exc:
+                line = api_error_line(exc, f"creating HTTPRoute {name} for Gateway {gateway}")
+                if isinstance(exc, ApiException) and exc.status == 403:
+                    line += (
+                        " (--gateway needs RBAC: create httproutes.gateway.networking.k8s.io in the run's "
+                        "namespace, docs/rbac.yaml)"
+                    )
+                self.kit.gateway_unavailable[gateway] = line
+                continue
+            self.kit.gateways[gateway] = {"name": name, "host": host, "address": None, "source": None}
+
+    def _read_routes(self, created: float) -> None:
+        """Wait (bounded like the Ingress's) for each Gateway's verdict on the kit's HTTPRoute and read
+        the Gateway's address; a refused route skips its cells with the controller's reason."""
+        custom = self._custom()
+        window = min(self.opts.lb_timeout, INGRESS_PUBLISH_WAIT_S)
+        for gateway, entry in list(self.kit.gateways.items()):
+            ns, gw_name = gateway.split("/", 1)
+
+            def verdict(name: str = entry["name"], gw: str = gateway) -> tuple[bool, str] | None:
+                try:
+                    route = call(
+                        self.cluster,
+                        "get_namespaced_custom_object",
+                        GATEWAY_GROUP,
+                        GATEWAY_VERSION,
+                        self.namespace,
+                        "httproutes",
+                        name,
+                        api=custom,
+                    )
+                except Exception as exc:
+                    raise KubeError(api_error_line(exc, f"reading HTTPRoute {name}")) from None
+                return route_acceptance(route, gw)
+
+            left = max(0.0, created + window - time.monotonic())
+            try:
+                accepted: tuple[bool, str] | None = _wait(
+                    f"Gateway {gateway} to accept HTTPRoute", left, verdict
+                )
+            except KubeError as exc:
+                if "timed out" not in str(exc):
+                    self.kit.gateway_unavailable[gateway] = str(exc)
+                    del self.kit.gateways[gateway]
+                    continue
+                accepted = None
+            if accepted is not None and not accepted[0]:
+                self.kit.gateway_unavailable[gateway] = (
+                    f"Gateway {gateway} refused HTTPRoute {entry['name']} (Accepted False, {accepted[1]})"
+                )
+                del self.kit.gateways[gateway]
+                continue
+            try:
+                gw_obj = call(
+                    self.cluster,
+                    "get_namespaced_custom_object",
+                    GATEWAY_GROUP,
+                    GATEWAY_VERSION,
+                    ns,
+                    "gateways",
+                    gw_name,
+                    api=custom,
+                )
+            except Exception as exc:
+                self.kit.gateway_unavailable[gateway] = self._gateway_missing(exc, gateway)
+                del self.kit.gateways[gateway]
+                continue
+            addresses = (gw_obj.get("status") or {}).get("addresses") or []
+            address = next((a.get("value") for a in addresses if a.get("value")), None)
+            if not address:
+                self.kit.gateway_unavailable[gateway] = f"Gateway {gateway} has no address in its status"
+                del self.kit.gateways[gateway]
+                continue
+            entry["address"], entry["source"] = address, f"the status of Gateway {gateway}"
+            if accepted is None:
+                # a controller that ignores the kit's route is a finding: probe the Gateway's address
+                entry["note"] = (
+                    f"the controller of Gateway {gateway} wrote no status for HTTPRoute {entry['name']} "
+                    f"within {window:.0f} s"
+                )
 
     def _read_ingresses(self, created: float) -> None:
         """The address each controller published for the kit's Ingress, else the class's known address.

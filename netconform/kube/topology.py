@@ -102,6 +102,10 @@ class Topology:
     gateways: list[str] = field(default_factory=list)
     istio_gateways: list[str] = field(default_factory=list)
     ingress_note: str | None = None  # why nothing ingress-like was found (e.g. no permission)
+    # what the run asked for (set from the options before the snapshot is saved, so every xdist
+    # worker derives the same cells): Gateways to route through (--gateway), HTTPS cells (--ingress-tls)
+    requested_gateways: list[str] = field(default_factory=list)
+    ingress_tls: bool = False
 
     @property
     def node_names(self) -> list[str]:
@@ -147,6 +151,8 @@ class Topology:
             gateways=data.get("gateways", []),
             istio_gateways=data.get("istio_gateways", []),
             ingress_note=data.get("ingress_note"),
+            requested_gateways=data.get("requested_gateways", []),
+            ingress_tls=bool(data.get("ingress_tls", False)),
         )
 
     @classmethod

@@ -509,6 +509,10 @@ class ApiServer:
             )
             if new.get("status") is None:
                 new.pop("status", None)
+            generation = int(old["metadata"].get("generation") or 1)
+            if t.res.name in resources.GENERATION_RESOURCES and new.get("spec") != old.get("spec"):
+                generation += 1  # like a real server: spec changes count, status and metadata do not
+            meta["generation"] = generation
             self.admission.on_update(t.res, old, new)
         elif t.sub != "finalize":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

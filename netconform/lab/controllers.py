@@ -62,6 +62,9 @@ NAMESPACED_RESOURCES = (
     "secrets",
     "daemonsets",
     "deployments",
+    "ingresses",
+    "gateways",
+    "httproutes",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_SOURCE = REPO_ROOT / "netconform" / "agent.py"
@@ -1105,7 +1108,7 @@ class Controllers:
                 if resource in ("services", "pods"):
                     create(resource, obj)
                 else:
-                    self.store.create(resource, obj, namespaced=False)
+                    self.store.create(resource, obj, namespaced=bool(obj["metadata"].get("namespace")))
         for extra in comp.system_pods(self.state_dir, self.components, self.nodes):
             create("pods", extra)
         anetd = comp.cni_pods(self.state_dir, self.components, self.nodes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"
 READ_VERBS = ["get", "list", "watch"]
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -78,6 +79,20 @@ RESOURCES: list[Resource] = [
         subresources=("status",),
     ),
     Resource("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False),
+    # Gateway API (served like the installed CRDs of the standard channel, v1)
+    Resource(
+        "gatewayclasses",
+        "GatewayClass",
+        GATEWAY_GROUP,
+        "v1",
+        False,
+        short_names=("gc",),
+        subresources=("status",),
+    ),
+    Resource(
+        "gateways", "Gateway", GATEWAY_GROUP, "v1", True, short_names=("gtw",), subresources=("status",)
+    ),
+    Resource("httproutes", "HTTPRoute", GATEWAY_GROUP, "v1", True, subresources=("status",)),
 ]
 
 GROUP_VERSIONS: dict[str, str] = {
@@ -85,7 +100,12 @@ GROUP_VERSIONS: dict[str, str] = {
     "authorization.k8s.io": "v1",
     "apps": "v1",
     "networking.k8s.io": "v1",
+    GATEWAY_GROUP: "v1",
 }
+# kinds whose metadata.generation counts spec changes (status writers report observedGeneration)
+GENERATION_RESOURCES = frozenset(
+    {"ingresses", "gatewayclasses", "gateways", "httproutes", "deployments", "daemonsets"}
+)
 
 
 def lookup(group: str, version: str, name: str) -> Resource | None:

@@ -6,6 +6,7 @@ priority-0 columns are the default view, priority-1 columns appear with `-o wide
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -278,6 +279,56 @@ def _ingress_class_row(c: Obj) -> list[Any]:
     ]
 
 
+def _condition(obj: Obj, kind: str) -> str:
+    """The status of one condition (`Unknown` when absent), as the Gateway API's printer columns show."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return str(c.get("status", "Unknown"))
+    return "Unknown"
+
+
+def _gateway_class_row(c: Obj) -> list[Any]:
+    """NAME CONTROLLER ACCEPTED AGE (the CRD's additionalPrinterColumns)."""
+    return [
+        c["metadata"]["name"],
+        (c.get("spec") or {}).get("controllerName", ""),
+        _condition(c, "Accepted"),
+        age(c["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _gateway_row(g: Obj) -> list[Any]:
+    """NAME CLASS ADDRESS PROGRAMMED AGE.
+
+    >>> _gateway_row({"metadata": {"name": "gw"}, "spec": {"gatewayClassName": "lab"},
+    ...     "status": {"addresses": [{"value": "10.89.0.200"}],
+    ...                "conditions": [{"type": "Programmed", "status": "True"}]}})[:4]
+    ['gw', 'lab', '10.89.0.200', 'True']
+    """
+    addresses = (g.get("status") or {}).get("addresses") or []
+    return [
+        g["metadata"]["name"],
+        (g.get("spec") or {}).get("gatewayClassName", ""),
+        addresses[0].get("value", "") if addresses else "",
+        _condition(g, "Programmed"),
+        age(g["metadata"].get("creationTimestamp")),
+    ]
+
+
+def _httproute_row(r: Obj) -> list[Any]:
+    """NAME HOSTNAMES AGE (kubectl shows the hostnames as a JSON list).
+
+    >>> _httproute_row({"metadata": {"name": "r"}, "spec": {"hostnames": ["a.test", "b.test"]}})[:2]
+    ['r', '["a.test","b.test"]']
+    """
+    hostnames = (r.get("spec") or {}).get("hostnames") or []
+    return [
+        r["metadata"]["name"],
+        json.dumps(hostnames, separators=(",", ":")) if hostnames else "",
+        age(r["metadata"].get("creationTimestamp")),
+    ]
+
+
 PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "pods": (_POD_COLS, _pod_row),
     "nodes": (_NODE_COLS, _node_row),
@@ -311,6 +362,21 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         _INGRESS_CLASS_COLS,
         _ingress_class_row,
     ),
+    "gatewayclasses": (
+        [("Name", "string", 0), ("Controller", "string", 0), ("Accepted", "string", 0), ("Age", "string", 0)],
+        _gateway_class_row,
+    ),
+    "gateways": (
+        [
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Address", "string", 0),
+            ("Programmed", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _gateway_row,
+    ),
+    "httproutes": ([("Name", "string", 0), ("Hostnames", "string", 0), ("Age", "string", 0)], _httproute_row),
 }
 
 

@@ -85,6 +85,8 @@ def class_words(target_class: str) -> str:
         return target_class.split(":", 1)[1]
     if target_class.startswith("ingress:"):
         return f"the ingress of class {target_class.split(':', 1)[1]}"
+    if target_class.startswith("gateway:"):
+        return f"Gateway {target_class.split(':', 1)[1]}"
     return CLASS_WORDS.get(target_class, target_class)
 
 
@@ -183,10 +185,10 @@ INDIRECT = frozenset(
 def indirect(target_class: str) -> bool:
     """Reached through a translation, a server or a proxy (an ingress of any class counts too).
 
-    >>> indirect("clusterip"), indirect("ingress:nginx"), indirect("pod")
-    (True, True, False)
+    >>> indirect("clusterip"), indirect("ingress:nginx"), indirect("gateway:a/gw"), indirect("pod")
+    (True, True, True, False)
     """
-    return target_class in INDIRECT or target_class.startswith("ingress:")
+    return target_class in INDIRECT or target_class.startswith(("ingress:", "gateway:"))
 
 
 @dataclass(frozen=True)
@@ -573,7 +575,7 @@ def _contrast_text(name: str, box: Box, passes: Sequence[Point]) -> str:
         return f"the backend pods answer directly ({words} work from the same subjects)"
     if "pod" in classes and (box.target_class or set()) & {"coredns", "dns-internal", "dns-external"}:
         return f"the same subjects reach other pods ({words} work)"
-    if any(c.startswith("ingress:") for c in box.target_class or ()) and set(classes) & {
+    if any(c.startswith(("ingress:", "gateway:")) for c in box.target_class or ()) and set(classes) & {
         "pod",
         "clusterip",
         "lb-vip",

@@ -224,7 +224,7 @@ def suspects_for(
             )
         )
         return out, shape
-    if classes and all(c.startswith("ingress:") for c in classes):
+    if classes and all(c.startswith(("ingress:", "gateway:")) for c in classes):
         return [_ingress_suspect(classes, cells, worked)], shape
     if errors <= {"reset"}:
         out.append(
@@ -413,7 +413,13 @@ INGRESS_PARTS = {
 def _ingress_suspect(classes: set[str], cells: Sequence[Cell], worked: set[str]) -> Suspect:
     """Only the ingress path fails: the controller of those classes, and which part of it (the cells'
     classified FM: routing, backends or its address)."""
-    names = join_words(sorted(c.split(":", 1)[1] for c in classes))
+    kinds = {c.split(":", 1)[0] for c in classes}
+    names = join_words(
+        sorted(
+            f"Gateway {c.split(':', 1)[1]}" if c.startswith("gateway:") else c.split(":", 1)[1]
+            for c in classes
+        )
+    )
     fms = tuple(dict.fromkeys(str(c.get("classified_fm") or first_fm(c)) for c in cells))
     parts = join_words(INGRESS_PARTS[f] for f in fms if f in INGRESS_PARTS) or "its configuration"
     why = (
@@ -421,7 +427,10 @@ def _ingress_suspect(classes: set[str], cells: Sequence[Cell], worked: set[str])
         if "target_class" in worked
         else "only the ingress cells were measured"
     )
-    return Suspect(f"the ingress controller of class {names}", fms, parts, why)
+    if kinds == {"gateway"}:
+        return Suspect(f"the controller of {names}", fms, parts, why)
+    what = "the ingress controller of class" if kinds == {"ingress"} else "the ingress controllers of"
+    return Suspect(f"{what} {names}", fms, parts, why)
 
 
 def _of(nodes: set[str], all_nodes: Sequence[str]) -> str:
