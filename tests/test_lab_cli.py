@@ -106,7 +106,7 @@ class TestLifecycle:
         assert [n["name"] for n in status["nodes"]] == ["node-1", "node-2", "node-3"]
         assert all(n["ready"] for n in status["nodes"])
         system = [p for p in status["pods"] if p["namespace"] == "kube-system"]
-        assert len(system) == 6 and all(p["ready"] for p in system)
+        assert len(system) == 7 and all(p["ready"] for p in system)  # + the ingress controller
         rss = status["memory"]["rss_bytes"]
         record_property("lab_rss_bytes", rss)
         print(f"\nlab memory: {rss / 1048576:.1f} MiB RSS in {status['memory']['processes']} processes")
@@ -218,7 +218,8 @@ class TestDown:
             assert lb.status.load_balancer.ingress is None, "--no-lb: a LoadBalancer Service stays pending"
             assert lb.spec.ports[0].node_port
             pods = [p for p in lab.status()["pods"] if p["namespace"] == "kube-system"]
-            assert len(pods) == 5  # 2 DNS pods (both on the 2 nodes), the API endpoint, a CNI pod per node
+            # 2 DNS pods (both on the 2 nodes), the API endpoint, a CNI pod per node, the ingress controller
+            assert len(pods) == 6
             os.kill(int(lab.state()["supervisor_pid"]), signal.SIGKILL)  # type: ignore[index]
             assert procs.lab_pids(name), "pods and data-plane programs outlive a killed supervisor"
             assert nc("down", "--name", name).returncode == 0

@@ -181,6 +181,7 @@ def test_names_are_the_contract() -> None:
         "http-503",
         "mtu-blackhole",
         "cni-not-ready",
+        *faults.INGRESS_FAULTS,
         *faults.COMPONENT_FAULTS,
     ]
     assert faults.COMPONENT_FAULTS == (
@@ -638,9 +639,12 @@ def test_cni_not_ready(world: Fixture) -> None:
 
 
 def test_all_faults_at_once_clear_back_to_healthy(world: Fixture) -> None:
-    plain = [n for n in faults.names() if n not in faults.COMPONENT_FAULTS]
+    plain = [n for n in faults.names() if n not in (*faults.COMPONENT_FAULTS, *faults.INGRESS_FAULTS)]
     for name in faults.COMPONENT_FAULTS:  # this lab runs no optional component (lab up --dataplane/--lb)
         with pytest.raises(faults.FaultError, match=r"this lab runs no .* \(lab up --"):
+            faults.add(name, world.ctx)
+    for name in faults.INGRESS_FAULTS:  # a bare data plane has no ingress controller pod
+        with pytest.raises(faults.FaultError, match="no ingress controller"):
             faults.add(name, world.ctx)
     for name in plain:
         faults.add(name, world.ctx)

@@ -48,7 +48,7 @@ def test_matrix_in_chromium(browser: Any, faulted: tuple[dict[str, Any], Path]) 
         want = expected_badges(data, column=2)
         assert {k: set(v.split()) for k, v in got.items()} == want
         assert page.locator("#verdict").inner_text().count("node-3") >= 2
-        assert "suspect the tunnel" in page.locator("#verdict").inner_text()
+        assert "the tunnel (overlay, UDP 6081)" in page.locator("#verdict").inner_text()
 
         # the per-target view draws one column per target, same-node cells marked
         page.click(".tab[data-view=target]")

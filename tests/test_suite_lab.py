@@ -282,7 +282,7 @@ FAULTS: dict[str, tuple[str, dict[str, set[str]], list[str]]] = {
 NO_NETWORK_CUT = ("tunnel", "cut off", "partition", "node network")
 VERDICTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cni-not-ready": (("node-3", "CNI", "FM-27"), NO_NETWORK_CUT),
-    "coredns-down": (("CoreDNS pod on node-1", "FM-22"), NO_NETWORK_CUT),
+    "coredns-down": (("CoreDNS", "on node-1", "FM-22"), NO_NETWORK_CUT),
     "http-503": (("HTTP only", "TCP on the same paths work", "FM-01"), (*NO_NETWORK_CUT, "service NAT")),
     "ip-conflict": (("node-3", "IP conflict", "FM-16"), NO_NETWORK_CUT),
     "lb-arp-silent": (("ARP", "LB VIP", "FM-06"), NO_NETWORK_CUT),
@@ -309,7 +309,7 @@ def test_every_lab_fault_has_cells_and_a_verdict_here_or_in_its_own_module() -> 
     (tests/test_lab_components.py): none is left without an end-to-end check of its cells and verdict."""
     from netconform.lab import faults
 
-    elsewhere = {"ingress-no-route", "ingress-backend-down", "ingress-down", *faults.COMPONENT_FAULTS}
+    elsewhere = {*faults.INGRESS_FAULTS, *faults.COMPONENT_FAULTS}
     assert set(faults.names()) == set(FAULTS) | elsewhere
     assert set(VERDICTS) == set(FAULTS)
 

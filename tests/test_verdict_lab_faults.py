@@ -282,14 +282,15 @@ def test_hand_made_fault_verdict(name: str, vlab: Lab, healthy: dict[str, Any], 
 
 
 def test_a_frozen_api_is_reported_as_unmeasured_not_as_a_network_fault(vlab: Lab, tmp_path: Path) -> None:
-    """The API server (the lab's supervisor) stops for 12 s right after the kit is Ready: every exec of
-    the first phase fails. The verdict says so first, with the time, and names no network cause."""
+    """The API server (the lab's supervisor) stops for 25 s right after the kit is Ready, longer than an
+    exec's deadline (2 attempts x 1 s + 1 s + 15 s of overhead): every exec of the first phase fails. The
+    verdict says so first, with the time, and names no network cause."""
     import os
     import signal
 
     pid = vlab.supervisor_pid()
     assert pid
-    env = {**os.environ, "NC_TEST_FREEZE_PID": str(pid), "NC_TEST_FREEZE_S": "12"}
+    env = {**os.environ, "NC_TEST_FREEZE_PID": str(pid), "NC_TEST_FREEZE_S": "25"}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "netconform.cli", "run", "--lab", vlab.name, "--out", str(tmp_path),

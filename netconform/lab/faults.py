@@ -812,6 +812,8 @@ FAULTS: dict[str, Fault] = {
 
 
 # faults of the optional components: refused on a lab without them (`lab up --dataplane/--lb`)
+# the faults of the lab's ingress controller (a whole lab's kube-system pod; not on a bare data plane)
+INGRESS_FAULTS = ("ingress-no-route", "ingress-backend-down", "ingress-down")
 COMPONENT_FAULTS = (
     "cilium-health-down",
     "ebpf-map-full",
