@@ -360,7 +360,7 @@ def test_the_verdict_on_real_runs_names_the_node_and_the_component(campaign: Cam
     first = tunnel.findings[0]
     assert first.component == "tunnel" and first.fm[0] == "FM-09", tunnel.text
     for words in (f"{CUT} is cut off", "same-node traffic works", "the nodes reach each other directly",
-                  f"suspect the tunnel (overlay, UDP 6081) on {CUT}"):  # fmt: skip
+                  f"the tunnel (overlay, UDP 6081) on {CUT}"):  # fmt: skip
         assert words in first.summary, (words, first.summary)
     assert len(tunnel.findings) == 1, tunnel.text
 

@@ -212,7 +212,19 @@ def suspects_for(
         if str(c.get("subject", "")).startswith("pod@")
     )
     udp_only = "DNS tcp" in {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
-    all_servers = classes <= {"coredns"} and scope.box.subject_nodes is None and scope.box.involves is None
+    # "every DNS server fails from every subject": only then may TCP through the Service stand for "TCP
+    # to the same servers" (one silent server among several is the server, not UDP)
+    servers = {
+        str(c.get("target")) for c in by_key.values() if str(c.get("target", "")).startswith("coredns@")
+    }
+    failing_servers = {f"coredns@{p.target_node}" for p in scope.points if p.target_class == "coredns"}
+    all_servers = (
+        classes <= {"coredns"}
+        and bool(servers)
+        and failing_servers == servers
+        and scope.box.subject_nodes is None
+        and scope.box.involves is None
+    )
     if chans <= {"DNS udp", "DNS resolve"} and (udp_only or (all_servers and dns_tcp_ok)):
         out.append(
             Suspect(
