@@ -196,7 +196,10 @@ class Supervisor:
             self.admin_token: User("admin", ("system:masters",), read_only=False),
             self.viewer_token: User("viewer", ("lab:viewers",), read_only=True),
             self.ingress_token: User(
-                "system:serviceaccount:kube-system:lab-ingress-controller", ("lab:ingress",), read_only=False
+                "system:serviceaccount:kube-system:lab-ingress-controller",
+                ("lab:ingress",),
+                read_only=False,
+                in_cluster=True,
             ),
         }
         token_file = self.state_dir / INGRESS_TOKEN_FILE
