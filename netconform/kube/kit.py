@@ -366,10 +366,11 @@ class KitDeployer:
         kept for the probes); None, with the reason for the https cells, when it cannot be created."""
         import base64
 
-        from netconform.kube.tlskit import host_certificate
+        from netconform.pki import serving_certificate
 
         name = f"echo-{ingress_class}-tls"[:63]
-        pair = host_certificate(host, self.run_id)
+        # a CA for this run only: its certificate goes to the probes, its key is never written anywhere
+        pair = serving_certificate(f"netconform run {self.run_id} ingress CA", host, dns=[host])
         body = {
             "apiVersion": "v1",
             "kind": "Secret",

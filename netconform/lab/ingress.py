@@ -482,33 +482,14 @@ def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 
 
 def fake_certificate() -> tuple[bytes, bytes]:
-    """The self-signed certificate served for names without a Secret (ingress-nginx's "fake" one)."""
-    import datetime as dt
+    """The certificate served for names without a Secret (ingress-nginx's "fake" one): signed by a CA of
+    its own, so a client that verifies against the kit's CA rejects it."""
+    from netconform.pki import serving_certificate
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab Ingress Controller Fake Certificate")])
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ingress.local")]), critical=False)
-        .sign(key, hashes.SHA256())
+    bundle = serving_certificate(
+        "Lab Ingress Controller Fake Certificate", "ingress.local", dns=["ingress.local"], org="lab ingress"
     )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem, key_pem
+    return bundle.cert_pem, bundle.key_pem
 
 
 def tls_hosts(ingresses: list[dict[str, Any]]) -> dict[str, str]:
