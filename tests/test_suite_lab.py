@@ -398,9 +398,16 @@ def test_missing_permission_is_named_before_deploying(lab: Any, tmp_path: Path) 
 
 
 def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
+    """SIGINT while the run holds at kit-ready (tests/lab_pause_plugin.py): exit 2, namespace gone."""
     import signal
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    marker = tmp_path / "kit-ready"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "NC_TEST_PAUSE_MARKER": str(marker),
+        "NC_TEST_PAUSE_S": "30",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -414,6 +421,9 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
             "--no-html",
             "--out",
             str(tmp_path),
+            "--",
+            "-p",
+            "tests.lab_pause_plugin",
         ],
         cwd=ROOT,
         env=env,
@@ -423,9 +433,10 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while not managed_namespaces(lab):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run never created its namespace"
-            time.sleep(0.2)  # polling the API for the namespace to appear (bounded by the deadline)
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never got its kit Ready"
+            time.sleep(0.1)  # polling for the plugin's marker (bounded by the deadline)
+        assert managed_namespaces(lab) == [marker.read_text()]
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:
