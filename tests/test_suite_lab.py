@@ -430,6 +430,9 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as from a terminal: a background shell starts its children with SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler (seen when CI itself was started with `&`)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
