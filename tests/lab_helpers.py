@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,32 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
     )
+
+
+def namespace_api(lab_api: Any, namespace: str) -> Iterator[Any]:
+    """CoreV1Api with `namespace` created for a module; the namespace goes at the end, pass or fail."""
+    from kubernetes import client
+
+    api: Any = client.CoreV1Api(lab_api)
+    api.create_namespace({"metadata": {"name": namespace}})
+    try:
+        yield api
+    finally:
+        api.delete_namespace(namespace)
+        wait_for(
+            f"namespace {namespace} to go",
+            lambda: namespace not in {n.metadata.name for n in api.list_namespace().items},
+        )
+
+
+def run_lab_suite(name: str, out: Path, *extra: str, subset: str) -> tuple[int, dict[str, Any], str]:
+    """`netconform run --lab NAME` with short probes on the `-k subset`: (exit code, results.json, output)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", name, "--probe-timeout", "1"]
+    argv += ["--attempts", "2", "--ready-timeout", "40", "--lb-timeout", "10", "--out", str(out), "--no-html"]
+    argv += [*extra, "--", "-k", subset]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False)
+    output = proc.stdout + proc.stderr
+    path = out / "results.json"
+    assert path.exists(), output[-3000:]
+    return proc.returncode, json.loads(path.read_text()), output

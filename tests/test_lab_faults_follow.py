@@ -35,17 +35,7 @@ DNS_NAME = "kubernetes.default.svc.cluster.local"
 @pytest.fixture(scope="module")
 def core(lab_api: Any) -> Iterator[Any]:  # noqa: F811
     """CoreV1Api with this module's namespace; the namespace goes at the end."""
-    from kubernetes import client
-
-    api: Any = client.CoreV1Api(lab_api)
-    api.create_namespace({"metadata": {"name": NS}})
-    try:
-        yield api
-    finally:
-        api.delete_namespace(NS)
-        wait_for(
-            f"namespace {NS} to go", lambda: NS not in {n.metadata.name for n in api.list_namespace().items}
-        )
+    yield from lab_helpers.namespace_api(lab_api, NS)
 
 
 @pytest.fixture

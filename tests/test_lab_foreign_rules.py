@@ -20,7 +20,7 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from tests.dataplane_helpers import http, probe, sh, tcp
-from tests.lab_helpers import cli, echo_pod, remove, start, wait_for
+from tests.lab_helpers import cli, echo_pod, namespace_api, remove, start, wait_for
 from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
 
 pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
@@ -101,17 +101,7 @@ def remove_foreign(netns: str) -> None:
 
 @pytest.fixture(scope="module")
 def core(lab_api: Any) -> Iterator[Any]:  # noqa: F811
-    from kubernetes import client
-
-    api: Any = client.CoreV1Api(lab_api)
-    api.create_namespace({"metadata": {"name": NS}})
-    try:
-        yield api
-    finally:
-        api.delete_namespace(NS)
-        wait_for(
-            f"namespace {NS} to go", lambda: NS not in {n.metadata.name for n in api.list_namespace().items}
-        )
+    yield from namespace_api(lab_api, NS)
 
 
 @pytest.fixture

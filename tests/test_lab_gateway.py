@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab_helpers import run_lab_suite
 from tests.labfixture import own_lab
 from tests.netns import skip_reason
 from tests.test_lab_ingress import kubectl
@@ -45,15 +46,7 @@ def lab() -> Iterator[Any]:
 def run(
     name: str, out: Path, *extra: str, subset: str = "ingress or gateway"
 ) -> tuple[int, dict[str, Any], str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", name, "--probe-timeout", "1"]
-    argv += ["--attempts", "2", "--ready-timeout", "40", "--lb-timeout", "10", "--out", str(out), "--no-html"]
-    argv += [*extra, "--", "-k", subset]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False)
-    output = proc.stdout + proc.stderr
-    path = out / "results.json"
-    assert path.exists(), output[-3000:]
-    return proc.returncode, json.loads(path.read_text()), output
+    return run_lab_suite(name, out, *extra, subset=subset)
 
 
 def by_kind(results: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:

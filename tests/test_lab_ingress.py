@@ -10,17 +10,16 @@ cells skip and say what is missing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.lab_helpers import run_lab_suite
 from tests.labfixture import own_lab
 from tests.netns import skip_reason
 
@@ -42,15 +41,7 @@ def lab() -> Iterator[Any]:
 
 
 def run_suite(name: str, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", name, "--probe-timeout", "1"]
-    argv += ["--attempts", "2", "--ready-timeout", "40", "--lb-timeout", "10", "--out", str(out), "--no-html"]
-    argv += [*extra, "--", "-k", SUBSET]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False)
-    output = proc.stdout + proc.stderr
-    path = out / "results.json"
-    assert path.exists(), output[-3000:]
-    return proc.returncode, json.loads(path.read_text()), output
+    return run_lab_suite(name, out, *extra, subset=SUBSET)
 
 
 def ingress_cells(results: dict[str, Any]) -> list[dict[str, Any]]:

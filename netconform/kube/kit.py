@@ -426,22 +426,25 @@ class KitDeployer:
             )
         return api_error_line(exc, f"--gateway {gateway}: reading the Gateway")
 
+    def _read_gateway(self, custom: Any, namespace: str, name: str) -> dict[str, Any]:
+        return call(
+            self.cluster,
+            "get_namespaced_custom_object",
+            GATEWAY_GROUP,
+            GATEWAY_VERSION,
+            namespace,
+            "gateways",
+            name,
+            api=custom,
+        )
+
     def _create_routes(self) -> None:
         """One HTTPRoute per --gateway, attached to it, routing a per-run host to the echo Service."""
         custom = self._custom()
         for gateway in self.opts.gateways:
             ns, gw_name = gateway.split("/", 1)
             try:
-                call(
-                    self.cluster,
-                    "get_namespaced_custom_object",
-                    GATEWAY_GROUP,
-                    GATEWAY_VERSION,
-                    ns,
-                    "gateways",
-                    gw_name,
-                    api=custom,
-                )
+                self._read_gateway(custom, ns, gw_name)
             except Exception as exc:
                 self.kit.gateway_unavailable[gateway] = self._gateway_missing(exc, gateway)
                 continue
@@ -511,16 +514,7 @@ class KitDeployer:
                 del self.kit.gateways[gateway]
                 continue
             try:
-                gw_obj = call(
-                    self.cluster,
-                    "get_namespaced_custom_object",
-                    GATEWAY_GROUP,
-                    GATEWAY_VERSION,
-                    ns,
-                    "gateways",
-                    gw_name,
-                    api=custom,
-                )
+                gw_obj = self._read_gateway(custom, ns, gw_name)
             except Exception as exc:
                 self.kit.gateway_unavailable[gateway] = self._gateway_missing(exc, gateway)
                 del self.kit.gateways[gateway]
