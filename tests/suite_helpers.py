@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from netconform.checks.recipes import Context
 from netconform.kube.kit import Kit
 from netconform.kube.topology import NodeInfo, PodInfo, Topology
-from netconform.options import SuiteOptions
-from netconform.recipes import Context
+from netconform.model.options import SuiteOptions
 
 
 def topology(nodes: int = 3, coredns_on: tuple[int, ...] = (1, 2)) -> Topology:

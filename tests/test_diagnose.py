@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
-from netconform.scope import Cell
+from netconform.engine.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
+from netconform.model.cell import Cell
 from tests.suite_helpers import topology
 
 TOPO = topology(3)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from netconform.engine import Engine
+from netconform.checks.recipes import Context
+from netconform.engine.run import Engine
 from netconform.kube.exec import AGENT_LOCAL, run_local
 from netconform.kube.kit import Kit
-from netconform.options import SuiteOptions
-from netconform.recipes import Context
-from netconform.scope import Cell, family
+from netconform.model.cell import Cell, family
+from netconform.model.options import SuiteOptions
 from tests.netns import Netns, skip_reason
 from tests.suite_helpers import topology
 

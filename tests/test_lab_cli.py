@@ -28,7 +28,7 @@ from netconform.lab.supervisor import STATE_ROOT
 from tests.lab_helpers import wait_for
 from tests.labfixture import lab_name, missing_requirement, requires_lab
 
-CLI = [sys.executable, "-m", "netconform.cli", "lab"]
+CLI = [sys.executable, "-m", "netconform.cli.main", "lab"]
 UP_BUDGET_S = 15.0
 MEMORY_BUDGET = 1 << 30
 TIMEOUT = 120

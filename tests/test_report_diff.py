@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from netconform.cli import main as cli_main
+from netconform.cli.main import main as cli_main
 from netconform.report.diff import (
     annotate,
     classify_change,
@@ -177,7 +177,7 @@ def test_netconform_diff_as_a_command(
     before, after = _write(tmp_path, "before.json", healthy), _write(tmp_path, "after.json", faulted)
     bad = tmp_path / "bad.json"
     bad.write_text("{", encoding="utf-8")
-    run = [sys.executable, "-m", "netconform.cli", "diff"]
+    run = [sys.executable, "-m", "netconform.cli.main", "diff"]
     done = subprocess.run([*run, before, after], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "gate: FAIL" in done.stdout
     done = subprocess.run([*run, str(bad), after], capture_output=True, text=True, timeout=60, check=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netconform import recipes
-from netconform.scope import FAMILIES, Cell, all_cells, family
+from netconform.checks import recipes as recipes
+from netconform.model.cell import FAMILIES, Cell, all_cells, family
 from tests.suite_helpers import topology
 
 

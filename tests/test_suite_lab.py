@@ -54,7 +54,7 @@ def run_suite(
     argv = [
         sys.executable,
         "-m",
-        "netconform.cli",
+        "netconform.cli.main",
         "run",
         "--lab",
         LAB,
@@ -351,7 +351,7 @@ def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, An
 def run_raw(*args: str, timeout: float = 60.0) -> tuple[int, str, float]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "run", "--no-html", *args],
+        [sys.executable, "-m", "netconform.cli.main", "run", "--no-html", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -412,7 +412,7 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "netconform.cli",
+            "netconform.cli.main",
             "run",
             "--lab",
             LAB,

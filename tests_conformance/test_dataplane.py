@@ -5,7 +5,7 @@ Without a Cilium-based dataplane the Cilium tests skip naming it; 429 rate limit
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-27")

@@ -6,7 +6,7 @@ expected, not a failure (FM-24); every node must list the same nameservers and e
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-21", "FM-04")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-11")

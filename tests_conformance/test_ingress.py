@@ -11,7 +11,7 @@ With --gateway NS/NAME the same checks through a Gateway API Gateway and the kit
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-34", "FM-35", "FM-36")

@@ -6,7 +6,7 @@ The ingress flowchart: does the packet leave the client (FM-05), is the VIP answ
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-05", "FM-08")

@@ -3,7 +3,7 @@ and every node reaching the API server's endpoints."""
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-13", "FM-15")

@@ -7,7 +7,7 @@ failures into the node groups that cannot reach each other (FM-13).
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-15", "FM-03")

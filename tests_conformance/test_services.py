@@ -6,7 +6,7 @@ A ClusterIP need not answer ping; it must answer on VIP:port (FM-15) - the ping 
 
 import pytest
 
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 
 
 @pytest.mark.fm("FM-08", "FM-20")

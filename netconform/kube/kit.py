@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from netconform.agent import SOURCE as AGENT_FILE
 from netconform.kube.connect import Cluster, KubeError, api_error_line, call
 from netconform.kube.topology import Topology, pod_info
 
@@ -29,7 +29,7 @@ MANAGED_SELECTOR = "app.kubernetes.io/managed-by=netconform"
 CREATED_ANNOTATION = "netconform.io/created"
 ROLE_LABEL = "netconform.io/role"
 AGENT_MOUNT = "/opt/netconform"
-AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent.py"
+AGENT_SOURCE = AGENT_FILE
 # Pods idle in a python loop (the image only needs python3, not coreutils' sleep).
 IDLE = ["python3", "-c", "import time\nwhile True:\n    time.sleep(3600)"]
 ECHO_PORTS = {"http": 8080, "tcp": 9000, "udp": 9001}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab import components as comp
 from netconform.lab import events
 from netconform.lab.addressing import (
@@ -67,7 +68,7 @@ NAMESPACED_RESOURCES = (
     "httproutes",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
-AGENT_SOURCE = REPO_ROOT / "netconform" / "agent.py"
+AGENT_SOURCE = AGENT_FILE
 STUCK_MESSAGE = (
     "Failed to delete all resource types, 1 remaining: Internal error occurred: error deleting "
     "stuckobjects.lab.netconform.io: the server is currently unable to handle the request "

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import netconform
+from netconform.agent import SOURCE as AGENT_SOURCE
 from netconform.lab import addressing as A
 
 ROUTER, OUTSIDE, CLIENT, INTERNET = "router", "outside", "client", "internet"
 ROLES = (ROUTER, OUTSIDE, CLIENT, INTERNET)
 UPSTREAM_CONTROL_FILE = "upstream-dns.mode"  # contains "servfail" while that fault is active
-AGENT = Path(netconform.__file__).resolve().parent / "agent.py"
+AGENT = AGENT_SOURCE
 PACKAGE_ROOT = Path(netconform.__file__).resolve().parent.parent
 
 

@@ -17,10 +17,10 @@ from importlib import import_module
 # sub-command -> "module:function"; imported lazily so `netconform diff` does not pay for the lab.
 COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("netconform.lab.cli:main", "build, inspect, fault and remove the emulated cluster"),
-    "run": ("netconform.runner:run_main", "run the conformance suite against a cluster"),
-    "demo": ("netconform.runner:demo_main", "lab up, run the suite, write reports, lab down"),
+    "run": ("netconform.cli.run:run_main", "run the conformance suite against a cluster"),
+    "demo": ("netconform.cli.run:demo_main", "lab up, run the suite, write reports, lab down"),
     "diff": ("netconform.report.diff:main", "compare two results.json files (baseline vs now)"),
-    "agent": ("netconform.agent:main", "the probe agent itself (run | serve)"),
+    "agent": ("netconform.agent.probe_agent:main", "the probe agent itself (run | serve)"),
 }
 
 

@@ -23,12 +23,9 @@ from urllib.parse import urlsplit
 from kubernetes import client
 from kubernetes.stream import stream
 
-from netconform import components
-from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
-from netconform.kube.connect import Cluster, api_error_line, call
-from netconform.kube.exec import ExecError, exec_batch, run_local
-from netconform.probes import Probe
-from netconform.recipes import (
+from netconform.checks import components as components
+from netconform.checks.probes import Probe
+from netconform.checks.recipes import (
     NO_OUTSIDE_CLIENT,
     Context,
     Results,
@@ -39,7 +36,10 @@ from netconform.recipes import (
     judge,
     probes_for,
 )
-from netconform.scope import Cell
+from netconform.engine.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
+from netconform.kube.connect import Cluster, api_error_line, call
+from netconform.kube.exec import ExecError, exec_batch, run_local
+from netconform.model.cell import Cell
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
 EXEC_OVERHEAD_S = 15.0

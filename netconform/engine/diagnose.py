@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.classify import classify
 from netconform.kube.topology import Topology
+from netconform.model.cell import Cell
+from netconform.model.classify import classify
 from netconform.model.partition import Partition, analyze
-from netconform.scope import Cell
 
 Lookup = Callable[[Cell], str | None]  # outcome of a cell, None when it was not measured
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from netconform import iptables_rules as ipt
-from netconform import probes as P
-from netconform.classify import classify
+from netconform.checks import probes as P
+from netconform.checks.parsers import iptables_save as ipt
+from netconform.checks.probes import Probe
 from netconform.kube.kit import Kit
 from netconform.kube.topology import Topology
-from netconform.options import SuiteOptions
-from netconform.probes import Probe
-from netconform.scope import Cell
+from netconform.model.cell import Cell
+from netconform.model.classify import classify
+from netconform.model.options import SuiteOptions
 
 # the classic VXLAN/Geneve pod MTU is 1450: DF packets up to it must cross nodes (FM-31)
 MTU_SIZES = [576, 1200, 1400, 1450]
@@ -379,7 +379,7 @@ def _judge_arp_one_mac(ip_of: Callable[[], str], what: str, local_ok: bool = Fal
     """Exactly one MAC must answer (FM-06/16); several = IP conflict with each MAC's vendor."""
 
     def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
-        from netconform.oui import vendor
+        from netconform.checks.parsers.oui import vendor
 
         arp_probe = next(p for p in probes if p.kind == "arp")
         result = results.get(arp_probe)

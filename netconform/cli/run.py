@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from netconform.options import RUN_OPTIONS, positive_int
+from netconform.model.options import RUN_OPTIONS, positive_int
 
 USAGE_ERROR = 4
 
@@ -60,9 +60,9 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def pytest_args(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     """The pytest command line for the parsed options (the plugin reads the same option names)."""
-    import tests_conformance
+    from netconform.fixtures.plugin import SUITE_DIR
 
-    suite = str(Path(tests_conformance.__file__).resolve().parent)
+    suite = str(SUITE_DIR)
     out: list[str] = [suite, "-p", "no:cacheprovider", "-q", "-rs"]
     for name, value in sorted(vars(ns).items()):
         if name == "no_html" or value is None or value is False:

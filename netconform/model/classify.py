@@ -19,7 +19,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from netconform.agent import ERROR_CODES
+from netconform.agent.probe_agent import ERROR_CODES
 
 Layer = Literal["L2", "L3", "L4", "L7", "DNS"]
 

@@ -1,0 +1,1 @@
+"""Checks: what is measured and what passes (the catalogue, expectations, parsers)."""
