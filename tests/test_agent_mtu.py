@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from netconform.agent import SOURCE as AGENT_FILE
-from netconform.checks.recipes import judge, probes_for
+from tests.suite_helpers import judge, probes_for
 from netconform.model.cell import Cell
 from tests.netns import Netns, skip_reason
 from tests.suite_helpers import context

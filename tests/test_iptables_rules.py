@@ -14,7 +14,7 @@ from netconform.checks.parsers.iptables_save import (
     parse,
     target_of,
 )
-from netconform.checks.recipes import judge, probes_for
+from tests.suite_helpers import judge, probes_for
 from netconform.model.cell import Cell
 from tests.suite_helpers import context
 

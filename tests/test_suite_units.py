@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from netconform.checks import probes as P
-from netconform.checks.recipes import judge, probes_for
+from tests.suite_helpers import judge, probes_for
 from netconform.cli.run import pytest_args, run_main, run_parser, split_argv
 from netconform.engine.results_document import CELL_PROP, VERDICT_PROP, Collector, document
 from netconform.kube.connect import KubeError, connect, server_version
@@ -122,7 +122,7 @@ def test_flaky_when_only_some_attempts_pass() -> None:
 
 
 def test_missing_components_skip_with_a_reason() -> None:
-    from netconform.checks.recipes import Skip
+    from netconform.checks.context import Skip
 
     ctx = context()
     ctx.kit.lb_ip, ctx.kit.lb_reason = None, "no LoadBalancer controller assigned an address"
@@ -137,7 +137,7 @@ def test_missing_components_skip_with_a_reason() -> None:
 
 def test_the_outside_client_is_opt_in() -> None:
     """Without --external-client local, --external-runner or --lab the host never probes anything."""
-    from netconform.checks.recipes import NO_OUTSIDE_CLIENT, Skip
+    from netconform.checks.context import NO_OUTSIDE_CLIENT, Skip
     from netconform.engine.run import kube_runner
     from netconform.kube.exec import ExecError
 
@@ -275,7 +275,7 @@ def test_api_endpoint_tcp_timeout_with_a_stale_arp_entry_names_fm28() -> None:
     assert refused.classified_layer == "L4" and refused.classified_fm != "FM-28"
     assert verdict(ok(), "02:aa:00:00:00:02").outcome == "passed"
     ctx.topo.api_endpoint_port = None
-    from netconform.checks.recipes import Skip
+    from netconform.checks.context import Skip
 
     with pytest.raises(Skip, match="kubernetes"):
         probes_for(cell, ctx)

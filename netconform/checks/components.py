@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from netconform.checks.recipes import Skip, Verdict
-from netconform.kube.topology import PodInfo, Topology
+from netconform.checks.context import Skip
 from netconform.model.cell import Cell
+from netconform.model.topology import PodInfo, Topology
+from netconform.model.verdict import Verdict
 
 NETWORK_NOT_READY = re.compile(
     r"NetworkPluginNotReady|cni plugin not initialized|Network plugin (not installed|returns error)", re.I

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.kube.topology import Topology
+from netconform.checks.mesh import cell_ok as _ok
 from netconform.model.cell import Cell
 from netconform.model.classify import classify
-from netconform.model.partition import Partition, analyze
+from netconform.model.topology import Topology
 
 Lookup = Callable[[Cell], str | None]  # outcome of a cell, None when it was not measured
 
@@ -100,42 +100,6 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
 
 def _where(node: str | None) -> str:
     return f"on {node}" if node else "on the client"
-
-
-def _ok(lookup: Lookup, cell: Cell) -> bool | None:
-    outcome = lookup(cell)
-    if outcome is None or outcome in ("skipped", "error"):
-        return None
-    return outcome in ("passed", "flaky")
-
-
-def partition(topo: Topology, lookup: Lookup) -> tuple[list[list[str]], list[tuple[str, str]]]:
-    """Groups of nodes whose pods reach each other, and the failing (from, to) node pairs (FM-13).
-
-    The shape is decided by :func:`netconform.model.partition.analyze`, the same algorithm the verdict
-    uses; only a real partition (``isolated``/``groups``) splits the nodes into several groups.
-    """
-    shape = _partition(topo, lookup)
-    groups = [list(g) for g in shape.groups] if shape.shape in ("isolated", "groups") else [topo.node_names]
-    return groups, list(shape.broken)
-
-
-def _partition(topo: Topology, lookup: Lookup) -> Partition:
-    nodes = topo.node_names
-    broken = [
-        (a, b)
-        for a in nodes
-        for b in nodes
-        if a != b and _ok(lookup, Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")) is False
-    ]
-    return analyze(nodes, broken)
-
-
-def describe_partition(topo: Topology, lookup: Lookup) -> str | None:
-    shape = _partition(topo, lookup)
-    if shape.shape == "none":
-        return None
-    return f"{shape.describe('pod traffic')} ({len(shape.broken)} failing node pairs)"
 
 
 # errors that are an answer from the far end: the network delivered the packet (FM-01/FM-02)

@@ -24,22 +24,15 @@ from kubernetes import client
 from kubernetes.stream import stream
 
 from netconform.checks import components as components
+from netconform.checks.api import REGISTRY, Check
+from netconform.checks.context import NO_OUTSIDE_CLIENT, Context, Skip
+from netconform.checks.judging import evidence
 from netconform.checks.probes import Probe
-from netconform.checks.recipes import (
-    NO_OUTSIDE_CLIENT,
-    Context,
-    Results,
-    Skip,
-    Verdict,
-    followups_for,
-    has_recipe,
-    judge,
-    probes_for,
-)
-from netconform.engine.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
+from netconform.engine.diagnose import Addresses, diagnose, evidence_cells
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
 from netconform.model.cell import Cell
+from netconform.model.verdict import Verdict
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
 EXEC_OVERHEAD_S = 15.0
@@ -147,6 +140,7 @@ class Engine:
         self.results: dict[Probe, dict[str, Any]] = {}
         self.cell_probes: dict[Cell, list[Probe]] = {}
         self.skips: dict[Cell, str] = {}
+        self._checks: dict[Cell, Check | None] = {}
         self.report = EngineReport()
 
     # -- planning ---------------------------------------------------------------------------------
@@ -160,10 +154,11 @@ class Engine:
                     seen.add(c)
                     wanted.append(c)
         for cell in wanted:
-            if not has_recipe(cell):
+            check = self.check_of(cell)
+            if check is None or check.probe.plan is None:
                 continue
             try:
-                self.cell_probes[cell] = probes_for(cell, self.ctx)
+                self.cell_probes[cell] = check.probe.plan(cell, self.ctx)
             except Skip as exc:
                 self.skips[cell] = str(exc)
         return wanted
@@ -291,41 +286,18 @@ class Engine:
             },
         )
 
-    def _judge_component(self, cell: Cell) -> Verdict:
-        topo, opts, api = self.ctx.topo, self.ctx.opts, self.component_api
-        deadline = opts.probe_timeout * opts.attempts + EXEC_OVERHEAD_S
-        if cell.protocol == "cni-ready":
-            return components.judge_cni_ready(cell, topo)
-        if cell.target == "component:pod-mesh":
-            text = describe_partition(topo, self.outcome)
-            groups, broken = partition(topo, self.outcome)
-            if text:
-                return Verdict(
-                    "failed",
-                    text,
-                    error="timeout",
-                    classified_layer="L3",
-                    meaning="a group of nodes cannot reach another group (FM-13)",
-                    classified_fm="FM-13",
-                    notes=[json.dumps({"groups": groups, "broken": broken})],
-                )
-            return Verdict("passed", f"every node's pods reach every node's pods ({len(topo.nodes)} nodes)")
-        if api is None:
-            raise Skip("component checks need API access")
-        if cell.target == "component:cilium-health":
-            return components.judge_cilium_health(topo, api, deadline)
-        if cell.target == "component:cilium-api":
-            return components.judge_cilium_rate_limit(topo, api)
-        if cell.target == "component:ebpf-maps":
-            return components.judge_ebpf_maps(topo, api, opts.allow_privileged, deadline)
-        if cell.target == "component:drop-monitor":
-            return components.judge_drop_monitor(topo, api, deadline)
-        if cell.target == "component:f5":
-            ports = [self.ctx.kit.service_ports["http"], self.ctx.kit.service_ports["tcp"]]
-            return components.judge_f5(topo, api, self.ctx.kit.lb_ip, ports, self.ctx.kit.namespace)
-        if cell.target == "component:metallb":
-            return components.judge_metallb(topo, api, self.ctx.kit.lb_ip, self._arp)
-        raise Skip(f"no check is defined for {cell.id}")
+    def check_of(self, cell: Cell) -> Check | None:
+        """The check a cell belongs to (the registry holds the catalogue and the users' checks)."""
+        if cell not in self._checks:
+            self._checks[cell] = REGISTRY.check_for(cell)
+        return self._checks[cell]
+
+    def _judge(self, cell: Cell, check: Check) -> Verdict:
+        probes = self.cell_probes.get(cell, [])
+        verdict = check.expect.judge(cell, self.ctx, probes, self.results)
+        if probes:
+            verdict.checks = evidence(probes, self.results)
+        return verdict
 
     def _arp(self, node: str, ip: str) -> list[str]:
         """MACs answering ARP for `ip` from node `node`'s host probe (one small exec, bounded)."""
@@ -342,21 +314,31 @@ class Engine:
         self.run_phase(1, phase1)
         later: list[Probe] = [p for probes in self.cell_probes.values() for p in probes if p.phase == 2]
         for cell in list(self.cell_probes):
-            extra = followups_for(cell, self.ctx, self.results)
-            self.cell_probes[cell] = self.cell_probes[cell] + extra
-            later += extra
+            check = self.check_of(cell)
+            if check is not None and check.probe.followups is not None:
+                extra = check.probe.followups(cell, self.ctx, self.results)
+                self.cell_probes[cell] = self.cell_probes[cell] + extra
+                later += extra
         if later:
             self.run_phase(2, later)
         verdicts = self.report.verdicts
-        component_cells = [c for c in wanted if not has_recipe(c)]
+        self.ctx.outcome_of = self.outcome
+        self.ctx.api = self.component_api
+        self.ctx.arp = self._arp
+        api_judged = [c for c in wanted if (k := self.check_of(c)) is not None and k.probe.plan is None]
         for cell in wanted:
-            if cell in self.skips:
+            check = self.check_of(cell)
+            if check is None:
+                verdicts[cell.id] = Verdict("skipped", f"no check defines {cell.id}")
+            elif cell in self.skips:
                 verdicts[cell.id] = Verdict("skipped", self.skips[cell])
             elif cell in self.cell_probes:
-                verdicts[cell.id] = judge(cell, self.ctx, self.cell_probes[cell], self.results)
-        for cell in component_cells:  # after the packet cells: pod-mesh reads their outcomes
+                verdicts[cell.id] = self._judge(cell, check)
+        for cell in api_judged:  # after the packet cells: pod-mesh reads their outcomes
+            check = self.check_of(cell)
+            assert check is not None
             try:
-                verdicts[cell.id] = self._judge_component(cell)
+                verdicts[cell.id] = self._judge(cell, check)
             except Skip as exc:
                 verdicts[cell.id] = Verdict("skipped", str(exc))
             except Exception as exc:
@@ -371,10 +353,6 @@ class Engine:
                 if found:
                     verdict.diagnosis = found.as_dict()
         return self.report
-
-
-def probe_results_of(engine: Engine) -> Results:
-    return engine.results
 
 
 def save(
