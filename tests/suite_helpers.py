@@ -7,10 +7,10 @@ from netconform.checks.context import Context
 from netconform.checks.judging import Results, evidence
 from netconform.checks.probes import Probe
 from netconform.model.cell import Cell
-from netconform.model.verdict import Verdict
 from netconform.model.kit import Kit
-from netconform.model.topology import NodeInfo, PodInfo, Topology
 from netconform.model.options import SuiteOptions
+from netconform.model.topology import NodeInfo, PodInfo, Topology
+from netconform.model.verdict import Verdict
 
 
 def topology(nodes: int = 3, coredns_on: tuple[int, ...] = (1, 2)) -> Topology:

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 
 from netconform.agent import SOURCE as AGENT_FILE
-from tests.suite_helpers import judge, probes_for
 from netconform.model.cell import Cell
 from tests.netns import Netns, skip_reason
-from tests.suite_helpers import context
+from tests.suite_helpers import context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = str(AGENT_FILE)

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netconform.agent.probe_agent import ERROR_CODES, KINDS, execute_plan
 from netconform.agent import probe_agent as agent
+from netconform.agent.probe_agent import ERROR_CODES, KINDS, execute_plan
 
 AGENT = Path(agent.__file__)
 SOURCE = AGENT.read_text()

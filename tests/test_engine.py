@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from netconform.checks.api import REGISTRY
 from netconform.checks.context import Context
 from netconform.engine.run import Engine
 from netconform.kube.exec import AGENT_LOCAL, run_local
-from netconform.model.kit import Kit
-from netconform.checks.api import REGISTRY
 from netconform.model.cell import Cell
+from netconform.model.kit import Kit
 from netconform.model.options import SuiteOptions
 from tests.netns import Netns, skip_reason
 from tests.suite_helpers import topology

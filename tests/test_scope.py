@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 from pathlib import Path
+
+import pytest
 
 from netconform.checks.api import REGISTRY
 from netconform.checks.catalogue import CATALOGUE

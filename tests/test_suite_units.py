@@ -10,13 +10,12 @@ import pytest
 import yaml
 
 from netconform.checks import probes as P
-from tests.suite_helpers import judge, probes_for
 from netconform.cli.run import pytest_args, run_main, run_parser, split_argv
 from netconform.engine.results_document import CELL_PROP, VERDICT_PROP, Collector, document
 from netconform.kube.connect import KubeError, connect, server_version
 from netconform.kube.preflight import RULES
 from netconform.model.cell import Cell
-from tests.suite_helpers import context
+from tests.suite_helpers import context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
