@@ -166,8 +166,8 @@ class ProbeSpec:
     is judged from the API or from other cells (`api`, `cells`)."""
 
     kind: str
-    plan: Plan | None = None
-    followups: Followups | None = None
+    plan: Plan | None = field(default=None, compare=False)  # compared by kind: a re-import is equal
+    followups: Followups | None = field(default=None, compare=False)
     about: str = ""
 
 
@@ -176,7 +176,7 @@ class Expectation:
     """A named rule from measurements to a verdict: `reachable`, `blocked`, `vip_port_not_ping` ..."""
 
     name: str
-    judge: Judge
+    judge: Judge = field(compare=False)
     about: str = ""
 
 

@@ -34,6 +34,7 @@ class SuiteOptions:
     stale_ttl: float = 3600.0
     lab: str | None = None
     gateway: list[str] | None = None  # --gateway NS/NAME[,NS/NAME] as given (repeatable)
+    checks: list[str] | None = None  # --checks FILE.yaml: users' own checks (repeatable)
     ingress_tls: bool = False
 
     @property
@@ -188,6 +189,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "NS/NAME of a Gateway API Gateway to send traffic through (an HTTPRoute per run; repeatable, "
         "or comma-separated)",
         gateway_refs,
+        multiple=True,
+    ),
+    OptionSpec(
+        "--checks",
+        "checks",
+        "a YAML file of your own checks (from, to, protocol, expect: reachable/blocked; repeatable); "
+        "see docs/checks.md",
         multiple=True,
     ),
     OptionSpec(
