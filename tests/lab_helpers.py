@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab.cluster import Lab
-from netconform.lab.outside import AGENT
+from netconform.lab.net.outside import AGENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0

@@ -6,7 +6,8 @@ import pytest
 
 from netconform.cli.run import pytest_args, run_parser
 from netconform.kube.kit import httproute_manifest, route_acceptance
-from netconform.lab import ingress, tables
+from netconform.lab.api import tables
+from netconform.lab.control import ingress
 from netconform.model.options import SuiteOptions
 
 GW = {

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netconform.lab.apiserver import ApiServer, User
-from netconform.lab.conditions import LabConditions
-from netconform.lab.controllers import Controllers
-from netconform.lab.dataplane import FakeDataPlane
-from netconform.lab.store import ApiError, Store
+from netconform.lab.api.apiserver import ApiServer, User
+from netconform.lab.api.store import ApiError, Store
+from netconform.lab.control.controllers import Controllers
+from netconform.lab.faults.conditions import LabConditions
+from netconform.lab.net.dataplane import FakeDataPlane
 
 ADMIN, VIEWER = "admin-token", "viewer-token"
 NODES = ["node-1", "node-2", "node-3"]

@@ -22,8 +22,8 @@ import dns.message
 import pytest
 
 from netconform.agent import SOURCE as AGENT_FILE
-from netconform.lab.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
 from netconform.lab.cluster import Lab
+from netconform.lab.net.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
 from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401
 
 pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]

@@ -307,7 +307,7 @@ BEFORE_RUN = set(FAULTS)
 def test_every_lab_fault_has_cells_and_a_verdict_here_or_in_its_own_module() -> None:
     """`lab fault list` = these faults + the ingress ones (tests/test_lab_ingress.py) + the components'
     (tests/test_lab_components.py): none is left without an end-to-end check of its cells and verdict."""
-    from netconform.lab import faults
+    from netconform.lab.faults import catalogue as faults
 
     elsewhere = {*faults.INGRESS_FAULTS, *faults.COMPONENT_FAULTS}
     assert set(faults.names()) == set(FAULTS) | elsewhere

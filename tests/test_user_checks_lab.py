@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from netconform.lab.addressing import ns_name
 from netconform.lab.cluster import Lab
+from netconform.lab.net.addressing import ns_name
 from tests.lab_helpers import cli
 from tests.labfixture import lab, requires_lab  # noqa: F401  (pytest fixtures)
 

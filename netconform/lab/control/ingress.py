@@ -30,7 +30,7 @@ published, their TLS certificates not loaded),
 `dead_port` (ingress-backend-down: every request goes to a port nothing listens on) and `down`
 (ingress-down: the proxy stops listening on both ports, so connections are refused).
 
-Run as ``python -m netconform.lab.ingress --socket S --token-file T --control C --service NS/NAME``.
+Run as ``python -m netconform.lab.control.ingress --socket S --token-file T --control C --service NS/NAME``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-log = logging.getLogger("netconform.lab.ingress")
+log = logging.getLogger("netconform.lab.control.ingress")
 
 CLASS_NAME = "lab"
 CONTROLLER = "netconform.io/lab-ingress"
@@ -862,7 +862,7 @@ def manifests(node: str, state_dir: Path, python: str, repo_root: Path) -> list[
     command = [
         python,
         "-m",
-        "netconform.lab.ingress",
+        "netconform.lab.control.ingress",
         "--socket",
         str(state_dir / API_SOCKET),
         "--token-file",

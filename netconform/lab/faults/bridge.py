@@ -6,7 +6,7 @@ netns/labels/IP/node, the kube-dns pods, LB VIPs) and gives them `set_node_condi
 faults; it runs their (blocking) work in an executor so the API keeps answering meanwhile. The kubelet
 reports pods whose network comes up or goes (`pod_network`), so pod-scoped faults follow pods.
 
-The same endpoints also switch the control plane's bad-input conditions (`netconform.lab.conditions`:
+The same endpoints also switch the control plane's bad-input conditions (`netconform.lab.faults.conditions`:
 `deny-host-network`, `namespace-stuck`); the catalogue lists them after the faults with `kind: condition`.
 """
 
@@ -18,13 +18,13 @@ import logging
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from netconform.lab import conditions
-from netconform.lab.store import ApiError
+from netconform.lab.api.store import ApiError
+from netconform.lab.faults import conditions as conditions
 
 if TYPE_CHECKING:
-    from netconform.lab.supervisor import Supervisor
+    from netconform.lab.control.supervisor import Supervisor
 
-log = logging.getLogger("netconform.lab.faults")
+log = logging.getLogger("netconform.lab.faults.catalogue")
 
 
 class FaultBridge:
@@ -35,7 +35,7 @@ class FaultBridge:
     @staticmethod
     def _module() -> ModuleType:
         try:
-            return importlib.import_module("netconform.lab.faults")
+            return importlib.import_module("netconform.lab.faults.catalogue")
         except ImportError as err:
             raise ApiError(
                 501, "NotImplemented", f"the lab's fault catalogue is not available: {err}"

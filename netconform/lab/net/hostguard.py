@@ -28,10 +28,10 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 
-from netconform.lab import addressing as A
-from netconform.lab.nsexec import STATE_ROOT, netns_list, process_alive, run
+from netconform.lab.net import addressing as A
+from netconform.lab.net.nsexec import STATE_ROOT, netns_list, process_alive, run
 
-log = logging.getLogger("netconform.lab.hostguard")
+log = logging.getLogger("netconform.lab.net.hostguard")
 HOLDERS = STATE_ROOT.parent / "hostguard"  # a file per lab that needs the guard: its builder's pid
 
 ROUTE_PROTO = "78"  # marks the lab's guard routes ("proto 78" in `ip route`), nothing else uses it here

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from netconform.lab.addressing import lab_namespace_pattern
-from netconform.lab.nsexec import NETNS_DIR, netns_list
+from netconform.lab.net.addressing import lab_namespace_pattern
+from netconform.lab.net.nsexec import NETNS_DIR, netns_list
 
 MARKER = "NETCONFORM_LAB"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from netconform.lab.store import Obj, Store, now_iso
+from netconform.lab.api.store import Obj, Store, now_iso
 
 MAX_EVENTS = 2000
 _seq = itertools.count()

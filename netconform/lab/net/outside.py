@@ -22,7 +22,7 @@ from pathlib import Path
 
 import netconform
 from netconform.agent import SOURCE as AGENT_SOURCE
-from netconform.lab import addressing as A
+from netconform.lab.net import addressing as A
 
 ROUTER, OUTSIDE, CLIENT, INTERNET = "router", "outside", "client", "internet"
 ROLES = (ROUTER, OUTSIDE, CLIENT, INTERNET)
@@ -121,7 +121,7 @@ def programs(state_dir: Path) -> list[Program]:
             (
                 python,
                 "-m",
-                "netconform.lab.upstreamdns",
+                "netconform.lab.net.upstreamdns",
                 "--listen",
                 A.UPSTREAM_DNS_IP,
                 "--port",

@@ -68,12 +68,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconform.lab import addressing as A
 from netconform.lab import components as comp
-from netconform.lab import ingress, iptrules
 from netconform.lab.components import cilium as cilium_component
-from netconform.lab.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
-from netconform.lab.nsexec import (
+from netconform.lab.control import ingress
+from netconform.lab.net import addressing as A
+from netconform.lab.net import iptrules
+from netconform.lab.net.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
+from netconform.lab.net.nsexec import (
     NetplaneError,
     in_ns,
     ip_batch,
@@ -391,7 +392,7 @@ def _nameserver_add(ctx: FaultContext, node: str | None) -> Record:
 
 
 def _nameserver_clear(ctx: FaultContext, rec: Record) -> None:
-    from netconform.lab.nsexec import NETNS_ETC, write_in_place
+    from netconform.lab.net.nsexec import NETNS_ETC, write_in_place
 
     write_in_place(NETNS_ETC / ctx.netplane.node_netns(rec["node"]) / "resolv.conf", rec["before"])
 
@@ -501,7 +502,7 @@ def _http503_apply(ctx: FaultContext, pod: PodInfo) -> Record:
     """Start the 503 responder in the pod's namespace, then REDIRECT the pod's HTTP port to it."""
     assert pod.netns is not None
     program = f"http503-{pod.netns}"
-    argv = [sys.executable, "-m", "netconform.lab.http503", "--port", str(RESPONDER_PORT)]
+    argv = [sys.executable, "-m", "netconform.lab.faults.http503", "--port", str(RESPONDER_PORT)]
     ctx.netplane.start_program(program, pod.netns, argv, "http503: listening")
     rule = f"-p tcp -m tcp --dport {_http_port(pod)} -j REDIRECT --to-ports {RESPONDER_PORT}"
     try:

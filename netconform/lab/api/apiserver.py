@@ -24,11 +24,10 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from netconform.lab import resources, tables
-from netconform.lab.admission import Admission
-from netconform.lab.conditions import LabConditions
-from netconform.lab.resources import Resource
-from netconform.lab.store import (
+from netconform.lab.api import resources, tables
+from netconform.lab.api.admission import Admission
+from netconform.lab.api.resources import Resource
+from netconform.lab.api.store import (
     ApiError,
     Obj,
     Store,
@@ -38,6 +37,7 @@ from netconform.lab.store import (
     parse_field_selector,
     parse_label_selector,
 )
+from netconform.lab.faults.conditions import LabConditions
 
 log = logging.getLogger("netconform.lab.api")
 

@@ -23,19 +23,7 @@ from typing import Any
 
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab import components as comp
-from netconform.lab import events
-from netconform.lab.addressing import (
-    CONTROL_PLANE_VIP,
-    KUBE_DNS_IP,
-    KUBERNETES_SERVICE_IP,
-    lb_pool,
-    node_ip,
-    pod_cidr,
-)
-from netconform.lab.conditions import NAMESPACE_STUCK, LabConditions
-from netconform.lab.dataplane import DataPlane
-from netconform.lab.iptrules import Backend, ServiceNAT, ServicePort
-from netconform.lab.store import (
+from netconform.lab.api.store import (
     ApiError,
     Obj,
     Store,
@@ -44,8 +32,20 @@ from netconform.lab.store import (
     now_iso,
     selector_from_match_labels,
 )
+from netconform.lab.control import events as events
+from netconform.lab.faults.conditions import NAMESPACE_STUCK, LabConditions
+from netconform.lab.net.addressing import (
+    CONTROL_PLANE_VIP,
+    KUBE_DNS_IP,
+    KUBERNETES_SERVICE_IP,
+    lb_pool,
+    node_ip,
+    pod_cidr,
+)
+from netconform.lab.net.dataplane import DataPlane
+from netconform.lab.net.iptrules import Backend, ServiceNAT, ServicePort
 
-log = logging.getLogger("netconform.lab.controllers")
+log = logging.getLogger("netconform.lab.control.controllers")
 
 CLUSTER_DOMAIN = "cluster.local"
 KUBERNETES_ENDPOINT_PORT = 6443
@@ -67,7 +67,7 @@ NAMESPACED_RESOURCES = (
     "gateways",
     "httproutes",
 )
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 AGENT_SOURCE = AGENT_FILE
 STUCK_MESSAGE = (
     "Failed to delete all resource types, 1 remaining: Internal error occurred: error deleting "
@@ -954,8 +954,8 @@ class Controllers:
             )
         self.bootstrap_nodes()
         self._zone()
-        from netconform.lab.admission import Admission
-        from netconform.lab.resources import lookup
+        from netconform.lab.api.admission import Admission
+        from netconform.lab.api.resources import lookup
 
         admission = Admission(self.store)
         svc_res, pod_res = lookup("", "v1", "services"), lookup("", "v1", "pods")
@@ -1083,7 +1083,7 @@ class Controllers:
                                 "command": [
                                     sys.executable,
                                     "-m",
-                                    "netconform.lab.clusterdns",
+                                    "netconform.lab.net.clusterdns",
                                     "--zone-file",
                                     str(self.zone_file),
                                     "--upstream-resolv",
@@ -1103,7 +1103,7 @@ class Controllers:
             )
         create("pods", self._apiserver_endpoint_pod(tolerate_all))
         if self.ingress:
-            from netconform.lab import ingress
+            from netconform.lab.control import ingress
 
             for resource, obj in ingress.manifests(self.nodes[0], self.state_dir, sys.executable, REPO_ROOT):
                 if resource in ("services", "pods"):

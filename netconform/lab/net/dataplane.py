@@ -1,6 +1,6 @@
 """What the control plane needs from the data plane, and an in-memory stand-in for API-only tests.
 
-The real implementation is `netconform.lab.netplane.Netplane` (built by the data-plane side); the
+The real implementation is `netconform.lab.net.netplane.Netplane` (built by the data-plane side); the
 control plane only talks to this protocol so the API server, scheduler and kubelet can be tested on
 machines (or CI stages) where network namespaces cannot be made.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from netconform.lab.iptrules import ServiceNAT
-from netconform.lab.nsexec import NETNS_ETC
+from netconform.lab.net.iptrules import ServiceNAT
+from netconform.lab.net.nsexec import NETNS_ETC
 
 
 class DataPlane(Protocol):

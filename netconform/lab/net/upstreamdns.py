@@ -1,6 +1,6 @@
 """The lab's upstream DNS server (203.0.113.53 in the outside namespace): a few external names.
 
-    python3 -m netconform.lab.upstreamdns --listen 203.0.113.53 --port 53 [--control-file F] [--servfail]
+    python3 -m netconform.lab.net.upstreamdns --listen 203.0.113.53 --port 53 [--control-file F] [--servfail]
 
 It knows `example.test` and `www.example.test` (→ 203.0.113.10, the outside echo) and
 `internet.example.test` (→ 198.51.100.10); any other name is NXDOMAIN. When the control file contains
@@ -22,8 +22,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from netconform.lab import addressing as A
-from netconform.lab.dnsserver import run_server
+from netconform.lab.net import addressing as A
+from netconform.lab.net.dnsserver import run_server
 
 RECORDS: dict[str, str] = {
     "example.test.": A.OUTSIDE_ECHO_IP,

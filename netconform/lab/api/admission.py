@@ -10,10 +10,10 @@ import ipaddress
 import re
 from typing import Any
 
-from netconform.lab import podsecurity
-from netconform.lab.conditions import DENY_HOST_NETWORK, LabConditions, webhook_denial
-from netconform.lab.resources import Resource
-from netconform.lab.store import ApiError, Obj, Store, invalid
+from netconform.lab.api import podsecurity as podsecurity
+from netconform.lab.api.resources import Resource
+from netconform.lab.api.store import ApiError, Obj, Store, invalid
+from netconform.lab.faults.conditions import DENY_HOST_NETWORK, LabConditions, webhook_denial
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODEPORT_RANGE = range(30000, 32768)

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.lab.addressing import MASQ_MARK, OVERLAY_PORT, POD_SUPERNET
+from netconform.lab.net.addressing import MASQ_MARK, OVERLAY_PORT, POD_SUPERNET
 
 PROTOCOLS = ("TCP", "UDP")
 FABRIC_UPLINK = "eth0"  # a node's interface on the fabric

@@ -45,9 +45,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconform.lab import addressing as A
-from netconform.lab import hostguard, outside
-from netconform.lab.iptrules import (
+from netconform.lab.net import addressing as A
+from netconform.lab.net import hostguard, outside
+from netconform.lab.net.iptrules import (
     FLAG_NO_SERVICE_NAT,
     NODE_FLAGS,
     Backend,
@@ -58,7 +58,7 @@ from netconform.lab.iptrules import (
     render_node_tables,
     restore_document,
 )
-from netconform.lab.nsexec import (
+from netconform.lab.net.nsexec import (
     NETNS_DIR,
     NETNS_ETC,
     STATE_ROOT,

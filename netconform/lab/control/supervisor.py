@@ -1,6 +1,6 @@
 """The lab's long-running daemon: data plane, API server, controllers and kubelet in one process.
 
-Started detached by `netconform lab up` as ``python -m netconform.lab.supervisor --name N --nodes 3``;
+Started detached by `netconform lab up` as ``python -m netconform.lab.control.supervisor --name N --nodes 3``;
 it records itself in `<state>/state.json` (pid, API URL, tokens, phase), writes the kubeconfig, and on
 SIGTERM stops every pod and destroys the data plane before exiting. `lab down` works without it too.
 """
@@ -26,20 +26,20 @@ import yaml
 from aiohttp import web
 
 from netconform.lab import components as comp
-from netconform.lab import procs
-from netconform.lab.addressing import check_lab_name, node_ip, node_names, pod_cidr
-from netconform.lab.apiserver import ApiServer, User
-from netconform.lab.conditions import LabConditions
-from netconform.lab.controllers import Controllers, Ipam
-from netconform.lab.dataplane import DataPlane, NetplaneDataPlane
-from netconform.lab.faultsbridge import FaultBridge
-from netconform.lab.ingress import API_SOCKET, INGRESS_TOKEN_FILE
-from netconform.lab.kubelet import Kubelet
-from netconform.lab.nsexec import STATE_ROOT
-from netconform.lab.store import ApiError, Store
-from netconform.lab.tls import make_serving_cert
+from netconform.lab.api.apiserver import ApiServer, User
+from netconform.lab.api.store import ApiError, Store
+from netconform.lab.api.tls import make_serving_cert
+from netconform.lab.control import procs as procs
+from netconform.lab.control.controllers import Controllers, Ipam
+from netconform.lab.control.ingress import API_SOCKET, INGRESS_TOKEN_FILE
+from netconform.lab.control.kubelet import Kubelet
+from netconform.lab.faults.bridge import FaultBridge
+from netconform.lab.faults.conditions import LabConditions
+from netconform.lab.net.addressing import check_lab_name, node_ip, node_names, pod_cidr
+from netconform.lab.net.dataplane import DataPlane, NetplaneDataPlane
+from netconform.lab.net.nsexec import STATE_ROOT
 
-log = logging.getLogger("netconform.lab.supervisor")
+log = logging.getLogger("netconform.lab.control.supervisor")
 
 STATE_FILE = "state.json"
 KUBECONFIG_FILE = "kubeconfig"
@@ -176,7 +176,7 @@ class Supervisor:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save_state()
         t0 = time.monotonic()
-        from netconform.lab.netplane import Netplane
+        from netconform.lab.net.netplane import Netplane
 
         self.plane = Netplane(self.name, nodes=len(self.node_list), lb=self.lb, state_dir=self.state_dir)
         try:
@@ -365,7 +365,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m netconform.lab.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m netconform.lab.control.supervisor")
     parser.add_argument("--name", default="default")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--no-lb", action="store_true")

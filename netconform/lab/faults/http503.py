@@ -1,6 +1,6 @@
 """A tiny HTTP server that answers every request with 503 (the `http-503` fault, FM-01).
 
-    python3 -m netconform.lab.http503 --port 18503
+    python3 -m netconform.lab.faults.http503 --port 18503
 
 The fault runs it inside each echo backend's namespace and REDIRECTs the backend's HTTP port to it,
 so clients see a working TCP connection and an L7 error, as with an overloaded or broken backend.

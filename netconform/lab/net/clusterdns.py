@@ -1,6 +1,6 @@
 """The lab's cluster DNS (a CoreDNS stand-in), run as the kube-dns pods' container process.
 
-    python3 -m netconform.lab.clusterdns --zone-file F --upstream-resolv /etc/resolv.conf --port 53
+    python3 -m netconform.lab.net.clusterdns --zone-file F --upstream-resolv /etc/resolv.conf --port 53
 
 Answers the cluster domain from a JSON zone file the control plane writes (controllers.py), re-read
 whenever its inode/mtime/size changes, the way CoreDNS's kubernetes plugin follows the API::
@@ -40,7 +40,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from netconform.lab.dnsserver import run_server
+from netconform.lab.net.dnsserver import run_server
 
 DEFAULT_DOMAIN = "cluster.local"
 TTL = 5

@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconform.lab import events, images
-from netconform.lab.addressing import KUBE_DNS_IP, KUBERNETES_SERVICE_IP, node_ip
-from netconform.lab.controllers import Ipam
-from netconform.lab.dataplane import DataPlane
-from netconform.lab.store import ApiError, Obj, Store, WatchEvent, now_iso
+from netconform.lab.api.store import ApiError, Obj, Store, WatchEvent, now_iso
+from netconform.lab.control import events, images
+from netconform.lab.control.controllers import Ipam
+from netconform.lab.net.addressing import KUBE_DNS_IP, KUBERNETES_SERVICE_IP, node_ip
+from netconform.lab.net.dataplane import DataPlane
 
-log = logging.getLogger("netconform.lab.kubelet")
+log = logging.getLogger("netconform.lab.control.kubelet")
 
 # Told when a pod's own network namespace is up ("up", before its containers start) or about to be
 # removed ("down"): listener(change, pod object, netns). hostNetwork pods are not reported.
