@@ -53,8 +53,8 @@ class Context:
             raise Skip(f"node {node} has no InternalIP address")
         return ip
 
-    def runner(self, subject: str) -> str:
-        """The agent runner for a subject; raises Skip when that kind of probe could not be deployed."""
+    def sender(self, subject: str) -> str:
+        """The subject that sends a cell's probes, checked to be deployed (else Skip with the reason)."""
         if subject == "external":
             if self.opts.outside_client is None:
                 raise Skip(NO_OUTSIDE_CLIENT)

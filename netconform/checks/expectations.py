@@ -165,8 +165,8 @@ def judge_routes(cell: Cell, ctx: Context, probes: list[Probe], results: Results
 def judge_conntrack(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
     count_r, max_r = (results.get(p) for p in probes)
     if not count_r or not count_r.get("ok"):
-        raise_skip = (count_r or {}).get("error") in ("name-not-found", "other", "permission")
-        if raise_skip:
+        unreadable = (count_r or {}).get("error") in ("name-not-found", "other", "permission")
+        if unreadable:
             return Verdict(
                 "skipped",
                 "conntrack counters are not readable on this node "

@@ -26,7 +26,7 @@ RESOLV_SYSTEMD = "/run/systemd/resolve/resolv.conf"
 
 
 def pod_target(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     assert cell.target_node is not None
     ip = ctx.echo_ip(cell.target_node)
     ports = ctx.kit.echo_ports
@@ -40,7 +40,7 @@ def pod_target(cell: Cell, ctx: Context) -> list[Probe]:
 
 
 def node_target(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     assert cell.target_node is not None
     ip = ctx.node_ip(cell.target_node)
     if cell.protocol == "icmp":
@@ -58,7 +58,7 @@ def node_target(cell: Cell, ctx: Context) -> list[Probe]:
 
 
 def service_target(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     ports = ctx.kit.service_ports
     if cell.target == "clusterip":
         if not ctx.kit.clusterip:
@@ -84,7 +84,7 @@ def service_target(cell: Cell, ctx: Context) -> list[Probe]:
 
 
 def egress(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     if cell.target == "internet":
         if not ctx.opts.internet_url:
             raise Skip("no internet endpoint configured (--internet-url)")
@@ -103,7 +103,7 @@ def egress(cell: Cell, ctx: Context) -> list[Probe]:
 
 
 def dns(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     if cell.protocol == "resolve":
         name = ctx.internal_name if cell.target == "dns-internal" else ctx.external_name()
         return [P.resolve(s, name)]
@@ -130,7 +130,7 @@ def cluster_nameserver_sets(cell: Cell, ctx: Context) -> list[Probe]:
     out: list[Probe] = []
     for node in ctx.topo.node_names:
         try:
-            s = ctx.runner(f"host@{node}")
+            s = ctx.sender(f"host@{node}")
         except Skip:
             continue
         out += [P.read(s, RESOLV), P.read(s, RESOLV_SYSTEMD)]
@@ -140,7 +140,7 @@ def cluster_nameserver_sets(cell: Cell, ctx: Context) -> list[Probe]:
 
 
 def cp_vip_arp(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     vip = ctx.control_plane_vip()
     return [
         P.read(s, "/proc/net/arp"),
@@ -155,7 +155,7 @@ def apiserver_tcp(cell: Cell, ctx: Context) -> list[Probe]:
     The neighbour cache and an ARP who-has for the endpoints on the node's own subnet ride along, so a
     time-out can be told apart: a cached MAC that is not the one answering now is a stale entry (FM-28).
     """
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     endpoints, port = ctx.topo.api_endpoints, ctx.topo.api_endpoint_port
     if not endpoints or not port:
         raise Skip("the `kubernetes` Service in `default` lists no endpoint address and port")
@@ -178,7 +178,7 @@ def iptables_snapshots(cell: Cell, ctx: Context) -> list[Probe]:
         raise Skip(
             "reading iptables DROP counters (FM-19) needs a privileged host probe: pass --allow-privileged"
         )
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     return [P.iptables(s, ctx.iptables_window)]
 
 
@@ -191,7 +191,7 @@ def l7_entry(cell: Cell, ctx: Context) -> tuple[dict[str, Any], str]:
 
 
 def ingress_target(cell: Cell, ctx: Context) -> list[Probe]:
-    s = ctx.runner(cell.subject)
+    s = ctx.sender(cell.subject)
     entry, _ = l7_entry(cell, ctx)
     if cell.protocol == "https":
         ca = ctx.ingress_ca(cell.target.split(":", 1)[1])

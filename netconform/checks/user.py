@@ -143,7 +143,7 @@ def user_plan(kind: str, tuning: Tuning, path: str = "/") -> Any:
     """The plan of a user probe: the check's target address, probed with `kind` from the cell's subject."""
 
     def plan(cell: Cell, ctx: Context) -> list[Probe]:
-        subject = ctx.runner(cell.subject)
+        subject = ctx.sender(cell.subject)
         target = _user_target(cell)
         addr = target.address(ctx)
         extra = tuning.fields()
