@@ -24,6 +24,7 @@ from netconform.checks.context import Context
 from netconform.checks.judging import Results
 from netconform.checks.probes import Probe
 from netconform.model.cell import Cell, target_head
+from netconform.model.refs import Ref
 from netconform.model.topology import Topology
 from netconform.model.verdict import Verdict
 
@@ -61,7 +62,7 @@ CLUSTER = Subjects("cluster")
 
 
 def _node_of(ref: str) -> str | None:
-    return ref.split("@", 1)[1] if "@" in ref else None
+    return Ref.parse(ref).node
 
 
 # ------------------------------------------------------------------------------------------- targets
@@ -262,7 +263,7 @@ def _describe(target: Targets) -> str:
 
 
 def _role(subject: str) -> str:
-    return subject.split("@", 1)[0]
+    return Ref.parse(subject).head
 
 
 # -------------------------------------------------------------------------------------------- registry

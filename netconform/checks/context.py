@@ -14,6 +14,7 @@ from typing import Any
 from netconform.model.cell import Cell
 from netconform.model.kit import Kit
 from netconform.model.options import SuiteOptions
+from netconform.model.refs import Ref
 from netconform.model.topology import Topology
 
 
@@ -59,7 +60,8 @@ class Context:
             if self.opts.outside_client is None:
                 raise Skip(NO_OUTSIDE_CLIENT)
             return "external"
-        role, node = subject.split("@", 1)
+        parsed = Ref.parse(subject)
+        role, node = parsed.head, parsed.node or ""
         kit_role = "probe" if role == "pod" else role
         if kit_role in self.kit.unavailable:
             raise Skip(self.kit.unavailable[kit_role])

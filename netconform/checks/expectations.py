@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
-from typing import Any
 
 from netconform.checks import probes as P
 from netconform.checks.api import Expectation, Judge
@@ -20,8 +19,9 @@ from netconform.checks.judging import Results, all_pass, attempt_outcome, failur
 from netconform.checks.parsers import iptables_save as ipt
 from netconform.checks.parsers.procfs import cached_macs, is_local, route_table
 from netconform.checks.plans import RESOLV, l7_entry, node_nameservers
-from netconform.checks.probes import Probe
+from netconform.checks.probes import Attempt, Probe, ProbeResult
 from netconform.model.cell import Cell
+from netconform.model.refs import Ref
 from netconform.model.verdict import Verdict
 
 SNAT_PORT_BUDGET = 32767  # 32768-65535 per protocol and destination (FM-30)
@@ -37,7 +37,7 @@ TOO_BIG_BY = {
 }
 
 
-def too_big_text(attempt: dict[str, Any]) -> str:
+def too_big_text(attempt: Attempt) -> str:
     """'1500 (dropped by a device ...)' per size, grouped by why the size could not go."""
     by = attempt.get("too_big_by") or {}
     groups: dict[str, list[str]] = {}
@@ -55,15 +55,16 @@ def judge_mtu(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -
         return Verdict("error", "no result for the MTU probe", error="other")
     if attempt_outcome(result) == "error":
         return failure(probe, result)
-    best: dict[str, Any] | None = None
+    best: Attempt | None = None
     for attempt in result.get("attempts", []):
         if attempt.get("largest_ok") is not None and (
-            best is None or attempt["largest_ok"] > best["largest_ok"]
+            best is None or (attempt.get("largest_ok") or 0) > (best.get("largest_ok") or 0)
         ):
             best = attempt
     if best is None:
         return failure(probe, result)
-    lost = [s for s in best.get("sizes_lost", []) if s > best["largest_ok"]]
+    largest = best.get("largest_ok") or 0
+    lost = [s for s in best.get("sizes_lost", []) if s > largest]
     too_big = too_big_text(best)
     if lost:
         return Verdict(
@@ -339,7 +340,7 @@ def judge_nameservers(cell: Cell, ctx: Context, probes: list[Probe], results: Re
 def judge_nameserver_sets(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
     sets: dict[str, tuple[str, ...]] = {}
     for i in range(0, len(probes), 2):
-        node = probes[i].subject.split("@", 1)[1]
+        node = Ref.parse(probes[i].subject).node or probes[i].subject
         servers = node_nameservers(probes[i : i + 2], results)
         if servers is None:
             return failure(
@@ -372,7 +373,7 @@ def judge_cp_vip(cell: Cell, ctx: Context, probes: list[Probe], results: Results
     base = judge_arp_one_mac(lambda: vip, "the control-plane VIP")(cell, ctx, [probes[2]], results)
     if base.outcome != "passed":
         return base
-    answered = (who_has.get("macs") or [None])[0]
+    answered = next(iter(who_has.get("macs") or []), None)
     cached = None
     for line in (arp_table.get("content") or "").splitlines()[1:]:
         cols = line.split()
@@ -398,11 +399,13 @@ def judge_apiserver_tcp(cell: Cell, ctx: Context, probes: list[Probe], results: 
     base = all_pass([p for p in probes if p.kind == "tcp"], results, "the API server endpoints")
     if base.outcome not in ("failed", "flaky") or base.error != "timeout":
         return base
-    table = next((results.get(p) or {} for p in probes if p.kind == "read"), {})
+    empty: ProbeResult = {}
+    table = next((results.get(p) or empty for p in probes if p.kind == "read"), empty)
     cached = cached_macs(table.get("content") or "")
     for probe in (p for p in probes if p.kind == "tcp"):
         ip = str(probe.fields["host"])
-        who_has = next((results.get(p) or {} for p in probes if p.kind == "arp" and p.fields["ip"] == ip), {})
+        arps = (results.get(p) for p in probes if p.kind == "arp" and p.fields["ip"] == ip)
+        who_has = next((r for r in arps if r is not None), empty)
         answered = [m.lower() for m in who_has.get("macs") or []]
         mac, dev = cached.get(ip, ("", ""))
         if mac and answered and mac not in answered:

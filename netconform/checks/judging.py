@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from netconform.checks import probes as P
-from netconform.checks.probes import Probe
+from netconform.checks.probes import Probe, ProbeResult
 from netconform.model.classify import classify
 from netconform.model.verdict import Verdict
 
-Results = Mapping[Probe, dict[str, Any]]
+Results = Mapping[Probe, ProbeResult]
 
 
-def attempt_outcome(result: dict[str, Any]) -> str:
+def attempt_outcome(result: ProbeResult) -> str:
     """passed (every attempt ok), flaky (some ok), failed (none ok), error (could not run)."""
     if result.get("exec_error"):
         return "error"
@@ -28,14 +28,14 @@ def attempt_outcome(result: dict[str, Any]) -> str:
     return "flaky" if any(oks) else "failed"
 
 
-def _dns_rcode(result: dict[str, Any]) -> str | None:
+def _dns_rcode(result: ProbeResult) -> str | None:
     parsed = P.parse_dns(result.get("answer_b64"))
     return parsed.rcode if parsed else None
 
 
 def failure(
     probe: Probe,
-    result: dict[str, Any],
+    result: ProbeResult,
     reason: str | None = None,
     *,
     error: str | None = None,

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import dns.message
 import dns.rcode
@@ -18,6 +18,72 @@ import dns.rdatatype
 
 TCP_PAYLOAD = b"netconform-echo\n"
 UDP_PAYLOAD = b"netconform-echo"
+
+
+class HttpEcho(TypedDict, total=False):
+    """What the echo backend (`agent serve`) reflects: who called it, and who answered."""
+
+    client_ip: str
+    client_port: int
+    forwarded_for: str | None
+    hostname: str
+    node: str
+    pod: str
+
+
+class Snapshot(TypedDict, total=False):
+    """One `iptables-save -c` / `ip6tables-save -c` pair of the FM-19 probe."""
+
+    at: float
+    iptables: str
+    ip6tables: str
+    truncated: bool
+
+
+class Attempt(TypedDict, total=False):
+    """One attempt of one agent check (`netconform.agent.probe_agent`); kind-specific fields are optional."""
+
+    ok: bool
+    error: str | None  # a stable code: timeout, refused, reset, no-route, dns-rcode, http-status ...
+    errno: int | None
+    message: str | None
+    elapsed_ms: float
+    # tcp / udp / http / icmp
+    status: int  # http
+    echo: HttpEcho  # http to an echo backend
+    rtt_ms: float
+    # dns / resolve
+    answer_b64: str | None
+    addresses: list[str]
+    # arp
+    macs: list[str]
+    # read
+    content: str
+    # mtu
+    largest_ok: int | None
+    sizes_ok: list[int]
+    sizes_lost: list[int]
+    sizes_too_big: list[int]
+    too_big_by: dict[str, str]
+    send_errors: dict[str, str]
+    # iptables
+    snapshots: list[Snapshot]
+    warnings: list[str]
+
+
+class ProbeResult(Attempt, total=False):
+    """The result of one check: the last attempt's fields, every attempt, and the engine's marks.
+
+    `exec_error` is set by the engine when the batch could not run (exec or API failure): such a result
+    is never evidence about the network; `at` is when that was seen.
+    """
+
+    id: str
+    kind: str
+    total_ms: float
+    attempts: list[Attempt]
+    exec_error: bool
+    at: str
 
 
 def b64(data: bytes) -> str:
@@ -176,7 +242,7 @@ def parse_dns(answer_b64: str | None) -> DnsAnswer | None:
     return DnsAnswer(dns.rcode.to_text(msg.rcode()), addresses)
 
 
-def result_summary(result: dict[str, Any]) -> dict[str, Any]:
+def result_summary(result: ProbeResult) -> dict[str, Any]:
     """The evidence kept for one check: ok, error, message, timing and each attempt's outcome."""
     keep = {k: v for k, v in result.items() if k not in ("attempts", "content", "snapshots")}
     keep["attempts"] = [

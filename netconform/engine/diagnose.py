@@ -55,7 +55,7 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
     """Cells whose outcome the flowchart needs to diagnose `cell` if it fails."""
     nodes = topo.node_names
     out: list[Cell] = []
-    head = cell.target.split("@", 1)[0]
+    head = cell.dest.head
     s_node = cell.subject_node
     if cell.subject.startswith(("pod@", "host@")) and head in ("clusterip", "lb-vip", "nodeport"):
         proto = "udp" if cell.protocol == "udp" else "tcp"
@@ -117,7 +117,7 @@ def diagnose(
 ) -> Diagnosis | None:
     """The first broken hop for a failed `cell` (its agent error code when known), or None when the
     flowchart has nothing to add."""
-    head = cell.target.split("@", 1)[0]
+    head = cell.dest.head
     if head == "pod" and error in ANSWERED:
         return _pod_answered(cell, addrs, error or "")
     if head == "pod":
@@ -128,7 +128,7 @@ def diagnose(
         return _dns_path(cell, topo, addrs, lookup)
     if head in ("outside", "internet"):
         return _egress_path(cell, addrs, lookup)
-    if head.startswith(("ingress:", "gateway:")):
+    if head in ("ingress", "gateway"):
         return _ingress_path(cell, topo, addrs, lookup, error, fm)
     if head == "node" and cell.protocol in ("icmp", "arp"):
         t, s = cell.target_node or "", cell.subject_node or ""
@@ -290,7 +290,7 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
 
 
 def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> Diagnosis | None:
-    head = cell.target.split("@", 1)[0]
+    head = cell.dest.head
     proto = "udp" if cell.protocol == "udp" else "tcp"
     s = cell.subject_node
     if head == "lb-vip":

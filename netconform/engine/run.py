@@ -27,11 +27,12 @@ from netconform.checks import components as components
 from netconform.checks.api import REGISTRY, Check
 from netconform.checks.context import NO_OUTSIDE_CLIENT, Context, Skip
 from netconform.checks.judging import evidence
-from netconform.checks.probes import Probe
+from netconform.checks.probes import Probe, ProbeResult
 from netconform.engine.diagnose import Addresses, diagnose, evidence_cells
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
 from netconform.model.cell import Cell
+from netconform.model.refs import Ref
 from netconform.model.verdict import Verdict
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
@@ -110,8 +111,8 @@ def kube_runner(cluster: Cluster, ctx: Context) -> Runner:
             if outside is None:
                 raise ExecError(f"external subject: {NO_OUTSIDE_CLIENT}")
             return run_local(None if outside == "local" else outside, plan, deadline_s)
-        role, node = subject.split("@", 1)
-        pod = ctx.kit.pods[f"{'probe' if role == 'pod' else role}@{node}"]["name"]
+        ref = Ref.parse(subject)
+        pod = ctx.kit.pods[f"{'probe' if ref.head == 'pod' else ref.head}@{ref.node}"]["name"]
         return exec_batch(cluster, ctx.kit.namespace, pod, plan, deadline_s)
 
     return run
@@ -137,7 +138,7 @@ class Engine:
         self.runner = runner
         self.component_api = component_api
         self.counters = counters
-        self.results: dict[Probe, dict[str, Any]] = {}
+        self.results: dict[Probe, ProbeResult] = {}
         self.cell_probes: dict[Cell, list[Probe]] = {}
         self.skips: dict[Cell, str] = {}
         self._checks: dict[Cell, Check | None] = {}
@@ -199,7 +200,7 @@ class Engine:
             }
             try:
                 doc = self.runner(subject, plan, deadline)
-                by_id = {r.get("id"): r for r in doc.get("results", [])}
+                by_id: dict[str, ProbeResult] = {str(r.get("id")): r for r in doc.get("results", [])}
                 for p in batch:
                     self.results[p] = by_id.get(p.id) or {
                         "ok": False,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from netconform.model.refs import Ref
+
 LAYERS = ("L2", "L3", "L4", "L7", "DNS")
 SUBJECT_KINDS = {"host": "S-NODE", "pod": "S-POD-NODE", "external": "S-EXTERNAL", "cluster": "S-CLUSTER"}
 CELL_ID = re.compile(
@@ -19,11 +21,11 @@ CELL_ID = re.compile(
 
 
 def _node_of(ref: str) -> str | None:
-    return ref.split("@", 1)[1] if "@" in ref else None
+    return Ref.parse(ref).node
 
 
 def subject_kind(subject: str) -> str:
-    return SUBJECT_KINDS[subject.split("@", 1)[0]]
+    return SUBJECT_KINDS[Ref.parse(subject).head]
 
 
 def target_kind(subject: str, target: str) -> str:
@@ -34,7 +36,7 @@ def target_kind(subject: str, target: str) -> str:
         return "T-INGRESS-L7"
     if target.startswith("check:"):
         return "T-USER"
-    head = target.split("@", 1)[0]
+    head = Ref.parse(target).head
     if head == "pod":
         return "T-POD-NODE" if _node_of(target) == _node_of(subject) else "T-POD-CLUSTER"
     return {
@@ -71,6 +73,16 @@ class Cell:
     @property
     def target_kind(self) -> str:
         return target_kind(self.subject, self.target)
+
+    @property
+    def source(self) -> Ref:
+        """The subject as a typed reference (role and node)."""
+        return Ref.parse(self.subject)
+
+    @property
+    def dest(self) -> Ref:
+        """The target as a typed reference (kind, node, name)."""
+        return Ref.parse(self.target)
 
     @property
     def subject_node(self) -> str | None:
@@ -113,9 +125,4 @@ def target_head(target: str) -> str:
     >>> [target_head(t) for t in ("pod@node-1", "ingress:lab", "component:f5", "lb-vip")]
     ['pod', 'ingress', 'component:f5', 'lb-vip']
     """
-    if target.startswith("component:"):
-        return target
-    head, sep, _ = target.partition(":")
-    if sep and head in ("ingress", "gateway", "check"):
-        return head
-    return target.split("@", 1)[0]
+    return Ref.parse(target).kind

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netconform.model.partition import join_words, natural
+from netconform.model.refs import Ref
 
 CellDict = Mapping[str, Any]
 
@@ -91,10 +92,7 @@ def class_words(target_class: str) -> str:
 
 
 def _node(scope_id: str) -> str | None:
-    if scope_id.startswith("component:"):
-        return None
-    _, sep, node = scope_id.partition("@")
-    return node if sep and node else None
+    return Ref.parse(scope_id).node
 
 
 @dataclass(frozen=True)
@@ -134,8 +132,8 @@ def _fail_ratio(cell: CellDict) -> float:
 def point_of(cell: CellDict) -> Point:
     """The coordinates of one cell dict (``subject``, ``target``, ``layer``, ``protocol``, ``outcome``)."""
     subject, target = str(cell["subject"]), str(cell["target"])
-    family = subject.split("@", 1)[0]
-    tclass = target if target.startswith("component:") else target.split("@", 1)[0]
+    family, dest = Ref.parse(subject).head, Ref.parse(target)
+    tclass = target if dest.name is not None else dest.head  # each component, ingress, check: its own class
     s_node, t_node = _node(subject), _node(target)
     if family == "cluster":
         s_node = None

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from netconform.model.refs import Ref
+
 SCHEMA_ID = "netconform/v1"
 OUTCOMES: tuple[str, ...] = ("passed", "failed", "flaky", "skipped", "error")
 # outcomes that mean "this path is broken"; flaky is reported apart (intermittent), skipped is neutral
@@ -100,14 +102,12 @@ def key_of(cell: Mapping[str, Any]) -> str:
 
 def node_of(scope_id: str) -> str | None:
     """``pod@node-2`` -> ``node-2``; scope ids without a node (``clusterip``, ``external``) -> None."""
-    _, sep, node = scope_id.partition("@")
-    return node if sep and node else None
+    return Ref.parse(scope_id).node
 
 
 def family_of(scope_id: str) -> str:
     """``pod@node-2`` -> ``pod``, ``component:coredns`` -> ``component``, ``lb-vip`` -> ``lb-vip``."""
-    head = scope_id.split("@", 1)[0]
-    return head.split(":", 1)[0]
+    return Ref.parse(scope_id).head
 
 
 _DIGITS = re.compile(r"(\d+)")
