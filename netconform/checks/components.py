@@ -180,10 +180,10 @@ def judge_cilium_rate_limit(topo: Topology, api: ComponentApi) -> Verdict:
     )
 
 
-MAP_LIMIT = 64000  # the seed's figure; the map's own max_entries (bpftool map show) wins when known
+MAP_LIMIT = 64000  # Cilium's default (FM-26); the map's own max_entries (bpftool map show) wins when known
 MAP_FULL_RATIO = 0.9
 BPF_GLOBALS = "/sys/fs/bpf/tc/globals/"
-# (map, fallback name of older releases): Cilium >= 1.13 names the backend map _v3, the seed _v2
+# (map, fallback name of older releases): Cilium >= 1.13 names the backend map _v3, older ones _v2
 LB_MAPS = (("cilium_lb4_services_v2", None), ("cilium_lb4_backends_v3", "cilium_lb4_backends_v2"))
 MAX_ENTRIES = re.compile(r"\bmax_entries (\d+)")
 FOUND = re.compile(r"^Found (\d+) elements?\s*$", re.M)
@@ -221,8 +221,8 @@ def parse_map_count(text: str) -> int | None:
 def judge_ebpf_maps(topo: Topology, api: ComponentApi, privileged: bool, deadline_s: float) -> Verdict:
     """FM-26: fill of the LB service/backend eBPF maps against their maximum (privileged: opt-in).
 
-    Per agent pod: `bpftool map show pinned` (max_entries) and `bpftool map dump pinned` (the count, as
-    the seed's `| tail -n -1` reads it), e.g. `cilium_lb4_services_v2 3891/4096 (95 %)` fails at 90 %.
+    Per agent pod: `bpftool map show pinned` (max_entries) and `bpftool map dump pinned` (the count, its
+    last line when read by hand), e.g. `cilium_lb4_services_v2 3891/4096 (95 %)` fails at 90 %.
     """
     pods = _cilium(topo)
     if not privileged:
@@ -337,7 +337,7 @@ class VirtualServer:
 
 
 def parse_f5_config_map(cm: dict[str, Any]) -> VirtualServer | None:
-    """`data.schema` f5schemadb://bigip-virtual-server_*.json and `data.data` the JSON of the seed."""
+    """`data.schema` f5schemadb://bigip-virtual-server_*.json and `data.data` the virtual server (JSON)."""
     data = cm.get("data") or {}
     if not F5_SCHEMA.match(str(data.get("schema", "")).strip()):
         return None
@@ -436,7 +436,7 @@ def judge_f5(
     partitions = {vs.partition for _, vs in servers if vs.bind_addr == lb_ip}
     # The controller deletes the virtual servers of ConfigMaps that went (it created them); deleting in
     # its last sync ones it never created means someone else writes them: another cluster shares the
-    # partition (the seed: two clusters take over one partition and delete each other's services).
+    # partition (FM-07: two clusters on one partition delete each other's virtual servers).
     foreign: dict[str, set[str]] = {}
     for ctlr in (p for p in pods if p.name.startswith("k8s-bigip-ctlr")):
         try:
@@ -506,7 +506,7 @@ def judge_metallb(
     arp: Callable[[str, str], list[str]],
 ) -> Verdict:
     """FM-06: the speaker logs name exactly one node announcing the VIP, and that node's MAC is the one
-    answering ARP for it (the seed: `kubectl -n kube-system logs -l app=metallb | grep VIP`).
+    answering ARP for it (by hand: `kubectl -n kube-system logs -l app=metallb | grep VIP`).
 
     `arp(from_node, ip)` returns the MACs answering ARP for ip on from_node's segment."""
     pods = topo.lb_controllers.get("metallb", [])

@@ -43,7 +43,7 @@ def failure(
     meaning: str | None = None,
     fm: str | None = None,
 ) -> Verdict:
-    """A failed verdict classified by the seed's rules (FM-01..04) unless the recipe knows better."""
+    """A failed verdict classified by the catalogue's rules (FM-01..04) unless the recipe knows better."""
     code = error or result.get("error") or "other"
     cls = classify(code, probe.kind, dns_rcode=_dns_rcode(result), http_status=result.get("status"))
     attempts = result.get("attempts") or []

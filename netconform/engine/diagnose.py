@@ -1,4 +1,4 @@
-"""The seed's troubleshooting flowchart, walked over evidence the run already collected.
+"""The troubleshooting flowchart of docs/failure-modes.md, walked over evidence the run already collected.
 
 For a failed cell it compares neighbouring cells (the same target by another path, the same path on one
 node, the node underlay, the DNS servers one by one) and names the first broken hop, with the tcpdump

@@ -1,4 +1,4 @@
-"""Deploys the probe kit (contracts §4, DESIGN step 2), waits for it with deadlines, and removes it.
+"""Deploys the probe kit (docs/contracts.md §4), waits for it with deadlines, and removes it.
 
 Per node: `probe-<node>` (pod network), `host-<node>` (hostNetwork, dnsPolicy Default) and
 `echo-<node>` (the agent's echo backend), all pinned with `nodeName` and tolerating every taint; the

@@ -1,4 +1,4 @@
-"""Which layer a failed probe points at, by the rules of FAILURE_MODES.md FM-01..FM-04.
+"""Which layer a failed probe points at, by the catalogue's rules FM-01..FM-04 (docs/failure-modes.md).
 
 The agent reports stable error codes (docs/agent.md); this module turns a code, the check kind and
 what the orchestrator parsed (a DNS rcode with dnspython, an HTTP status) into a layer and a one-line

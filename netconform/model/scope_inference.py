@@ -1,4 +1,4 @@
-"""Scope inference: the smallest description, in the seed's coordinates, of the cells that fail.
+"""Scope inference: the smallest description, in the matrix's coordinates, of the cells that fail.
 
 Every measured cell is a point: subject (family ``pod``/``host``/``external``/``cluster`` and node),
 target (class ``pod``/``node``/``clusterip``/``coredns``/``outside``/... and node), path (``same-node``,
@@ -97,7 +97,7 @@ def _node(scope_id: str) -> str | None:
 
 @dataclass(frozen=True)
 class Point:
-    """One measured cell in the seed's coordinates."""
+    """One measured cell in the matrix's coordinates."""
 
     key: str
     family: str
@@ -243,7 +243,7 @@ class Box:
         return replace(self, **{name: None})
 
     def describe(self) -> str:
-        """The scope in words: protocol/layer first (the seed's third coordinate), then subject, target."""
+        """The scope in words: protocol/layer first (the matrix's third coordinate), then subject, target."""
         parts: list[str] = []
         if self.channel is not None:
             parts.append(join_words(channel_words(c) for c in sorted(self.channel)) + " only")
@@ -429,7 +429,7 @@ def _node_options(points: Sequence[Point]) -> list[dict[str, Any]]:
 
 
 def _order(box: Box) -> tuple[Any, ...]:
-    # fewest terms; then prefer the protocol/layer and path coordinates (the seed narrows layer early),
+    # fewest terms; then prefer the protocol/layer and path coordinates (a flowchart narrows layer early),
     # then node terms over target-class lists; finally a stable text order
     pref = {
         "channel": 0,

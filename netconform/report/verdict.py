@@ -1,4 +1,4 @@
-"""The verdict: first what could not be measured, then the *scope* of the failures in the seed's
+"""The verdict: first what could not be measured, then the *scope* of the failures in the matrix's
 coordinates with the contrast that bounds it, and only then the suspects, with how sure they are.
 
 The scope comes from :mod:`netconform.model.scope_inference` (a pure search over the matrix), partitions

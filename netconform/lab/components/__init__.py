@@ -247,7 +247,7 @@ def f5_configmaps_missing(state_dir: Path) -> bool:
 
 
 def f5_config_maps(state_dir: Path, services: list[Obj]) -> list[Obj]:
-    """One ConfigMap per port of every LoadBalancer Service with an address, in the seed's format."""
+    """One ConfigMap per port of every LoadBalancer Service with an address, as k8s-bigip-ctlr reads them."""
     if f5_configmaps_missing(state_dir):
         return []
     partition = f5_partition(state_dir)

@@ -1,4 +1,4 @@
-"""Named, reversible faults of the lab; each reproduces one entry of FAILURE_MODES.md.
+"""Named, reversible faults of the lab; each reproduces one entry of docs/failure-modes.md.
 
 API for the control plane::
 

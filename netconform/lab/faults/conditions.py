@@ -1,5 +1,5 @@
 """Control-plane conditions for the suite's bad-input tests: named and reversible like the faults, but kept
-apart from them (the fault names of issue 3 are a contract) and listed separately by `lab fault list`.
+apart from them (the fault names are a contract: docs/lab.md) and listed separately by `lab fault list`.
 
 - `deny-host-network`: a validating policy webhook (`policy.lab.netconform.io`) refuses every new pod
   with hostNetwork=true, in every namespace whatever its labels (HTTP 403, the webhook's message).

@@ -34,7 +34,7 @@ DOCUMENTATION_NETS = tuple(
     ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 )
 
-OVERLAY_PORT = 6081  # VXLAN on Geneve's port, as the seed's Dataplane V2 uses
+OVERLAY_PORT = 6081  # VXLAN on Geneve's port, the one Cilium-based Dataplane V2 uses (FM-09)
 OVERLAY_VNI = 1
 FABRIC_MTU = 1500
 OVERLAY_MTU = 1450  # fabric MTU minus the 50 bytes of VXLAN encapsulation; pods get the same
