@@ -24,7 +24,9 @@ def test_one_testcase_per_cell_with_properties(tmp_path: Path) -> None:
     case = by_name["pod@node-1->pod@node-3/L4-tcp"]
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert (
-        props["fm"] == "FM-09,FM-13" and props["subject"] == "pod@node-1" and props["target"] == "pod@node-3"
+        props["fm"] == "FM-09,FM-13,FM-02,FM-03,FM-20"
+        and props["subject"] == "pod@node-1"
+        and props["target"] == "pod@node-3"
     )
     assert props["layer"] == "L4" and props["classified_layer"] == "L3" and props["protocol"] == "tcp"
     assert case.get("classname") == "netconform.FM-09"
