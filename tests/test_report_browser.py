@@ -81,8 +81,9 @@ def test_matrix_in_chromium(browser: Any, faulted: tuple[dict[str, Any], Path]) 
         ]
         assert items.count() == sum(1 for c in want_items if keep(c))
         text = panel.inner_text()
-        for needle in ("10.244.1.6", "timeout", "L3 — no answer in time: the packet is dropped or not routed", "overlay tunnel",
-                       "tcpdump -ni any 'udp port 6081", "2001.4", "more hidden by the filters"):  # fmt: skip
+        for needle in ("10.244.1.6", "timeout", "L3 — no answer in time: the packet is dropped or not routed",
+                       "overlay tunnel", "tcpdump -ni any 'udp port 6081", "2001.4",
+                       "more hidden by the filters"):  # fmt: skip
             assert needle in text, needle
         assert page.locator("#detail .item[open] table.attempts tr").count() >= 3  # header + 2 attempts
         page.screenshot(path=str(ARTIFACTS / "report-matrix-detail.png"))
