@@ -75,7 +75,7 @@ def plane_label(plane: tuple[str, str, str, str]) -> str:
 def pack(value: Any) -> str:
     """JSON, gzip (deterministic: no timestamp), base64: what the page inflates on demand."""
     raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
 
 def unpack(text: str) -> Any:
