@@ -181,3 +181,13 @@ def test_big_page_is_small_self_contained_and_deterministic(twenty: dict[str, An
     random.Random(3).shuffle(shuffled["cells"])
     assert render_matrix(shuffled) == page
     assert 'class="big"' in page and "Heat map by node pair" in page
+
+
+def test_header_text_is_escaped_by_the_template() -> None:
+    results = synth_results(2, None)
+    results["run"]["cluster"]["server"] = "<script>alert(1)</script>"
+    results["run"]["id"] = 'x"><b>'
+    page = render_matrix(results)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<title>netconform matrix — x&#34;&gt;&lt;b&gt;</title>" in page
+    assert self_contained_problems(page) == []
