@@ -1,10 +1,11 @@
 """``results.json`` documents for the report tests, generated from the suite's real model.
 
-No second model: the cells are the real scope cells (``netconform.scope`` families over a synthetic
-:class:`~netconform.kube.topology.Topology` of N nodes), tagged with the FM IDs and test names of the real
-conformance tests (their ``scope`` and ``fm`` marks, read from ``tests_conformance``), and assembled by the
-real results builder (:class:`netconform.results.Collector` and :func:`netconform.results.document`) from
-the same setup/call/teardown reports pytest would hand it. Errors are classified by the real classifier.
+No second model: the cells are the real checks' cells (each :class:`netconform.checks.Check` of the
+conformance tests, ``check.cells(topo)`` over a synthetic :class:`~netconform.model.topology.Topology` of
+N nodes), tagged with the FM IDs and test names of the real conformance tests (their ``check`` and ``fm``
+marks, read from ``tests_conformance``), and assembled by the real results builder
+(:class:`netconform.engine.results_document.Collector` and ``document()``) from the same
+setup/call/teardown reports pytest would hand it. Errors are classified by the real classifier.
 
 Only the outcomes are assigned here, deterministically, from a small reachability model of one fault, so
 consequences propagate like on the data plane (a blocked tunnel also makes ClusterIP checks flaky when the
@@ -27,10 +28,11 @@ from functools import cache
 from typing import Any
 
 import tests_conformance
-from netconform import results as results_mod
-from netconform.classify import classify
-from netconform.kube.topology import NodeInfo, PodInfo, Topology
-from netconform.scope import Cell, family
+from netconform.checks import Check
+from netconform.engine import results_document as results_mod
+from netconform.model.cell import Cell
+from netconform.model.classify import classify
+from netconform.model.topology import NodeInfo, PodInfo, Topology
 
 TIMEOUT_S = 2.0
 LB_VIP = "10.89.0.200"
@@ -62,12 +64,16 @@ class Fault:
 
 @dataclass(frozen=True)
 class TestFunc:
-    """One conformance test function: its module, name, scope family and FM IDs (from its marks)."""
+    """One conformance test function: its module, name, check and FM IDs (from its marks)."""
 
     module: str
     name: str
-    family: str
-    fm: tuple[str, ...]
+    check: Check = field(compare=False)
+    fm: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> str:
+        return self.check.name
 
     def nodeid(self, cell_id: str) -> str:
         return f"tests_conformance/{self.module}.py::{self.name}[{cell_id}]"
@@ -81,14 +87,14 @@ def conformance_tests() -> tuple[TestFunc, ...]:
         module = importlib.import_module(f"tests_conformance.{info.name}")
         for name, fn in vars(module).items():
             marks = getattr(fn, "pytestmark", None) if name.startswith("test") else None
-            scope = [m.args[0] for m in marks or [] if m.name == "scope"]
-            if not scope:
+            checks = [m.args[0] for m in marks or [] if m.name == "check"]
+            if not checks:
                 continue
             fms: list[str] = []
             for mark in marks or []:
                 if mark.name == "fm":
                     fms += [a for a in mark.args if a not in fms]
-            found.append(TestFunc(info.name, name, scope[0], tuple(fms)))
+            found.append(TestFunc(info.name, name, checks[0], tuple(fms)))
     return tuple(found)
 
 
@@ -459,10 +465,9 @@ def synth_results(
     collector = results_mod.Collector()
     checks = 0
     for test in conformance_tests():
-        fam = family(test.family)
-        cells = fam.cells(topo)
+        cells = test.check.cells(topo)
         if not cells:  # the plugin's placeholder: one skipped cell naming what is missing
-            layer = "L7" if test.family.startswith(("ingress", "gateway")) else "L3"
+            layer = test.check.layer
             static = {
                 "key": "|".join([test.fm[0], "cluster", f"family:{test.family}", layer, test.family]),
                 "fm": list(test.fm),
@@ -473,7 +478,7 @@ def synth_results(
                 "layer": layer,
                 "protocol": test.family,
             }
-            probe = Probe("check", "", None, [], skip=fam.missing(topo))
+            probe = Probe("check", "", None, [], skip=test.check.missing(topo))
             _report(collector, test.nodeid("not-applicable"), static, probe, names, 0)
             continue
         for cell in cells:
