@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -157,25 +153,3 @@ def test_parser_reads_only_fm_headings_and_rejects_duplicates() -> None:
 def test_unknown_id_is_described_honestly() -> None:
     assert describe("FM-99") == UNKNOWN == "not in this version's catalogue"
     assert sorted(["FM-10", "FM-9", "FM-02"], key=fm_sort_key) == ["FM-02", "FM-9", "FM-10"]
-
-
-@pytest.mark.slow
-def test_the_wheel_ships_the_catalogue(tmp_path: Path) -> None:
-    """`pip wheel` of a copy of the checkout: the wheel holds the same markdown the suite reads."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    for folder in ("netconform", "fixtures", "tests_conformance"):
-        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = tmp_path / "wheel"
-    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (wheel,) = out.glob("netconform-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        assert "netconform/data/failure-modes.md" in names
-        shipped = zf.read("netconform/data/failure-modes.md").decode("utf-8")
-    assert parse_catalogue(shipped) == CATALOGUE
-    assert not any(n.startswith("fixtures/") for n in names)
