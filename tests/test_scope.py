@@ -87,3 +87,16 @@ def test_ids_are_unique_across_checks_and_stable() -> None:
     first = [c.id for c in all_cells(topology(3))]
     assert len(first) == len(set(first))
     assert first == [c.id for c in all_cells(topology(3))]
+
+
+def test_every_evidence_cell_of_a_diagnosis_is_planned_by_some_check() -> None:
+    """The diagnosis asks for cells no check lists (host -> pod over HTTP for a host's ingress cell):
+    each is measured like the check with the same target kind, layer and protocol, never dropped."""
+    from netconform.engine.diagnose import evidence_cells
+
+    topo = Topology.from_dict(json.loads((DATA / "cells_before_topology.json").read_text()))
+    evidence = {e for c in all_cells(topo) for e in evidence_cells(c, topo)}
+    unplanned = sorted(e.id for e in evidence if (k := REGISTRY.check_for(e)) is None or k.probe.plan is None)
+    assert not unplanned, unplanned
+    host_http = Cell("host@node-1", "pod@node-2", "L7", "http")
+    assert host_http in evidence and REGISTRY.get("pod-pod-http") is REGISTRY.check_for(host_http)

@@ -243,6 +243,15 @@ class Check:
         note = topo.ingress_note if self.targets.head in ("ingress", "gateway") else None
         return f"{self.needs} ({note})" if note else self.needs
 
+    def measures_like(self, cell: Cell) -> bool:
+        """Whether this check's plan and expectation measure `cell` (same target kind, layer, protocol)."""
+        return (
+            self.probe.plan is not None
+            and cell.protocol == self.probe.kind
+            and cell.layer == self.layer
+            and target_head(cell.target) == self.targets.head
+        )
+
     def covers(self, cell: Cell) -> bool:
         """Whether `cell` is one of this check's cells (on any topology)."""
         return (
@@ -299,7 +308,13 @@ class Registry:
         self._load()
         if cell.target.startswith("check:"):
             return self.checks.get(cell.target.split(":", 1)[1])
-        return next((c for c in self.checks.values() if not c.user and c.covers(cell)), None)
+        builtin = [c for c in self.checks.values() if not c.user]
+        exact = next((c for c in builtin if c.covers(cell)), None)
+        if exact is not None:
+            return exact
+        # an evidence cell no check lists (e.g. host -> pod over HTTP, to diagnose a host's ingress cell):
+        # measured and judged like the check with the same target kind, layer and protocol
+        return next((c for c in builtin if c.measures_like(cell)), None)
 
     def all_cells(self, topo: Topology, names: Iterable[str] | None = None) -> list[Cell]:
         self._load()
