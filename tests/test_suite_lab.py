@@ -141,6 +141,26 @@ def test_healthy_lab_every_fm_nothing_fails_and_namespace_gone(healthy: dict[str
     assert managed_namespaces(lab) == []
 
 
+def test_same_cells_and_cost_as_before_checks_were_values(healthy: dict[str, Any]) -> None:
+    """The catalogue as Check values makes the cells the scope families made, at the same cost.
+
+    tests/data/healthy_lab_before.json: a default run on a healthy 3-node lab with the code before (cb4cd5e).
+    One intended difference: the placeholder of a check with no cell here (`family:NAME`) now carries the
+    check's layer (L7 for gateway-http and ingress-https) where it said L3 for every family.
+    """
+    before = json.loads((ROOT / "tests" / "data" / "healthy_lab_before.json").read_text())
+    placeholder_layer = {"FM-34|cluster|family:gateway-http|L3|gateway-http": "L7"}
+    placeholder_layer["FM-34|cluster|family:ingress-https|L3|ingress-https"] = "L7"
+    expected = {
+        k.replace("|L3|", f"|{placeholder_layer[k]}|") if k in placeholder_layer else k
+        for k in before["keys"]
+    }
+    keys = {c["key"] for c in healthy["results"]["cells"]}
+    assert keys == expected, (sorted(keys - expected)[:10], sorted(expected - keys)[:10])
+    stats = healthy["results"]["run"]["stats"]
+    assert {k: stats[k] for k in before["stats"]} == before["stats"]
+
+
 def test_cost_one_exec_per_subject_per_phase_and_api_by_nodes(
     healthy: dict[str, Any], lab: Any, tmp_path: Path
 ) -> None:
