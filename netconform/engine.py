@@ -27,6 +27,7 @@ from netconform import components
 from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
+from netconform.model.sampling import FOLLOWUP_ROUNDS, followup_pairs
 from netconform.probes import Probe
 from netconform.recipes import (
     NO_OUTSIDE_CLIENT,
@@ -39,7 +40,7 @@ from netconform.recipes import (
     judge,
     probes_for,
 )
-from netconform.scope import Cell
+from netconform.scope import Cell, peer_pairs
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
 EXEC_OVERHEAD_S = 15.0
@@ -154,8 +155,12 @@ class Engine:
         """Probes for the selected cells and the evidence cells their diagnosis may need."""
         wanted: list[Cell] = []
         seen: set[Cell] = set()
+        sampled = peer_pairs(self.ctx.topo) if self.ctx.topo.peers is not None else None
         for cell in sorted(set(selected)):
-            for c in [cell, *evidence_cells(cell, self.ctx.topo)]:
+            evidence = evidence_cells(cell, self.ctx.topo)
+            if sampled is not None:  # with --peers K, the evidence stays on the sampled pairs too
+                evidence = [c for c in evidence if not _off_sample(c, sampled)]
+            for c in [cell, *evidence]:
                 if c not in seen:
                     seen.add(c)
                     wanted.append(c)
@@ -336,6 +341,35 @@ class Engine:
         found = (result.get("results") or [{}])[0]
         return [str(m) for m in found.get("macs") or []]
 
+    def pair_followups(self) -> list[Cell]:
+        """With --peers K: the pod-to-pod TCP cells that tell "node X isolated" from "pair X-Y" once
+        sampled pairs failed (netconform/model/sampling.py), planned; empty when nothing failed."""
+        if self.ctx.topo.peers is None:
+            return []
+        probed, failing = set(), set()
+        for cell, probes in self.cell_probes.items():
+            if (
+                cell.layer == "L4"
+                and cell.protocol == "tcp"
+                and cell.cross_node
+                and cell.target_kind == "T-POD-CLUSTER"
+                and cell.subject.startswith("pod@")
+            ):
+                pair = (str(cell.subject_node), str(cell.target_node))
+                probed.add(pair)
+                if any(p in self.results and not self.results[p].get("ok") for p in probes):
+                    failing.add(pair)
+        cells = [
+            Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")
+            for a, b in sorted(followup_pairs(self.ctx.topo.node_names, probed, failing))
+        ]
+        for cell in cells:
+            try:
+                self.cell_probes[cell] = probes_for(cell, self.ctx)
+            except Skip as exc:
+                self.skips[cell] = str(exc)
+        return cells
+
     def run(self, selected: Iterable[Cell]) -> EngineReport:
         wanted = self.plan(selected)
         phase1 = [p for probes in self.cell_probes.values() for p in probes if p.phase == 1]
@@ -345,8 +379,15 @@ class Engine:
             extra = followups_for(cell, self.ctx, self.results)
             self.cell_probes[cell] = self.cell_probes[cell] + extra
             later += extra
-        if later:
-            self.run_phase(2, later)
+        followups = self.pair_followups()  # the first round rides along with phase 2
+        for round_ in range(FOLLOWUP_ROUNDS):
+            wanted += followups
+            later += [p for c in followups for p in self.cell_probes.get(c, [])]
+            if later:
+                self.run_phase(len(self.report.phases) + 1, later)
+            followups, later = (self.pair_followups() if round_ + 1 < FOLLOWUP_ROUNDS else []), []
+            if not followups:
+                break
         verdicts = self.report.verdicts
         component_cells = [c for c in wanted if not has_recipe(c)]
         for cell in wanted:
@@ -371,6 +412,12 @@ class Engine:
                 if found:
                     verdict.diagnosis = found.as_dict()
         return self.report
+
+
+def _off_sample(cell: Cell, sampled: frozenset[tuple[str, str]]) -> bool:
+    """A node x node cell on a pair --peers did not choose."""
+    a, b = cell.subject_node, cell.target_node
+    return a is not None and b is not None and a != b and (a, b) not in sampled
 
 
 def probe_results_of(engine: Engine) -> Results:

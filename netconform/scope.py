@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from netconform.kube.topology import Topology
+from netconform.model.sampling import sampled_pairs
 
 LAYERS = ("L2", "L3", "L4", "L7", "DNS")
 SUBJECT_KINDS = {"host": "S-NODE", "pod": "S-POD-NODE", "external": "S-EXTERNAL", "cluster": "S-CLUSTER"}
@@ -119,11 +120,17 @@ def _nodes(t: Topology) -> list[str]:
 
 
 def _pairs(t: Topology, cross_only: bool = False, same_only: bool = False) -> Iterable[tuple[str, str]]:
+    sampled = peer_pairs(t)
     for a in _nodes(t):
         for b in _nodes(t):
-            if (cross_only and a == b) or (same_only and a != b):
+            if (cross_only and a == b) or (same_only and a != b) or (a != b and (a, b) not in sampled):
                 continue
             yield a, b
+
+
+def peer_pairs(t: Topology) -> frozenset[tuple[str, str]]:
+    """The node pairs the node x node families cover: all, or K peers per node (--peers)."""
+    return sampled_pairs(t.node_names, t.peers, {n.name: n.domain for n in t.nodes})
 
 
 def _per_node(subject: str, target: str, layer: str, protocol: str) -> Callable[[Topology], Iterable[Cell]]:

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from netconform.model import partition, sampling
 from netconform.model.sampling import followup_pairs, resolve_peers, sampled_pairs
 
-NAMES = st.lists(
-    st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), min_size=2, max_size=60, unique=True
-)
+NAMES = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), min_size=2, max_size=60, unique=True)
 
 
 def test_doctests() -> None:
@@ -50,7 +48,7 @@ def test_deterministic_whatever_the_order(nodes: list[str], k: int, rnd: object)
 @settings(max_examples=100, deadline=None)
 @given(NAMES.filter(lambda ns: len(ns) >= 12), st.integers(min_value=2, max_value=8))
 def test_adding_one_node_keeps_most_pairs(nodes: list[str], k: int) -> None:
-    *before, new = nodes
+    *before, _new = nodes
     old = sampled_pairs(before, k)
     kept = old & sampled_pairs(nodes, k)
     # the new node takes its place on the ring: only the k pairs spanning it move

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.kube.connect import Cluster, KubeError, api_error_line, call, server_version
+from netconform.model.sampling import failure_domain
 
 # Dataplane / CNI agents, by the name their pods carry (kube-system, or any namespace for some).
 CNI_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -45,6 +46,7 @@ class NodeInfo:
     roles: list[str]
     taints: list[dict[str, str]]
     conditions: dict[str, dict[str, str]]
+    domain: str | None = None  # failure domain (zone/rack labels), for peer sampling
 
     @property
     def ready(self) -> bool:
@@ -106,6 +108,7 @@ class Topology:
     # worker derives the same cells): Gateways to route through (--gateway), HTTPS cells (--ingress-tls)
     requested_gateways: list[str] = field(default_factory=list)
     ingress_tls: bool = False
+    peers: int | None = None  # K peers per node (--peers), None: every node pair
 
     @property
     def node_names(self) -> list[str]:
@@ -153,6 +156,7 @@ class Topology:
             ingress_note=data.get("ingress_note"),
             requested_gateways=data.get("requested_gateways", []),
             ingress_tls=bool(data.get("ingress_tls", False)),
+            peers=data.get("peers"),
         )
 
     @classmethod
@@ -192,6 +196,7 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
         roles=roles,
         taints=taints,
         conditions=conditions,
+        domain=failure_domain(meta.get("labels") or {}),
     )
 
 

@@ -126,16 +126,16 @@ def sampled_pairs(
 
 
 @lru_cache(maxsize=64)
-def _sampled(names: tuple[str, ...], k: int | None, domain_key: tuple[tuple[str, str], ...]) -> frozenset[Pair]:
+def _sampled(
+    names: tuple[str, ...], k: int | None, domain_key: tuple[tuple[str, str], ...]
+) -> frozenset[Pair]:
     n = len(names)
     if k is None or k >= n - 1:
         return frozenset((a, b) for a in names for b in names if a != b)
     domains = dict(domain_key)
     order = ring(names, domains)
     count = len({d for d in domains.values()})
-    return frozenset(
-        (order[i], order[(i + o) % n]) for i in range(n) for o in offsets(n, max(k, 0), count)
-    )
+    return frozenset((order[i], order[(i + o) % n]) for i in range(n) for o in offsets(n, max(k, 0), count))
 
 
 def followup_pairs(nodes: Sequence[str], sampled: Iterable[Pair], failing: Iterable[Pair]) -> set[Pair]:
