@@ -148,6 +148,7 @@ class Engine:
         self.results: dict[Probe, dict[str, Any]] = {}
         self.cell_probes: dict[Cell, list[Probe]] = {}
         self.skips: dict[Cell, str] = {}
+        self.followups: list[Cell] = []  # cells added because sampled pairs failed (--peers K)
         self.report = EngineReport()
 
     # -- planning ---------------------------------------------------------------------------------
@@ -342,32 +343,35 @@ class Engine:
         return [str(m) for m in found.get("macs") or []]
 
     def pair_followups(self) -> list[Cell]:
-        """With --peers K: the pod-to-pod TCP cells that tell "node X isolated" from "pair X-Y" once
-        sampled pairs failed (netconform/model/sampling.py), planned; empty when nothing failed."""
+        """With --peers K: the node x node cells that tell "node X isolated" from "pair X-Y" once
+        sampled pairs failed (netconform/model/sampling.py), per kind of direct cell (pod->pod TCP,
+        host->node ICMP ...), planned; empty when nothing failed."""
         if self.ctx.topo.peers is None:
             return []
-        probed, failing = set(), set()
+        probed: dict[tuple[str, str, str, str], set[tuple[str, str]]] = defaultdict(set)
+        failing: dict[tuple[str, str, str, str], set[tuple[str, str]]] = defaultdict(set)
         for cell, probes in self.cell_probes.items():
-            if (
-                cell.layer == "L4"
-                and cell.protocol == "tcp"
-                and cell.cross_node
-                and cell.target_kind == "T-POD-CLUSTER"
-                and cell.subject.startswith("pod@")
-            ):
-                pair = (str(cell.subject_node), str(cell.target_node))
-                probed.add(pair)
-                if any(p in self.results and not self.results[p].get("ok") for p in probes):
-                    failing.add(pair)
+            # direct paths only: a NodePort pair fails with its backends, not with the pair
+            if not cell.cross_node or not cell.target.startswith(("pod@", "node@")) or not cell.subject_node:
+                continue
+            kind = (cell.subject.split("@")[0], cell.target.split("@")[0], cell.layer, cell.protocol)
+            pair = (cell.subject_node, str(cell.target_node))
+            probed[kind].add(pair)
+            if any(p in self.results and not self.results[p].get("ok") for p in probes):
+                failing[kind].add(pair)
         cells = [
-            Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")
-            for a, b in sorted(followup_pairs(self.ctx.topo.node_names, probed, failing))
+            Cell(f"{s}@{a}", f"{t}@{b}", layer, proto)
+            for (s, t, layer, proto), bad in sorted(failing.items())
+            for a, b in sorted(followup_pairs(self.ctx.topo.node_names, probed[(s, t, layer, proto)], bad))
         ]
         for cell in cells:
+            if not has_recipe(cell):
+                continue
             try:
                 self.cell_probes[cell] = probes_for(cell, self.ctx)
             except Skip as exc:
                 self.skips[cell] = str(exc)
+        self.followups += cells
         return cells
 
     def run(self, selected: Iterable[Cell]) -> EngineReport:
