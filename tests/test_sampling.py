@@ -135,6 +135,9 @@ def test_followups_never_repeat_sampled_pairs_and_stay_bounded() -> None:
     pairs = sampled_pairs(nodes, 8)
     extra = followup_pairs(nodes, pairs, {("node-1", "node-2")})
     assert not extra & pairs
-    assert len(extra) <= 4 * 99
+    assert 0 < len(extra) <= 1 + 2 * 2 * 2  # the reverse, two witnesses each way for both ends
     assert all("node-1" in p or "node-2" in p for p in extra)
+    suspect = followup_pairs(nodes, pairs, {("node-1", b) for a, b in pairs if a == "node-1"})
+    assert {("node-1", f"node-{i}") for i in range(2, 101)} <= suspect | pairs  # its row completes
+    assert {(f"node-{i}", "node-1") for i in range(2, 101)} <= suspect | pairs  # and its column
     assert followup_pairs(nodes, pairs, set()) == set()

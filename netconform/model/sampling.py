@@ -20,11 +20,13 @@ pairs stay, against all but K without domains); a node whose domain is unknown i
 (12, ['node-4', 'node-6'])
 >>> sorted(a for a, b in pairs if b == "node-1")
 ['node-2', 'node-5']
->>> followup_pairs(nodes, pairs, {("node-1", "node-2")}) >= {("node-1", "node-3"), ("node-4", "node-2")}
-True
+>>> extra = followup_pairs(nodes, pairs, {("node-1", "node-4")})  # the reverse, two witnesses each
+>>> ("node-4", "node-1") in extra, len(extra), all("node-1" in p or "node-4" in p for p in extra)
+(True, 6, True)
 
-Sampling only thins the mesh: :func:`followup_pairs` completes the row and the column of every node
-seen in a failing pair, so the partition verdict (``netconform.model.partition.analyze``, which takes
+Sampling only thins the mesh: :func:`followup_pairs` probes the reverse of a failing pair and a few
+witnesses of both ends, and completes the row and the column of every node failing with two or more
+others, so the partition verdict (``netconform.model.partition.analyze``, which takes
 unlisted pairs as working) sees every pair that could be broken: an isolated node is seen cut from all
 others, a cut pair is seen as only that pair.
 """
@@ -138,27 +140,41 @@ def _sampled(
     return frozenset((order[i], order[(i + o) % n]) for i in range(n) for o in offsets(n, max(k, 0), count))
 
 
-def followup_pairs(nodes: Sequence[str], sampled: Iterable[Pair], failing: Iterable[Pair]) -> set[Pair]:
-    """The pairs to probe next so a failing sampled pair can be told apart: "node X is isolated" (or
-    "X cannot send/receive") from "only X-Y is broken" (or a partition of groups).
+def followup_pairs(
+    nodes: Sequence[str], probed: Iterable[Pair], failing: Iterable[Pair], witnesses: int = 2
+) -> set[Pair]:
+    """The pairs to probe next so failing pairs can be told apart: "node X is isolated" (or "X cannot
+    send/receive", or a partition into groups) from "only X-Y is broken".
 
-    For every node in a failing pair, every pair from it and to it that was not probed yet; sampled
-    pairs and same-node pairs are never returned. At most 2 x (N-1) pairs per node seen failing, so never
-    more than the full mesh. Called again with what the follow-ups found (the engine runs up to
-    FOLLOWUP_ROUNDS phases) it completes the nodes those failures involve: a partition into groups is
-    seen whole after two rounds, since the first round shows every node across from a failing one.
+    The reverse of every failing pair is added (one-way or both directions?). A node failing with two
+    or more others is a suspect: every pair from it and to it not probed yet
+    is added (its row and column complete, as with the full mesh). A node failing with one other only
+    gets `witnesses` extra nodes probed both ways, chosen by a stable hash: if they fail too, it is a
+    suspect in the next round; if they work, the failure is the pair's. Probed pairs and same-node pairs
+    are never returned. Called again with what the follow-ups found (the engine runs up to
+    FOLLOWUP_ROUNDS phases), a partition into groups is seen whole after at most three rounds: each
+    round's suspects show every node across from them failing with several others.
 
-    >>> sorted(followup_pairs(["a", "b", "c", "d"], {("a", "b"), ("b", "c"), ("c", "d"), ("d", "a")},
-    ...                       {("a", "b")}))[:4]
-    [('a', 'c'), ('a', 'd'), ('b', 'a'), ('b', 'd')]
+    >>> nodes = ["a", "b", "c", "d", "e"]
+    >>> ring_pairs = {("a", "b"), ("b", "c"), ("c", "d"), ("d", "e"), ("e", "a")}
+    >>> sorted(followup_pairs(nodes, ring_pairs, {("a", "b")}, witnesses=1))
+    [('a', 'd'), ('b', 'a'), ('b', 'd'), ('d', 'a'), ('d', 'b')]
+    >>> len(followup_pairs(nodes, ring_pairs, {("a", "b"), ("e", "a")}, witnesses=1))  # a: a suspect
+    10
     """
-    done = set(sampled)
-    involved = {x for pair in failing for x in pair}
+    done = set(probed)
     names = sorted(set(nodes))
-    out = set()
-    for x in involved:
-        for other in names:
-            if other == x:
-                continue
+    partners: dict[str, set[str]] = {}
+    for a, b in failing:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    out = {(b, a) for a, b in failing if (b, a) not in done}  # the other direction: one-way or both?
+    for x, others in partners.items():
+        if len(others) >= 2:
+            candidates = [o for o in names if o != x]
+        else:  # the nodes with the lowest hash for x (rendezvous): stable, spread over the cluster
+            free = [o for o in names if o != x and o not in others]
+            candidates = sorted(free, key=lambda o: (_hash(f"{x}|{o}"), o))[:witnesses]
+        for other in candidates:
             out |= {p for p in ((x, other), (other, x)) if p not in done}
     return out
