@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.stream import stream
 
 from netconform import components
+from netconform.agent import MAX_CONCURRENT
 from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
@@ -196,7 +197,9 @@ class Engine:
                 for p in batch
             ]
         )
-        deadline = longest + opts.probe_timeout + EXEC_OVERHEAD_S
+        # the agent runs MAX_CONCURRENT checks at a time: a bigger batch takes that many waves
+        waves = max([-(-len(b) // MAX_CONCURRENT) for b in batches.values()] or [1])
+        deadline = waves * longest + opts.probe_timeout + EXEC_OVERHEAD_S
         threads = []
         if self.counters is not None:
             self.counters.add("phases")
