@@ -34,8 +34,8 @@ from netconform.lab.addressing import (
     ns_name,
 )
 from netconform.lab.components import ComponentConfig, ComponentError
-from netconform.lab.nsexec import netns_exists
-from netconform.lab.supervisor import KUBECONFIG_FILE, LOG_FILE, STATE_FILE, STATE_ROOT
+from netconform.lab.nsexec import STATE_ROOT, netns_exists
+from netconform.lab.statefiles import KUBECONFIG_FILE, LOG_FILE, STATE_FILE
 
 UP_TIMEOUT = float(os.environ.get("NETCONFORM_LAB_UP_TIMEOUT", "90"))
 STOP_TIMEOUT = 25.0

@@ -36,14 +36,11 @@ from netconform.lab.faultsbridge import FaultBridge
 from netconform.lab.ingress import API_SOCKET, INGRESS_TOKEN_FILE
 from netconform.lab.kubelet import Kubelet
 from netconform.lab.nsexec import STATE_ROOT
+from netconform.lab.statefiles import KUBECONFIG_FILE, LOG_FILE, STATE_FILE  # noqa: F401 (re-exported)
 from netconform.lab.store import ApiError, Store
 from netconform.lab.tls import make_serving_cert
 
 log = logging.getLogger("netconform.lab.supervisor")
-
-STATE_FILE = "state.json"
-KUBECONFIG_FILE = "kubeconfig"
-LOG_FILE = "supervisor.log"
 
 
 def state_dir_for(name: str) -> Path:
