@@ -10,13 +10,20 @@ K8S_VERSION ?= v1.34.4
 ETCD_VERSION ?= v3.6.16
 CONTROL_PLANE_CACHE ?= $(HOME)/.cache/netconform/control-plane/$(K8S_VERSION)
 
-.PHONY: demo test lint type sysdeps kubectl clean control-plane
+.PHONY: demo test lint type sysdeps kubectl clean control-plane bench
 
 demo: sysdeps $(STAMP) kubectl
 	$(BIN)/netconform demo --out reports
 
 test: sysdeps $(STAMP) kubectl
 	$(BIN)/tox -e lint,type,py
+
+# the suite's cost on labs of SIZES nodes (not part of `make test`): a table of wall, cells, execs, API
+# requests, controller RSS, report size, the per-cell kubectl exec baseline and a fault's cost
+SIZES ?= 3,20,50,100
+BENCH_ARGS ?=
+bench: sysdeps $(STAMP) kubectl
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/bench.py --sizes $(SIZES) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/tox -e lint

@@ -376,7 +376,8 @@ def test_nothing_of_the_lab_in_the_root_namespace(lab: DataplaneLab) -> None:
 def test_the_host_cannot_reach_lab_addresses_while_a_lab_is_up(lab: DataplaneLab) -> None:
     """A connect from the host's root namespace to a lab address fails at once: no packet leaves."""
     guarded = hostguard.guard_routes()
-    assert guarded == sorted(str(n) for n in hostguard.GUARDED_RANGES)
+    # a lab of an older address plan (fabric /24) may be up beside this one and hold its own guard
+    assert {str(n) for n in hostguard.GUARDED_RANGES} <= set(guarded)
     for ip in (A.node_ip("node-1"), A.LB_POOL_FIRST, "10.244.2.10", A.KUBE_DNS_IP):
         # only connect once the kernel says the route is unreachable, so a broken guard sends nothing
         route = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True, timeout=5)

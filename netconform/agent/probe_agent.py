@@ -132,7 +132,8 @@ MAX_TIMEOUT = 300.0
 DEFAULT_TIMEOUT = 2.0
 STDIN_DEADLINE = 60.0  # how long `run` waits for the plan line before giving up
 MAX_PLAN_BYTES = 16 * 1024 * 1024
-MAX_CHECKS = 2000  # one thread each
+MAX_CHECKS = 2000  # per plan (per exec)
+MAX_CONCURRENT = 128  # checks running at once (threads, open sockets) per agent
 
 
 class PlanError(Exception):
@@ -1235,28 +1236,46 @@ def execute_plan(text: str) -> tuple[dict[str, Any], int]:
                 ]
             )
 
-    threads = []
+    # at most MAX_CONCURRENT checks (threads, open sockets) at a time: workers take the next check
+    # when one finishes, so a plan of n checks takes about ceil(n / MAX_CONCURRENT) check budgets
+    pending = iter(range(len(checks)))
+    pending_lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with pending_lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            work(index)
+
+    workers = []
     started = time.monotonic()
-    for index in range(len(checks)):
-        thread = threading.Thread(target=work, args=(index,), name=f"check-{index}", daemon=True)
+    for number in range(min(len(checks), MAX_CONCURRENT)):
+        thread = threading.Thread(target=worker, name=f"check-worker-{number}", daemon=True)
         try:
             thread.start()
-        except RuntimeError as exc:  # the system refused another thread
+        except RuntimeError:  # the system refused another thread: the others take its share
+            break
+        workers.append(thread)
+    if not workers:
+        for index in range(len(checks)):
             results[index] = checks[index].result(
                 [
                     {
                         "ok": False,
                         "error": "other",
                         "errno": None,
-                        "message": f"agent: {exc}",
+                        "message": "agent: the system refused a thread",
                         "elapsed_ms": 0.0,
                     }
                 ]
             )
-        threads.append(thread)
-    for index, thread in enumerate(threads):
-        if thread.ident is not None:  # started
-            thread.join(max(0.0, started + checks[index].budget() - time.monotonic()))
+    waves = -(-len(checks) // max(1, len(workers)))
+    longest = max([c.budget() for c in checks] or [0.0])
+    end = started + waves * longest  # every check's own deadline, in the worst order of the waves
+    for thread in workers:
+        thread.join(max(0.0, end - time.monotonic()))
     document_results = []
     for index, check in enumerate(checks):
         result = results[index]

@@ -25,6 +25,7 @@ from netconform.checks.judging import Results
 from netconform.checks.probes import Probe
 from netconform.model.cell import Cell, target_head
 from netconform.model.refs import Ref
+from netconform.model.sampling import peer_pairs
 from netconform.model.topology import Topology
 from netconform.model.verdict import Verdict
 
@@ -91,7 +92,14 @@ class PerNode:
     pairing: Pairing = "all"
 
     def refs(self, topo: Topology, subject: str) -> list[str]:
-        return [f"{self.head}@{n}" for n in topo.node_names if self._pairs(_node_of(subject), n)]
+        a = _node_of(subject)
+        # --peers K: a node's cells towards other nodes only for the K peers it samples (model/sampling.py)
+        sampled = peer_pairs(topo) if topo.peers is not None and a is not None else None
+        return [
+            f"{self.head}@{b}"
+            for b in topo.node_names
+            if self._pairs(a, b) and (sampled is None or a == b or (a, b) in sampled)
+        ]
 
     def _pairs(self, subject_node: str | None, node: str) -> bool:
         if self.pairing == "same":

@@ -64,6 +64,9 @@ def pytest_args(ns: argparse.Namespace, extra: list[str]) -> list[str]:
 
     suite = str(SUITE_DIR)
     out: list[str] = [suite, "-p", "no:cacheprovider", "-q", "-rs"]
+    # plugins a run never needs, at a price (docs/scale.md): hypothesis' import (~1 s), and the
+    # unraisable-exception plugin's five full gc.collect() at exit over the client's heap (1-5 s)
+    out += ["-p", "no:hypothesispytest", "-p", "no:unraisableexception"]
     for name, value in sorted(vars(ns).items()):
         if name == "no_html" or value is None or value is False:
             continue

@@ -115,6 +115,46 @@ class Collector:
         return out
 
 
+def add_followups(collector: Collector, verdicts: dict[str, dict[str, Any]]) -> int:
+    """Cells the engine added because sampled pairs failed (`--peers K`): each becomes a cell of the
+    test that covers its kind (same subject/target kind, layer, protocol), marked `"followup": true`,
+    so the run's verdict sees the whole row and column of a failing node. Returns how many."""
+    templates: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for nodeid, cell in collector.cells.items():
+        kind = (cell["subject"].split("@")[0], cell["target"].split("@")[0], cell["layer"], cell["protocol"])
+        templates.setdefault(kind, {"nodeid": nodeid, **cell})
+    added = 0
+    for cell_id, verdict in sorted(verdicts.items()):
+        subject, rest = cell_id.split("->", 1)
+        target, _, tail = rest.rpartition("/")
+        layer, _, protocol = tail.partition("-")
+        template = templates.get((subject.split("@")[0], target.split("@")[0], layer, protocol))
+        if template is None or verdict.get("outcome") == "skipped":
+            continue
+        nodeid = template["nodeid"].split("[", 1)[0] + f"[{cell_id}]"
+        fm = list(template.get("fm") or [])
+        target_kind = template["target_kind"]
+        if target_kind in ("T-POD-NODE", "T-POD-CLUSTER"):
+            same = subject.split("@")[-1] == target.split("@")[-1]
+            target_kind = "T-POD-NODE" if same else "T-POD-CLUSTER"
+        static = {
+            "key": "|".join([fm[0] if fm else "FM-00", subject, target, layer, protocol]),
+            "fm": fm,
+            "subject": subject,
+            "subject_kind": template["subject_kind"],
+            "target": target,
+            "target_kind": target_kind,
+            "layer": layer,
+            "protocol": protocol,
+            "followup": True,
+        }
+        outcome = "passed" if verdict.get("outcome") == "passed" else "failed"
+        props = [(CELL_PROP, static), (VERDICT_PROP, verdict)]
+        collector.add(nodeid, "call", outcome, None, 0.0, props)
+        added += 1
+    return added
+
+
 def counts(cells: list[dict[str, Any]]) -> dict[str, int]:
     out = dict.fromkeys(OUTCOMES, 0)
     for cell in cells:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from kubernetes import client
 from kubernetes.stream import stream
 
+from netconform.agent.probe_agent import MAX_CONCURRENT
 from netconform.checks import components as components
 from netconform.checks.api import REGISTRY, Check
 from netconform.checks.context import NO_OUTSIDE_CLIENT, Context, Skip
@@ -33,10 +34,14 @@ from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
 from netconform.model.cell import Cell
 from netconform.model.refs import Ref
+from netconform.model.sampling import FOLLOWUP_ROUNDS, followup_pairs, peer_pairs
 from netconform.model.verdict import Verdict
 
 Runner = Callable[[str, dict[str, Any], float], dict[str, Any]]
 EXEC_OVERHEAD_S = 15.0
+# subjects whose exec runs at once (each is a process in a pod plus a websocket here): above it, e.g.
+# the 200 subjects of 100 nodes, the batches queue, so the nodes' CPUs and the API are not swamped
+MAX_PARALLEL_EXECS = 64
 
 
 @dataclass
@@ -142,6 +147,7 @@ class Engine:
         self.cell_probes: dict[Cell, list[Probe]] = {}
         self.skips: dict[Cell, str] = {}
         self._checks: dict[Cell, Check | None] = {}
+        self.followups: list[Cell] = []  # cells added because sampled pairs failed (--peers K)
         self.report = EngineReport()
 
     # -- planning ---------------------------------------------------------------------------------
@@ -149,8 +155,12 @@ class Engine:
         """Probes for the selected cells and the evidence cells their diagnosis may need."""
         wanted: list[Cell] = []
         seen: set[Cell] = set()
+        sampled = peer_pairs(self.ctx.topo) if self.ctx.topo.peers is not None else None
         for cell in sorted(set(selected)):
-            for c in [cell, *evidence_cells(cell, self.ctx.topo)]:
+            evidence = evidence_cells(cell, self.ctx.topo)
+            if sampled is not None:  # with --peers K, the evidence stays on the sampled pairs too
+                evidence = [c for c in evidence if not _off_sample(c, sampled)]
+            for c in [cell, *evidence]:
                 if c not in seen:
                     seen.add(c)
                     wanted.append(c)
@@ -186,7 +196,9 @@ class Engine:
                 for p in batch
             ]
         )
-        deadline = longest + opts.probe_timeout + EXEC_OVERHEAD_S
+        # the agent runs MAX_CONCURRENT checks at a time: a bigger batch takes that many waves
+        waves = max([-(-len(b) // MAX_CONCURRENT) for b in batches.values()] or [1])
+        deadline = waves * longest + opts.probe_timeout + EXEC_OVERHEAD_S
         threads = []
         if self.counters is not None:
             self.counters.add("phases")
@@ -224,11 +236,18 @@ class Engine:
                         "at": failed_at,
                     }
 
+        slots = threading.BoundedSemaphore(MAX_PARALLEL_EXECS)  # exec sessions open at once
+
+        def gated(subject: str, batch: list[Probe]) -> None:
+            with slots:
+                work(subject, batch)
+
         for subject, batch in sorted(batches.items()):
-            t = threading.Thread(target=work, args=(subject, batch), name=f"batch-{subject}", daemon=True)
+            t = threading.Thread(target=gated, args=(subject, batch), name=f"batch-{subject}", daemon=True)
             t.start()
             threads.append(t)
-        end = time.monotonic() + deadline + 5.0
+        rounds = -(-len(batches) // MAX_PARALLEL_EXECS)
+        end = time.monotonic() + rounds * deadline + 5.0
         for t in threads:
             t.join(max(0.0, end - time.monotonic()))
         for subject, batch in batches.items():  # a thread stuck past every deadline: mark, don't wait
@@ -309,6 +328,39 @@ class Engine:
         found = (result.get("results") or [{}])[0]
         return [str(m) for m in found.get("macs") or []]
 
+    def pair_followups(self) -> list[Cell]:
+        """With --peers K: the node x node cells that tell "node X isolated" from "pair X-Y" once
+        sampled pairs failed (netconform/model/sampling.py), per kind of direct cell (pod->pod TCP,
+        host->node ICMP ...), planned; empty when nothing failed."""
+        if self.ctx.topo.peers is None:
+            return []
+        probed: dict[tuple[str, str, str, str], set[tuple[str, str]]] = defaultdict(set)
+        failing: dict[tuple[str, str, str, str], set[tuple[str, str]]] = defaultdict(set)
+        for cell, probes in self.cell_probes.items():
+            # direct paths only: a NodePort pair fails with its backends, not with the pair
+            if not cell.cross_node or not cell.target.startswith(("pod@", "node@")) or not cell.subject_node:
+                continue
+            kind = (cell.subject.split("@")[0], cell.target.split("@")[0], cell.layer, cell.protocol)
+            pair = (cell.subject_node, str(cell.target_node))
+            probed[kind].add(pair)
+            if any(p in self.results and not self.results[p].get("ok") for p in probes):
+                failing[kind].add(pair)
+        cells = [
+            Cell(f"{s}@{a}", f"{t}@{b}", layer, proto)
+            for (s, t, layer, proto), bad in sorted(failing.items())
+            for a, b in sorted(followup_pairs(self.ctx.topo.node_names, probed[(s, t, layer, proto)], bad))
+        ]
+        for cell in cells:
+            check = self.check_of(cell)
+            if check is None or check.probe.plan is None:
+                continue
+            try:
+                self.cell_probes[cell] = check.probe.plan(cell, self.ctx)
+            except Skip as exc:
+                self.skips[cell] = str(exc)
+        self.followups += cells
+        return cells
+
     def run(self, selected: Iterable[Cell]) -> EngineReport:
         wanted = self.plan(selected)
         phase1 = [p for probes in self.cell_probes.values() for p in probes if p.phase == 1]
@@ -320,8 +372,15 @@ class Engine:
                 extra = check.probe.followups(cell, self.ctx, self.results)
                 self.cell_probes[cell] = self.cell_probes[cell] + extra
                 later += extra
-        if later:
-            self.run_phase(2, later)
+        followups = self.pair_followups()  # the first round rides along with phase 2
+        for round_ in range(FOLLOWUP_ROUNDS):
+            wanted += followups
+            later += [p for c in followups for p in self.cell_probes.get(c, [])]
+            if later:
+                self.run_phase(len(self.report.phases) + 1, later)
+            followups, later = (self.pair_followups() if round_ + 1 < FOLLOWUP_ROUNDS else []), []
+            if not followups:
+                break
         verdicts = self.report.verdicts
         self.ctx.outcome_of = self.outcome
         self.ctx.api = self.component_api
@@ -354,6 +413,12 @@ class Engine:
                 if found:
                     verdict.diagnosis = found.as_dict()
         return self.report
+
+
+def _off_sample(cell: Cell, sampled: frozenset[tuple[str, str]]) -> bool:
+    """A node x node cell on a pair --peers did not choose."""
+    a, b = cell.subject_node, cell.target_node
+    return a is not None and b is not None and a != b and (a, b) not in sampled
 
 
 def save(

@@ -22,6 +22,10 @@ from netconform.kube.connect import Cluster, api_error_line
 
 AGENT_IN_POD = "/opt/netconform/agent.py"
 AGENT_LOCAL = AGENT_FILE
+# the most a subject's answer may take in the controller's memory (docs/scale.md): 2,000 checks of a
+# few KB each fit many times over; an agent that talks more is cut off with a one-line error
+MAX_RESULT_CHARS = 64 * 1024 * 1024
+MAX_STDERR_CHARS = 4096
 
 
 class ExecError(Exception):
@@ -66,6 +70,7 @@ def exec_batch(
         raise ExecError(api_error_line(exc, where)) from None
     out: list[str] = []
     err: list[str] = []
+    size = 0
     end = time.monotonic() + deadline_s
     try:
         resp.write_stdin(json.dumps(plan, separators=(",", ":")) + "\n")
@@ -76,8 +81,11 @@ def exec_batch(
             resp.update(timeout=min(left, 1.0))
             if resp.peek_stdout():
                 out.append(resp.read_stdout())
+                size += len(out[-1])
             if resp.peek_stderr():
-                err.append(resp.read_stderr())
+                err.append(resp.read_stderr()[:MAX_STDERR_CHARS])
+            if size > MAX_RESULT_CHARS:
+                raise ExecError(f"{where}: the agent's answer is over {MAX_RESULT_CHARS} characters")
         out.append(resp.read_stdout() or "")
     except ExecError:
         raise

@@ -207,7 +207,7 @@ def _state_of(name: str, pods: dict[str, Any]) -> str:
     return f"{info.phase}{'/' + info.waiting_reason if info.waiting_reason else ''}"
 
 
-def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.5) -> Any:
+def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.25) -> Any:
     """Poll `probe` until it returns a truthy value or the deadline passes (then raise KubeError)."""
     end = time.monotonic() + deadline_s
     stop = threading.Event()

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from netconform.kube.connect import Cluster, KubeError, api_error_line, call, server_version
+from netconform.model.sampling import failure_domain
 from netconform.model.topology import IngressClassInfo, NodeInfo, PodInfo, Topology
 
 # Dataplane / CNI agents, by the name their pods carry (kube-system, or any namespace for some).
@@ -63,6 +64,7 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
         roles=roles,
         taints=taints,
         conditions=conditions,
+        domain=failure_domain(meta.get("labels") or {}),
     )
 
 

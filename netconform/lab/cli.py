@@ -95,7 +95,8 @@ def format_status(s: dict[str, Any]) -> str:
     out = [
         f"lab {s['name']}: {s['phase']}, API {s['api_url']}, up {s['uptime_s']} s, "
         f"{len(s['nodes'])} nodes, LB {'on' if s['lb'] else 'off'}, "
-        f"memory {_mib(s['memory']['rss_bytes'])} in {s['memory']['processes']} processes",
+        f"memory {_mib(s['memory']['rss_bytes'])} in {s['memory']['processes']} processes "
+        f"({_mib(s['memory']['rss_bytes'] / max(1, len(s['nodes'])))} per node)",
         "",
         "NODES",
     ]

@@ -25,7 +25,6 @@ from typing import Any
 
 from netconform.lab.components import ComponentConfig, ComponentError
 from netconform.lab.control import procs as procs
-from netconform.lab.control.supervisor import KUBECONFIG_FILE, LOG_FILE, STATE_FILE, STATE_ROOT
 from netconform.lab.net.addressing import (
     EXTERNAL_CLIENT_IP,
     INTERNET_ECHO_IP,
@@ -35,7 +34,8 @@ from netconform.lab.net.addressing import (
     node_names,
     ns_name,
 )
-from netconform.lab.net.nsexec import netns_exists
+from netconform.lab.net.nsexec import STATE_ROOT, netns_exists
+from netconform.lab.statefiles import KUBECONFIG_FILE, LOG_FILE, STATE_FILE
 
 UP_TIMEOUT = float(os.environ.get("NETCONFORM_LAB_UP_TIMEOUT", "90"))
 STOP_TIMEOUT = 25.0

@@ -36,6 +36,7 @@ class SuiteOptions:
     gateway: list[str] | None = None  # --gateway NS/NAME[,NS/NAME] as given (repeatable)
     checks: list[str] | None = None  # --checks FILE.yaml: users' own checks (repeatable)
     ingress_tls: bool = False
+    peers: str | None = None  # --peers K|all; None: full mesh up to 20 nodes, K=8 above
 
     @property
     def gateways(self) -> list[str]:
@@ -77,6 +78,20 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def peers_spec(text: str) -> str:
+    """`--peers`: 'all' or K >= 1 (netconform/model/sampling.py).
+
+    >>> peers_spec("8"), peers_spec("all")
+    ('8', 'all')
+    """
+    from netconform.model.sampling import parse_peers
+
+    try:
+        return parse_peers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -203,6 +218,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "ingress_tls",
         "also probe each IngressClass over HTTPS with SNI (a throwaway CA, a kubernetes.io/tls Secret)",
         switch=True,
+    ),
+    OptionSpec(
+        "--peers",
+        "peers",
+        "node pairs: each node probes K peers and is probed by K (a stable hash ring, across zones "
+        "first), 'all' = every pair (default: every pair up to 20 nodes, K=8 above)",
+        peers_spec,
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),

@@ -24,6 +24,7 @@ class NodeInfo:
     roles: list[str] = field(default_factory=list)
     taints: list[dict[str, str]] = field(default_factory=list)
     conditions: dict[str, dict[str, str]] = field(default_factory=dict)
+    domain: str | None = None  # failure domain (zone/rack labels), for peer sampling
 
     @property
     def ready(self) -> bool:
@@ -85,6 +86,7 @@ class Topology:
     # worker derives the same cells): Gateways to route through (--gateway), HTTPS cells (--ingress-tls)
     requested_gateways: list[str] = field(default_factory=list)
     ingress_tls: bool = False
+    peers: int | None = None  # K peers per node (--peers), None: every node pair
 
     @property
     def node_names(self) -> list[str]:
@@ -132,6 +134,7 @@ class Topology:
             ingress_note=data.get("ingress_note"),
             requested_gateways=data.get("requested_gateways", []),
             ingress_tls=bool(data.get("ingress_tls", False)),
+            peers=data.get("peers"),
         )
 
     @classmethod

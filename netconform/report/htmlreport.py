@@ -27,7 +27,9 @@ COLUMNS = (("fm", "FM"), ("subject", "Subject"), ("target", "Target"), ("layer",
 ResultsProvider = Callable[[], Mapping[str, Any] | None]
 
 
-CELL_PROPERTY = "netconform_cell"  # the suite's static cell description (netconform.results.CELL_PROP)
+CELL_PROPERTY = (
+    "netconform_cell"  # the suite's static cell description (netconform.engine.results_document.CELL_PROP)
+)
 
 
 def _props(report: Any) -> dict[str, Any]:

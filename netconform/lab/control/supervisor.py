@@ -38,12 +38,9 @@ from netconform.lab.faults.conditions import LabConditions
 from netconform.lab.net.addressing import check_lab_name, node_ip, node_names, pod_cidr
 from netconform.lab.net.dataplane import DataPlane, NetplaneDataPlane
 from netconform.lab.net.nsexec import STATE_ROOT
+from netconform.lab.statefiles import KUBECONFIG_FILE, LOG_FILE, STATE_FILE  # noqa: F401 (re-exported)
 
 log = logging.getLogger("netconform.lab.control.supervisor")
-
-STATE_FILE = "state.json"
-KUBECONFIG_FILE = "kubeconfig"
-LOG_FILE = "supervisor.log"
 
 
 def state_dir_for(name: str) -> Path:

@@ -435,7 +435,7 @@ def _conflict_add(ctx: FaultContext, node: str | None) -> Record:
                     [
                         "link set lo up",
                         f"link set eth0 address {ROGUE_MAC}",
-                        f"addr add {A.node_ip(target)}/24 dev eth0",
+                        f"addr add {A.node_ip(target)}/{A.FABRIC_PREFIX} dev eth0",
                         "link set eth0 up",
                     ],
                 )

@@ -10,12 +10,15 @@ import hashlib
 import ipaddress
 import re
 
-FABRIC_CIDR = "10.89.0.0/24"
+# the node segment: a /22 (10.89.0.0-10.89.3.255). Nodes take 10.89.0.11-10.89.0.110 (node-i = .10+i,
+# up to MAX_NODES), the LB pool .200-.239 of the first /24; 10.89.1.0-10.89.3.255 is room to grow.
+FABRIC_CIDR = "10.89.0.0/22"
+FABRIC_PREFIX = 22
 ROUTER_FABRIC_IP = "10.89.0.1"
 CONTROL_PLANE_VIP = "10.89.0.2"
 LB_POOL_FIRST = "10.89.0.200"
 LB_POOL_LAST = "10.89.0.239"
-POD_SUPERNET = "10.244.0.0/16"
+POD_SUPERNET = "10.244.0.0/16"  # node-i's pod CIDR is 10.244.i.0/24 (i <= 255)
 SERVICE_CIDR = "10.96.0.0/16"
 KUBE_DNS_IP = "10.96.0.10"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
@@ -41,8 +44,8 @@ OVERLAY_MTU = 1450  # fabric MTU minus the 50 bytes of VXLAN encapsulation; pods
 MASQ_MARK = "0x4000/0x4000"  # kube-proxy's "masquerade this" mark
 
 _LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
-_NODE_NAME = re.compile(r"^node-([1-9][0-9]?)$")
-MAX_NODES = 20
+_NODE_NAME = re.compile(r"^node-([1-9][0-9]{0,2})$")
+MAX_NODES = 100
 
 # the namespace suffixes a lab owns; anything else with the same prefix belongs to somebody else
 NS_SUFFIXES = r"(fabric|router|outside|client|internet|rogue|node-[0-9]+|p-[0-9a-f]{8})"
@@ -70,7 +73,10 @@ def node_index(node: str) -> int:
     match = _NODE_NAME.match(node)
     if not match:
         raise AddressError(f"node {node!r}: nodes are named node-1, node-2, ...")
-    return int(match.group(1))
+    index = int(match.group(1))
+    if index > MAX_NODES:
+        raise AddressError(f"node {node!r}: the lab has at most {MAX_NODES} nodes")
+    return index
 
 
 def node_ip(node: str) -> str:

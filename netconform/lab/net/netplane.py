@@ -15,7 +15,7 @@ API (used by the control plane; every method may raise `NetplaneError` with a on
     destroy_lab(lab) / destroy_all()       # remove everything by namespace name, state file or not
 
 Topology (docs/contracts.md §3): a fabric namespace holds the L2 switch `fab0`; each node namespace
-has `eth0` = 10.89.0.(10+i)/24 on it, a pod bridge `cbr0` (10.244.i.1/32), and `vx0`, a VXLAN on UDP
+has `eth0` = 10.89.0.(10+i)/22 on it, a pod bridge `cbr0` (10.244.i.1/32), and `vx0`, a VXLAN on UDP
 6081 (Geneve's port) flooding to every peer (`bridge fdb append 00:00:00:00:00:00 dst PEER`) and
 learning the rest; other nodes' pod CIDRs are routed via their `vx0` address 10.244.j.0. A pod has
 `eth0` = IP/32 (MTU 1450) with its default route via the bridge address; its node reaches it only
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab.net import addressing as A
-from netconform.lab.net import hostguard, outside
+from netconform.lab.net import hostguard, hostlimits, outside
 from netconform.lab.net.iptrules import (
     FLAG_NO_SERVICE_NAT,
     NODE_FLAGS,
@@ -123,6 +123,16 @@ def _silent(st: PlaneState, node: str) -> bool:
 def pod_bridge_mac(node: str) -> str:
     """The pod bridge's own MAC: locally administered, derived from its gateway address."""
     return "02:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(A.pod_gateway(node)).packed)
+
+
+def _other_lab_nodes(lab: str) -> int:
+    """How many nodes the other labs on this host have (their node namespaces)."""
+    pattern = A.lab_namespace_pattern()
+    return sum(
+        1
+        for n in netns_list()
+        if (m := pattern.match(n)) and m.group(1) != lab and m.group(2).startswith("node-")
+    )
 
 
 def fabric_port(node: str) -> str:
@@ -291,6 +301,8 @@ class Netplane:
         try:
             # before any lab address exists, the host's root namespace cannot reach them (hostguard)
             self.guard_warnings = hostguard.hold(self.lab)
+            # every namespace shares one neighbour table: room for this lab and the others up now
+            hostlimits.ensure_neighbour_capacity(len(self._state.nodes), _other_lab_nodes(self.lab))
             with self._mutate() as st:
                 st.built = False
                 self._build_links(st)
@@ -364,7 +376,7 @@ class Netplane:
         ip = A.node_ip(node)
         lines = [
             "link set lo up",
-            f"addr add {ip}/24 dev eth0",
+            f"addr add {ip}/{A.FABRIC_PREFIX} dev eth0",
             "link set eth0 up",
             f"route add default via {A.ROUTER_FABRIC_IP}",
             # a fixed MAC: a bridge without one takes its lowest port's MAC, which changes as pod veths

@@ -1,6 +1,6 @@
 """The world outside the lab cluster: a router, an "outside" host, an external client and an "internet".
 
-    fabric 10.89.0.0/24 ── router ──┬─ ext0 bridge 203.0.113.0/24 ─┬─ outside  .10 echo, .53 upstream DNS
+    fabric 10.89.0.0/22 ── router ──┬─ ext0 bridge 203.0.113.0/24 ─┬─ outside  .10 echo, .53 upstream DNS
               (10.89.0.1)           │     (203.0.113.1)            └─ client   .20 (external subject)
                                     └─ inet0 198.51.100.1/24 ─────── internet 198.51.100.10 echo
 
@@ -58,7 +58,7 @@ def configure_lines(lab: str) -> dict[str, list[str]]:
     return {
         ns(lab, ROUTER): [
             "link set lo up",
-            f"addr add {A.ROUTER_FABRIC_IP}/24 dev eth0",
+            f"addr add {A.ROUTER_FABRIC_IP}/{A.FABRIC_PREFIX} dev eth0",
             "link set eth0 up",
             f"addr add {A.ROUTER_OUTSIDE_IP}/24 dev ext0",
             "link set ext0 up",
