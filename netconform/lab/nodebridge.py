@@ -44,8 +44,11 @@ def upsert(store: Store, resource: str, obj: Obj, namespaced: bool = True) -> No
     kind = "MODIFIED" if key in bucket else "ADDED"
     if bucket.get(key) == obj:
         return
-    bucket[key] = copy.deepcopy(obj)
-    store._emit(WatchEvent(kind, resource, copy.deepcopy(obj), store._next_rv()))
+    obj = copy.deepcopy(obj)
+    rv = store._next_rv()
+    obj["metadata"].setdefault("resourceVersion", str(rv))
+    bucket[key] = obj
+    store._emit(WatchEvent(kind, resource, copy.deepcopy(obj), rv))
 
 
 def remove(store: Store, resource: str, namespace: str, name: str) -> None:
