@@ -41,7 +41,13 @@ def pod(name: str, node: str, uid: str = "u-1") -> dict[str, Any]:
         "spec": {
             "nodeName": node,
             "restartPolicy": "Always",
-            "containers": [{"name": "c", "image": "x"}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/x"}],
+                }
+            ],
             "volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": []}}],
         },
         "status": {"phase": "Pending"},
@@ -72,7 +78,7 @@ def test_bridge_protocol(tmp_path: Path) -> None:
             assert (await call(sock, {"op": "create", "node": "node-2", "pod": pod("a", "node-2")}))["ok"]
             local = store.get("pods", "ns", "a")
             assert local["metadata"]["uid"] == "u-1"  # the real API's uid, not a new one
-            assert local["spec"]["volumes"][0] == {"name": "kube-api-access-abcde", "emptyDir": {}}
+            assert local["spec"]["volumes"] == [] and "volumeMounts" not in local["spec"]["containers"][0]
             first = json.loads(await asyncio.wait_for(reader.readline(), 5))
             assert first["pod"]["metadata"]["name"] == "a"
             # a pod bound to another node is refused, and invisible to this node

@@ -242,7 +242,16 @@ func (p *provider) RunInContainer(ctx context.Context, namespace, name, containe
 		c.Env = append(c.Env, k+"="+v)
 	}
 	if in := attach.Stdin(); in != nil {
-		c.Stdin = in
+		// a pipe of our own: Wait closes it when the command exits, so a client that keeps its stdin
+		// open (the suite writes one line and waits for the answer) does not hold the session open
+		pipe, err := c.StdinPipe()
+		if err != nil {
+			return err
+		}
+		go func() {
+			_, _ = io.Copy(pipe, in)
+			_ = pipe.Close()
+		}()
 	}
 	if o := attach.Stdout(); o != nil {
 		c.Stdout = o

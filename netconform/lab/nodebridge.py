@@ -223,12 +223,18 @@ class NodeBridge:
                 return {}
             raise ApiError(409, "Conflict", f"pod {meta['namespace']}/{meta['name']} still stopping")
         local = copy.deepcopy(pod)
-        for vol in local["spec"].get("volumes") or []:
-            if "projected" in vol:
-                # the ServiceAccount token volume (kube-api-access-*): the lab kubelet materialises
-                # configMap, secret, emptyDir and hostPath only, and pods cannot reach the API anyway
-                del vol["projected"]
-                vol["emptyDir"] = {}
+        # the ServiceAccount token volume (kube-api-access-*, projected): the lab kubelet materialises
+        # configMap, secret, emptyDir and hostPath only, and the pods cannot reach the API anyway; the
+        # volume and its mounts are left out of the pod the lab kubelet runs (the real API keeps them)
+        projected = {v["name"] for v in local["spec"].get("volumes") or [] if "projected" in v}
+        if projected:
+            local["spec"]["volumes"] = [v for v in local["spec"]["volumes"] if v["name"] not in projected]
+            for c in [*local["spec"].get("containers", []), *local["spec"].get("initContainers", [])]:
+                mounts = [m for m in c.get("volumeMounts") or [] if m["name"] not in projected]
+                if mounts:
+                    c["volumeMounts"] = mounts
+                else:
+                    c.pop("volumeMounts", None)
         local["status"] = {"phase": "Pending", "conditions": pod.get("status", {}).get("conditions") or []}
         upsert(self.store, "pods", local)
         return {}

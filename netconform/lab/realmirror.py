@@ -343,11 +343,13 @@ def scratch_bootstrap(
     def no_delete(*_: Any) -> Obj:
         return {}
 
+    # the real state dir: the CoreDNS-like pods' arguments name its zone file (which the real
+    # controllers rewrite: reset their `last_zone` after this)
     ctrl = Controllers(
         scratch,
         dataplane,
         nodes,
-        state_dir / "scratch",
+        state_dir,
         lb,
         no_delete,
         LabConditions(),
@@ -430,7 +432,7 @@ def bootstrap_objects(scratch: Store) -> list[tuple[str, Obj]]:
                     "namespace": "default",
                     "labels": {
                         "kubernetes.io/service-name": "kubernetes",
-                        "endpointslice.kubernetes.io/managed-by": "netconform.io/lab",
+                        "endpointslice.kubernetes.io/managed-by": "lab.netconform.io",
                     },
                 },
                 "addressType": "IPv4",
@@ -460,7 +462,8 @@ async def create_all(api: RealApi, objects: list[tuple[str, Obj]], timeout: floa
             except RealApiError as err:
                 if err.status == 409:
                     break
-                if time.monotonic() > deadline:
+                # 403: the namespace's default ServiceAccount is not there yet; 429/5xx: busy
+                if err.status not in (403, 429, 500, 503) or time.monotonic() > deadline:
                     raise
                 log.info("creating %s %s/%s: %s (retrying)", resource, ns, obj["metadata"]["name"], err)
                 await asyncio.sleep(0.2)  # e.g. the default ServiceAccount not created yet; bounded

@@ -130,6 +130,8 @@ class RealSupervisor(Supervisor):
             scratch = scratch_bootstrap(
                 self.node_list, self.state_dir, self.lb, self.dataplane, self.components
             )
+            self.controllers.last_zone = None  # the scratch bootstrap wrote its own zone file
+            self.controllers.kick()
             created = await create_all(self.real, bootstrap_objects(scratch), SETUP_TIMEOUT)
             log.info("created %d kube-system objects in the real API", len(created))
             runner = await self._serve_lab_api()
