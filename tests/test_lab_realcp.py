@@ -127,14 +127,16 @@ def test_real_api_server_and_nodes_ready(lab: Lab) -> None:
     nodes = wait_for(
         "3 Ready nodes",
         lambda: (
-            items := [
-                n
-                for n in kget(lab, "nodes")["items"]
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
-            ]
-        )
-        and len(items) == 3
-        and items,
+            (
+                items := [
+                    n
+                    for n in kget(lab, "nodes")["items"]
+                    if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+                ]
+            )
+            and len(items) == 3
+            and items
+        ),
     )
     by_name = {n["metadata"]["name"]: n for n in nodes}
     assert sorted(by_name) == ["node-1", "node-2", "node-3"]
@@ -144,13 +146,51 @@ def test_real_api_server_and_nodes_ready(lab: Lab) -> None:
     addrs = {a["type"]: a["address"] for a in n1["status"]["addresses"]}
     assert addrs["InternalIP"] == "10.89.0.11" or addrs["InternalIP"].startswith("10.89.0.")
     assert n1["spec"]["podCIDR"].startswith("10.244.")
-    # the Node authorizer and NodeRestriction are on: a node may not label itself with a role
     st = lab.state() or {}
     assert st.get("control_plane") == "real" and st.get("kube_api", "").startswith("https://127.0.0.1:")
     # kube-system as on the emulated lab, run by the node agents
     pods = kget(lab, "pods", "-n", "kube-system")["items"]
-    assert {p["metadata"]["name"].rsplit("-", 1)[0] for p in pods} >= {"coredns", "lab-cni"}
+    names = sorted(p["metadata"]["name"] for p in pods)
+    assert sum(n.startswith("coredns-") for n in names) == 2, names
+    assert [n for n in names if n.startswith("lab-cni-")] == [
+        "lab-cni-node-1",
+        "lab-cni-node-2",
+        "lab-cni-node-3",
+    ]
     assert all(p["status"]["phase"] == "Running" for p in pods), [p["status"] for p in pods]
+
+
+def test_node_authorizer_node_restriction_and_rbac(lab: Lab) -> None:
+    """The real authorizers decide: a node's credentials may not give itself a role label
+    (NodeRestriction) nor touch another node (Node authorizer); the viewer context may read, not write."""
+    node2 = lab.state_dir / "pki" / "node-node-2.kubeconfig"
+    assert KUBECTL is not None
+
+    def as_(
+        kubeconfig: Path | str, *args: str, context: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        ctx = [f"--context={context}"] if context else []
+        return subprocess.run(
+            [KUBECTL, f"--kubeconfig={kubeconfig}", *ctx, "--request-timeout=20s", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    own = as_(node2, "label", "node", "node-2", "node-role.kubernetes.io/worker=")
+    assert (
+        own.returncode != 0
+        and "is not allowed to modify labels: node-role.kubernetes.io/worker" in own.stderr
+    )
+    other = as_(node2, "label", "node", "node-3", "example.com/x=y")
+    assert other.returncode != 0 and "forbidden" in other.stderr.lower()
+    ok = as_(node2, "label", "node", "node-2", "example.com/lab=yes")
+    assert ok.returncode == 0, ok.stderr
+    viewer = f"lab-{lab.name}-viewer"
+    assert as_(lab.kubeconfig, "get", "pods", "-A", context=viewer).returncode == 0
+    denied = as_(lab.kubeconfig, "create", "namespace", "realcp-viewer-x", context=viewer)
+    assert denied.returncode != 0 and 'User "viewer" cannot create resource "namespaces"' in denied.stderr
 
 
 def test_pod_scheduled_exec_logs(lab: Lab) -> None:
@@ -161,12 +201,23 @@ def test_pod_scheduled_exec_logs(lab: Lab) -> None:
     # the real scheduler chose a node; node-1 is tainted NoSchedule
     assert pod["spec"]["nodeName"] in ("node-2", "node-3")
     assert pod["status"]["podIP"].startswith("10.244.")
-    out = kubectl(lab, "exec", "-n", NS, "hello", "--", "sh", "-c", "echo exec-ok; hostname; exit 0")
+    out = kubectl(lab, "exec", "-n", NS, "hello", "--", "sh", "-c", "echo exec-ok; echo $HOSTNAME; exit 0")
     assert out.splitlines()[0] == "exec-ok"
     assert out.splitlines()[1] == "hello"
     # the exit code travels back through the API server
     failed = subprocess.run(
-        [KUBECTL or "kubectl", f"--kubeconfig={lab.kubeconfig}", "exec", "-n", NS, "hello", "--", "sh", "-c", "exit 7"],
+        [
+            KUBECTL or "kubectl",
+            f"--kubeconfig={lab.kubeconfig}",
+            "exec",
+            "-n",
+            NS,
+            "hello",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -202,7 +253,9 @@ def test_cluster_ip_answers_from_another_node(lab: Lab) -> None:
     svc = kget(lab, "service", "-n", NS, "backend")
     vip = svc["spec"]["clusterIP"]
     assert vip.startswith("10.96.")
-    probe = f"import urllib.request; print(urllib.request.urlopen('http://{vip}/', timeout=2).read().decode())"
+    probe = (
+        f"import urllib.request; print(urllib.request.urlopen('http://{vip}/', timeout=2).read().decode())"
+    )
 
     def answered() -> str | None:
         out = kubectl(lab, "exec", "-n", NS, "client", "--", sys.executable, "-c", probe, check=False)
@@ -218,7 +271,7 @@ def test_cluster_ip_answers_from_another_node(lab: Lab) -> None:
 
 def test_suite_default_run_passes(lab: Lab, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--out", str(tmp_path)]
+    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", lab.name, "--out", str(tmp_path)]
     argv += ["--no-html"]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=ROOT, env=env, check=False)

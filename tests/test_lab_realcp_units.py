@@ -100,9 +100,8 @@ def test_bridge_protocol(tmp_path: Path) -> None:
             ns = await call(sock, {"op": "netns", "node": "node-2", "namespace": "ns", "name": "a"})
             assert ns["netns"] == "/run/netns/nc-x-p-0000abcd"
             # delete marks the pod; the kubelet (absent here) would stop it; removal is streamed terminated
-            assert (
-                await call(sock, {"op": "delete", "node": "node-2", "namespace": "ns", "name": "a", "grace": 3})
-            )["ok"]
+            delete = {"op": "delete", "node": "node-2", "namespace": "ns", "name": "a", "grace": 3}
+            assert (await call(sock, delete))["ok"]
             assert store.get("pods", "ns", "a")["metadata"]["deletionGracePeriodSeconds"] == 3
             store.delete("pods", "ns", "a")
             seen = []
