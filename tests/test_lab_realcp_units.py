@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 
 from netconform.lab.nodebridge import NodeBridge, terminated
@@ -200,3 +204,26 @@ def test_lab_ca_issues_client_and_serving_certificates(tmp_path: Path) -> None:
     ctx.load_cert_chain(srv, srv_key)  # the key matches the certificate
     verify = ssl.create_default_context(cafile=str(ca.ca_path))
     assert verify.get_ca_certs()[0]["subject"][0][0] == ("commonName", "netconform-lab-x-ca")
+
+
+@pytest.mark.parametrize(
+    "args, env, needle",
+    [
+        (["--control-plane", "bogus"], {}, "invalid choice: 'bogus'"),
+        (
+            ["--control-plane", "real"],
+            {"NETCONFORM_CONTROL_PLANE_CACHE": "/nonexistent/netconform-cp"},
+            "needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, nodeagent in "
+            "/nonexistent/netconform-cp/bin: run `make control-plane`",
+        ),
+    ],
+)
+def test_up_control_plane_bad_input_is_one_line(args: list[str], env: dict[str, str], needle: str) -> None:
+    argv = [sys.executable, "-m", "netconform.cli", "lab", "up", "--name", "realcp-bad", *args]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False
+    )
+    assert proc.returncode != 0
+    assert needle in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not Path("/run/netconform/lab/realcp-bad").exists()
