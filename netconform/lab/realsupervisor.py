@@ -239,6 +239,8 @@ class RealSupervisor(Supervisor):
 
     def status(self) -> dict[str, Any]:
         out = super().status()
+        if self.cp is not None:
+            out["api_url"] = self.cp.url  # the kubeconfig's server; the lab API's counters stay in "api"
         out["control_plane"] = {
             "kind": "real",
             "api_url": self.cp.url if self.cp else None,
