@@ -25,9 +25,9 @@ from typing import Any
 import dns.message
 import dns.rcode
 
-from netconform.lab import addressing as A
-from netconform.lab.netplane import Backend, Netplane, ServiceNAT, ServicePort
-from netconform.lab.outside import AGENT
+from netconform.lab.net import addressing as A
+from netconform.lab.net.netplane import Backend, Netplane, ServiceNAT, ServicePort
+from netconform.lab.net.outside import AGENT
 
 ECHO_ARGS = ("serve", "--http", "8080", "--tcp", "9000", "--udp", "9001")
 POD_RESOLV = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n"
@@ -139,7 +139,7 @@ def build_test_lab(lab: str, state_dir: Path) -> DataplaneLab:
         argv = [sys.executable, str(AGENT), *ECHO_ARGS]
         plane.start_program(f"echo-{pod}", test_lab.pod_ns[pod], argv, '"serving"')
     for pod in DNS_PODS:
-        argv = [sys.executable, "-m", "netconform.lab.clusterdns", "--zone-file", str(test_lab.zone_file)]
+        argv = [sys.executable, "-m", "netconform.lab.net.clusterdns", "--zone-file", str(test_lab.zone_file)]
         argv += ["--upstream-resolv", "/etc/resolv.conf", "--port", "53"]
         plane.start_program(f"clusterdns-{pod}", test_lab.pod_ns[pod], argv, "clusterdns: listening")
     plane.sync_services(echo_services())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab.cluster import Lab
-from netconform.lab.outside import AGENT
+from netconform.lab.net.outside import AGENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0
@@ -83,7 +83,7 @@ def remove(core: Any, namespace: str, name: str) -> None:
 
 def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", *args]
+    argv = [sys.executable, "-m", "netconform.cli.main", *args]
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
     )
@@ -108,7 +108,7 @@ def namespace_api(lab_api: Any, namespace: str) -> Iterator[Any]:
 def run_lab_suite(name: str, out: Path, *extra: str, subset: str) -> tuple[int, dict[str, Any], str]:
     """`netconform run --lab NAME` with short probes on the `-k subset`: (exit code, results.json, output)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", name, "--probe-timeout", "1"]
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", name, "--probe-timeout", "1"]
     argv += ["--attempts", "2", "--ready-timeout", "40", "--lb-timeout", "10", "--out", str(out), "--no-html"]
     argv += [*extra, "--", "-k", subset]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False)

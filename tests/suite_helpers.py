@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from netconform.kube.kit import Kit
-from netconform.kube.topology import NodeInfo, PodInfo, Topology
-from netconform.options import SuiteOptions
-from netconform.recipes import Context
+from netconform.checks.api import REGISTRY
+from netconform.checks.context import Context
+from netconform.checks.judging import Results, evidence
+from netconform.checks.probes import Probe
+from netconform.model.cell import Cell
+from netconform.model.kit import Kit
+from netconform.model.options import SuiteOptions
+from netconform.model.topology import NodeInfo, PodInfo, Topology
+from netconform.model.verdict import Verdict
 
 
 def topology(nodes: int = 3, coredns_on: tuple[int, ...] = (1, 2)) -> Topology:
@@ -72,3 +77,19 @@ def context(nodes: int = 3, **opts: object) -> Context:
             **{"external_client": "local", **opts},
         ),
     )  # type: ignore[arg-type]
+
+
+def probes_for(cell: Cell, ctx: Context) -> list[Probe]:
+    """The phase-1 probes the cell's check plans (raises Skip like the engine sees it)."""
+    check = REGISTRY.check_for(cell)
+    assert check is not None and check.probe.plan is not None, f"no agent-measured check covers {cell.id}"
+    return check.probe.plan(cell, ctx)
+
+
+def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
+    """The cell's verdict by its check's expectation, with the evidence, as the engine records it."""
+    check = REGISTRY.check_for(cell)
+    assert check is not None, f"no check covers {cell.id}"
+    verdict = check.expect.judge(cell, ctx, probes, results)
+    verdict.checks = evidence(probes, results)
+    return verdict

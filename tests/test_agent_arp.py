@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from netconform.classify import classify
-from netconform.oui import vendor
+from netconform.agent import SOURCE as AGENT_FILE
+from netconform.checks.parsers.oui import vendor
+from netconform.model.classify import classify
 from tests.netns import Netns, skip_reason
 
-AGENT = str(Path(__file__).resolve().parent.parent / "netconform" / "agent.py")
+AGENT = str(AGENT_FILE)
 SKIP = skip_reason()
 
 pytestmark = [

@@ -20,16 +20,17 @@ from typing import Any
 
 import pytest
 
-from netconform import agent
-from netconform.engine import Engine
-from netconform.iptables_rules import drop_growth, parse
+from netconform.agent import SOURCE as AGENT_FILE
+from netconform.agent import probe_agent as agent
+from netconform.checks.parsers.iptables_save import drop_growth, parse
+from netconform.engine.run import Engine
 from netconform.kube.exec import run_local
-from netconform.scope import Cell
+from netconform.model.cell import Cell
 from tests.netns import Netns, skip_reason
 from tests.suite_helpers import context
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = str(ROOT / "netconform" / "agent.py")
+AGENT = str(AGENT_FILE)
 SKIP = skip_reason() or (None if shutil.which("iptables-save") else "needs iptables-save")
 SENDER = """
 import socket, sys, time

@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from netconform.recipes import judge, probes_for
-from netconform.scope import Cell
+from netconform.agent import SOURCE as AGENT_FILE
+from netconform.model.cell import Cell
 from tests.netns import Netns, skip_reason
-from tests.suite_helpers import context
+from tests.suite_helpers import context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = str(ROOT / "netconform" / "agent.py")
+AGENT = str(AGENT_FILE)
 SKIP = skip_reason()
 SERVER, BLACK_HOLE = "10.72.2.2", "10.72.2.3"
 

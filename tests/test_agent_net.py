@@ -34,13 +34,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netconform.agent import ERROR_CODES, ConnectionLost, error_of
-from netconform.classify import classify, dns_outcome
+from netconform.agent import SOURCE as AGENT_FILE
+from netconform.agent.probe_agent import ERROR_CODES, ConnectionLost, error_of
+from netconform.model.classify import classify, dns_outcome
 from tests.agent_dns_server import echo_address
 from tests.netns import Netns, skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = str(ROOT / "netconform" / "agent.py")
+AGENT = str(AGENT_FILE)
 DNS_SERVER = str(ROOT / "tests" / "agent_dns_server.py")
 SKIP = skip_reason()
 SERVER = "10.71.2.2"

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netconform import agent
-from netconform.agent import ERROR_CODES, KINDS, execute_plan
+from netconform.agent import probe_agent as agent
+from netconform.agent.probe_agent import ERROR_CODES, KINDS, execute_plan
 
 AGENT = Path(agent.__file__)
 SOURCE = AGENT.read_text()
@@ -263,10 +263,10 @@ def test_any_text_gives_json_never_a_traceback(text: str) -> None:
 
 
 def test_package_cli_runs_the_agent() -> None:
-    """`netconform agent run` is the same agent (netconform.cli maps it to netconform.agent:main)."""
+    """`netconform agent run` is the same agent (netconform.cli.main maps it to probe_agent:main)."""
     plan = {"checks": [{"id": "r", "kind": "read", "path": str(AGENT), "max_bytes": 3}]}
     done = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "agent", "run"],
+        [sys.executable, "-m", "netconform.cli.main", "agent", "run"],
         input=json.dumps(plan) + "\n",
         capture_output=True,
         text=True,

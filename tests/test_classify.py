@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netconform.agent import ERROR_CODES, KINDS
-from netconform.classify import OK, Classification, classify, dns_outcome
+from netconform.agent.probe_agent import ERROR_CODES, KINDS
+from netconform.model.classify import OK, Classification, classify, dns_outcome
 
 RCODES = [None, *(dns.rcode.to_text(r) for r in dns.rcode.Rcode)]
 LAYERS = {None, "L2", "L3", "L4", "L7", "DNS"}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netconform.oui import CURATED, normalize, vendor
+from netconform.checks.parsers.oui import CURATED, normalize, vendor
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from netconform import components as C
-from netconform.kube.topology import PodInfo, Topology
-from netconform.recipes import Skip
+from netconform.checks import components as C
+from netconform.checks.context import Skip
+from netconform.model.topology import PodInfo, Topology
 from tests.suite_helpers import topology
 
 # Cilium v1.14 `cilium status --all-health` (docs.cilium.io "Troubleshooting", cmd/status output of

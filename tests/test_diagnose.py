@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from netconform.diagnose import Addresses, describe_partition, diagnose, evidence_cells, partition
-from netconform.scope import Cell
+from netconform.checks.mesh import describe_partition, partition
+from netconform.engine.diagnose import Addresses, diagnose, evidence_cells
+from netconform.model.cell import Cell
 from tests.suite_helpers import topology
 
 TOPO = topology(3)

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from netconform.engine import Engine
+from netconform.checks.api import REGISTRY
+from netconform.checks.context import Context
+from netconform.engine.run import Engine
 from netconform.kube.exec import AGENT_LOCAL, run_local
-from netconform.kube.kit import Kit
-from netconform.options import SuiteOptions
-from netconform.recipes import Context
-from netconform.scope import Cell, family
+from netconform.model.cell import Cell
+from netconform.model.kit import Kit
+from netconform.model.options import SuiteOptions
 from tests.netns import Netns, skip_reason
 from tests.suite_helpers import topology
 
@@ -82,8 +83,8 @@ def test_one_batch_per_subject_and_verdicts(lab_ns: tuple[Netns, str, dict[str, 
     calls: list[str] = []
     engine = make_engine(ns, ports, calls)
     topo = engine.ctx.topo
-    selected = family("pod-pod-tcp").cells(topo) + family("pod-clusterip-tcp").cells(topo)
-    selected += family("pod-pod-icmp").cells(topo)
+    selected = REGISTRY.get("pod-pod-tcp").cells(topo) + REGISTRY.get("pod-clusterip-tcp").cells(topo)
+    selected += REGISTRY.get("pod-pod-icmp").cells(topo)
     started = time.monotonic()
     report = engine.run(selected)
     elapsed = time.monotonic() - started

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from netconform.cli.run import pytest_args, run_parser
 from netconform.kube.kit import httproute_manifest, route_acceptance
-from netconform.lab import ingress, tables
-from netconform.options import SuiteOptions
-from netconform.runner import pytest_args, run_parser
+from netconform.lab.api import tables
+from netconform.lab.control import ingress
+from netconform.model.options import SuiteOptions
 
 GW = {
     "metadata": {"namespace": "kube-system", "name": "gw", "generation": 2},

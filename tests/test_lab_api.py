@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netconform.lab.apiserver import ApiServer, User
-from netconform.lab.conditions import LabConditions
-from netconform.lab.controllers import Controllers
-from netconform.lab.dataplane import FakeDataPlane
-from netconform.lab.store import ApiError, Store
+from netconform.lab.api.apiserver import ApiServer, User
+from netconform.lab.api.store import ApiError, Store
+from netconform.lab.control.controllers import Controllers
+from netconform.lab.faults.conditions import LabConditions
+from netconform.lab.net.dataplane import FakeDataPlane
 
 ADMIN, VIEWER = "admin-token", "viewer-token"
 NODES = ["node-1", "node-2", "node-3"]
@@ -450,6 +450,29 @@ def test_patch_kinds(server: Server, core: Any) -> None:
         headers={"Content-Type": "application/json-patch+json"},
     )
     assert code == 200 and body["data"] == {"b": "2", "c": "3"}
+
+
+def test_json_patch_follows_rfc_6902(server: Server, core: Any) -> None:
+    """An `add` under a missing parent is refused (RFC 6902 4.1: the parent must exist; the hand-written
+    patch of old created it), a failed `test` too, both 422 and the object unchanged; `-` appends."""
+    core.create_namespaced_config_map("default", {"metadata": {"name": "p2"}, "data": {"a": "1"}})
+    path = "/api/v1/namespaces/default/configmaps/p2"
+    headers = {"Content-Type": "application/json-patch+json"}
+    code, body = _raw(
+        server, "PATCH", path, body=[{"op": "add", "path": "/spec/x/y", "value": 1}], headers=headers
+    )
+    assert code == 422 and "does not apply" in body["message"], body
+    ops = [
+        {"op": "test", "path": "/data/a", "value": "2"},
+        {"op": "replace", "path": "/data/a", "value": "3"},
+    ]
+    code, body = _raw(server, "PATCH", path, body=ops, headers=headers)
+    assert code == 422 and "test operation failed" in body["message"], body
+    assert core.read_namespaced_config_map("p2", "default").data == {"a": "1"}
+    ops = [{"op": "add", "path": "/metadata/finalizers", "value": []}]
+    ops += [{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/x"}]
+    code, body = _raw(server, "PATCH", path, body=ops, headers=headers)
+    assert code == 200 and body["metadata"]["finalizers"] == ["example.com/x"], body
 
 
 def test_table_output(server: Server) -> None:

@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
-from netconform.lab import hostguard, procs
-from netconform.lab.addressing import EXTERNAL_CLIENT_IP, lab_namespace_pattern
 from netconform.lab.cluster import Lab
-from netconform.lab.nsexec import netns_list
-from netconform.lab.supervisor import STATE_ROOT
+from netconform.lab.control import procs
+from netconform.lab.control.supervisor import STATE_ROOT
+from netconform.lab.net import hostguard
+from netconform.lab.net.addressing import EXTERNAL_CLIENT_IP, lab_namespace_pattern
+from netconform.lab.net.nsexec import netns_list
 from tests.lab_helpers import wait_for
 from tests.labfixture import lab_name, missing_requirement, requires_lab
 
-CLI = [sys.executable, "-m", "netconform.cli", "lab"]
+CLI = [sys.executable, "-m", "netconform.cli.main", "lab"]
 UP_BUDGET_S = 15.0
 MEMORY_BUDGET = 1 << 30
 TIMEOUT = 120

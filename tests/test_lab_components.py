@@ -50,7 +50,7 @@ def f5_lab() -> Iterator[Lab]:
 
 def run(lab: Lab, out: Path, k: str | None = None) -> dict[str, dict[str, Any]]:
     """One bounded suite run (privileged, so FM-26 runs): cell id -> cell of results.json."""
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", lab.name, "--allow-privileged"]
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--allow-privileged"]
     argv += ["--probe-timeout", "1", "--attempts", "2", "--out", str(out), "--no-html", "--"]
     argv += ["-k", k] if k else []
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -16,20 +16,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dns.message
 import pytest
 
-from netconform.lab.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
+from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab.cluster import Lab
+from netconform.lab.net.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
 from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401
 
 pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
 
 NS = "e2e"
-AGENT = Path(__file__).resolve().parents[1] / "netconform" / "agent.py"
+AGENT = AGENT_FILE
 SERVE = ["python3", "/opt/netconform/agent.py", "serve", "--http", "8080", "--tcp", "9000", "--udp", "9001"]
 DEADLINE = 30.0
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from netconform.lab import addressing as A
-from netconform.lab import faults
-from netconform.lab.netplane import Netplane, destroy_lab
-from netconform.lab.outside import AGENT
+from netconform.lab.faults import catalogue as faults
+from netconform.lab.net import addressing as A
+from netconform.lab.net.netplane import Netplane, destroy_lab
+from netconform.lab.net.outside import AGENT
 from tests.dataplane_helpers import (
     DNS_PODS,
     ECHO_ARGS,
@@ -491,7 +491,7 @@ def late_pod(world: Fixture, name: str, node: str, ip: str, role: str) -> Iterat
             argv = [
                 sys.executable,
                 "-m",
-                "netconform.lab.clusterdns",
+                "netconform.lab.net.clusterdns",
                 "--zone-file",
                 str(world.lab.zone_file),
             ]

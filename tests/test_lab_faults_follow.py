@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from netconform.lab.addressing import ns_name
 from netconform.lab.cluster import Lab
-from netconform.lab.netplane import Netplane
+from netconform.lab.net.addressing import ns_name
+from netconform.lab.net.netplane import Netplane
 from tests import lab_helpers
 from tests.dataplane_helpers import _drop_empty_tables, dns_answer, dns_query, http, probe, sh, tcp
 from tests.lab_helpers import cli, pod_state, remove, start, wait_for

@@ -173,7 +173,7 @@ def test_missing_and_refusing_gateways_skip_with_the_reason(lab: Any, tmp_path: 
 
 def test_a_malformed_gateway_is_one_line_and_exit_4(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "run", "--lab", "whatever", "--gateway", "nonsense"],
+        [sys.executable, "-m", "netconform.cli.main", "run", "--lab", "whatever", "--gateway", "nonsense"],
         capture_output=True,
         text=True,
         timeout=60,

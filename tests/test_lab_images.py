@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netconform.lab.images import ImageRef, parse, pull_error
+from netconform.lab.control.images import ImageRef, parse, pull_error
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from netconform.lab import addressing as A
-from netconform.lab import hostguard
-from netconform.lab.netplane import Backend, Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
-from netconform.lab.nsexec import NETNS_ETC, netns_list, process_alive
+from netconform.lab.net import addressing as A
+from netconform.lab.net import hostguard as hostguard
+from netconform.lab.net.netplane import Backend, Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
+from netconform.lab.net.nsexec import NETNS_ETC, netns_list, process_alive
 from tests.dataplane_helpers import (
     ECHO_CIP,
     EMPTY_CIP,
@@ -408,7 +408,7 @@ def test_outside_world_uses_documentation_addresses_only(lab: DataplaneLab) -> N
 def test_destroy_works_after_the_builder_died(tmp_path: Path) -> None:
     name = lab_name("dpd")
     script = (
-        "import sys; from pathlib import Path; from netconform.lab.netplane import Netplane\n"
+        "import sys; from pathlib import Path; from netconform.lab.net.netplane import Netplane\n"
         f"p = Netplane({name!r}, nodes=2, state_dir=Path({str(tmp_path)!r})); p.build()\n"
         "p.add_pod('default/x', 'node-2', '10.244.2.9', 'nameserver 10.96.0.10\\n')\n"
         "print(p.state().processes)\n"

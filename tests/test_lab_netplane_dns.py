@@ -12,9 +12,9 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from netconform.lab.clusterdns import ClusterDNS, Zone, first_nameserver
-from netconform.lab.dnsserver import serve
-from netconform.lab.upstreamdns import Upstream
+from netconform.lab.net.clusterdns import ClusterDNS, Zone, first_nameserver
+from netconform.lab.net.dnsserver import serve
+from netconform.lab.net.upstreamdns import Upstream
 
 ZONE = {
     "domain": "cluster.local",

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netconform.lab import addressing as A
-from netconform.lab import iptrules as R
-from netconform.lab.iptrules import Backend, ServiceNAT, ServicePort
-from netconform.lab.netplane import Netplane, NetplaneError
+from netconform.lab.net import addressing as A
+from netconform.lab.net import iptrules as R
+from netconform.lab.net.iptrules import Backend, ServiceNAT, ServicePort
+from netconform.lab.net.netplane import Netplane, NetplaneError
 
 
 def test_contract_addresses() -> None:

@@ -1,4 +1,4 @@
-"""A lab with the real control plane (`lab up --control-plane real`, issue 11), end to end.
+"""A lab with the real control plane (`lab up --control-plane real`), end to end.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by `make control-plane` into
 the cache) and one virtual-kubelet node agent per node; the lab's kernel data plane and kubelet. Proves:
@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from netconform.lab import procs
-from netconform.lab.addressing import lab_namespace_pattern
 from netconform.lab.cluster import Lab, LabError
-from netconform.lab.nsexec import netns_list
-from netconform.lab.realcp import cache_bin_dir, missing_binaries
+from netconform.lab.control import procs
+from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+from netconform.lab.net.addressing import lab_namespace_pattern
+from netconform.lab.net.nsexec import netns_list
 from tests.lab_helpers import wait_for
 from tests.labfixture import lab_name, missing_requirement
 
@@ -271,7 +271,7 @@ def test_cluster_ip_answers_from_another_node(lab: Lab) -> None:
 
 def test_suite_default_run_passes(lab: Lab, tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", lab.name, "--out", str(tmp_path)]
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--out", str(tmp_path)]
     argv += ["--no-html"]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=ROOT, env=env, check=False)

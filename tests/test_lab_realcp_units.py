@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from netconform.lab.nodebridge import NodeBridge, terminated
-from netconform.lab.realcp import LabCA
-from netconform.lab.realmirror import bootstrap_objects, endpoints_from_slices
-from netconform.lab.store import ApiError, Store
+from netconform.lab.api.store import ApiError, Store
+from netconform.lab.control.nodebridge import NodeBridge, terminated
+from netconform.lab.control.realcp import LabCA
+from netconform.lab.control.realmirror import bootstrap_objects, endpoints_from_slices
 
 
 class StubKubelet:
@@ -219,7 +219,7 @@ def test_lab_ca_issues_client_and_serving_certificates(tmp_path: Path) -> None:
     ],
 )
 def test_up_control_plane_bad_input_is_one_line(args: list[str], env: dict[str, str], needle: str) -> None:
-    argv = [sys.executable, "-m", "netconform.cli", "lab", "up", "--name", "realcp-bad", *args]
+    argv = [sys.executable, "-m", "netconform.cli.main", "lab", "up", "--name", "realcp-bad", *args]
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False
     )

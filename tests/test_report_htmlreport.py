@@ -92,9 +92,29 @@ def test_nothing_registered_without_html_option(tmp_path: Path) -> None:
 def test_summary_counts_partial_cells() -> None:
     text = summary_html(synth_results(3, Fault("tunnel-blocked", "node-3")))
     assert ">failed</td>" in text and "5/10 failed" in text
-    assert "passed, 7 skipped" in summary_html(synth_results(2, None))
+    assert "passed, 8 skipped" in summary_html(synth_results(2, None))
 
 
 @pytest.mark.parametrize("href", ["matrix.html", "../reports/matrix.html"])
 def test_summary_link_is_relative(href: str) -> None:
     assert f'<a href="{href}">' in summary_html(synth_results(2, None), href)
+
+
+def test_cell_text_is_escaped_by_the_templates() -> None:
+    """Autoescape: text from the run (here a hostile subject) never becomes markup in report.html."""
+    from types import SimpleNamespace
+
+    from netconform.report.htmlreport import HtmlReportHooks
+
+    evil = '<img src=x onerror="alert(1)">&'
+    hooks = HtmlReportHooks(lambda: None)
+    report = SimpleNamespace(user_properties=[("netconform_cell", {"subject": evil, "fm": ["FM-09"]})])
+    cells: list[str] = ["<td>a</td>", "<td>b</td>"]
+    hooks.pytest_html_results_table_row(report, cells)
+    assert cells[3] == '<td class="col-ncsubject">&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&amp;</td>'
+    results = synth_results(2, Fault("tunnel-blocked", "node-2"))
+    for cell in results["cells"]:
+        cell["subject"] = cell["subject"].replace("node-2", "<b>node-2</b>")
+    text = summary_html(results, matrix_href='m.html" onclick="x')
+    assert "<b>node-2</b>" not in text and "&lt;b&gt;node-2&lt;/b&gt;" in text
+    assert 'href="m.html&#34; onclick=&#34;x"' in text

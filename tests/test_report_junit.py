@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 from netconform.report.junit import render_junit, write_junit
 from tests.report_synth import Fault, synth_results
@@ -24,7 +27,9 @@ def test_one_testcase_per_cell_with_properties(tmp_path: Path) -> None:
     case = by_name["pod@node-1->pod@node-3/L4-tcp"]
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert (
-        props["fm"] == "FM-09,FM-13" and props["subject"] == "pod@node-1" and props["target"] == "pod@node-3"
+        props["fm"] == "FM-09,FM-13,FM-02,FM-03,FM-20"
+        and props["subject"] == "pod@node-1"
+        and props["target"] == "pod@node-3"
     )
     assert props["layer"] == "L4" and props["classified_layer"] == "L3" and props["protocol"] == "tcp"
     assert case.get("classname") == "netconform.FM-09"
@@ -45,3 +50,17 @@ def test_error_cells_and_unprintable_text() -> None:
     error = root.find("testsuite/testcase/error")
     assert error is not None and "boom" in error.get("message", "")
     assert root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_junit_time_grows_linearly_with_the_cells() -> None:
+    """One testcase per cell at 100 nodes is ~100,000 testcases: the cost per cell must not grow with
+    the run (CPU time, so a busy machine does not make it flaky; measured 50-70 µs per cell)."""
+    per_cell = {}
+    for nodes in (12, 48):
+        results = synth_results(nodes, Fault("isolated", "node-7"))
+        started = time.process_time()
+        text = render_junit(results)
+        per_cell[nodes] = (time.process_time() - started) / len(results["cells"])
+        assert text.count("<testcase ") == len(results["cells"])
+    assert per_cell[48] < 3 * per_cell[12], per_cell

@@ -106,7 +106,7 @@ def suite_run(
 ) -> SuiteRun:
     out = base / name
     argv = [
-        sys.executable, "-m", "netconform.cli", "run", "--lab", LAB, "--out", str(out),
+        sys.executable, "-m", "netconform.cli.main", "run", "--lab", LAB, "--out", str(out),
         "--probe-timeout", "1", "--attempts", "2", *options,
         "--", "-p", "tests.lab_fault_plugin", *(["-k", SUBSET] if subset else []),
     ]  # fmt: skip
@@ -367,7 +367,7 @@ def test_the_verdict_on_real_runs_names_the_node_and_the_component(campaign: Cam
 
 def _diff(*args: str) -> tuple[int, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "diff", *args, "--limit", "0"],
+        [sys.executable, "-m", "netconform.cli.main", "diff", *args, "--limit", "0"],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     return proc.returncode, proc.stdout + proc.stderr

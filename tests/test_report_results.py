@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from netconform.report.results import (
+    FULL_VALIDATION_CELLS,
     ResultsError,
     canonical_cells,
     check_results,
@@ -20,6 +21,7 @@ from netconform.report.results import (
     make_key,
     natural_key,
     nodes_of,
+    schema,
 )
 from tests.report_synth import Fault, synth_results
 
@@ -77,10 +79,14 @@ def test_load_results_round_trip(tmp_path: Path) -> None:
     [
         (None, "no such file"),
         ("{not json", "not JSON"),
-        ("[]", "expected a JSON object"),
-        ('{"schema": "other"}', "schema is 'other'"),
-        ('{"schema": "netconform/v1", "run": {}, "cells": {}}', "'cells' is missing or not a list"),
-        ('{"schema": "netconform/v1", "run": {}, "cells": [{"subject": "a"}]}', "cells[0]: 'target'"),
+        ("[]", "$: [] is not of type 'object'"),
+        ('{"schema": "other", "run": {}, "cells": []}', "$.schema: 'netconform/v1' was expected"),
+        ('{"schema": "netconform/v1", "cells": []}', "$: 'run' is a required property"),
+        ('{"schema": "netconform/v1", "run": {}, "cells": {}}', "$.cells: {} is not of type 'array'"),
+        (
+            json.dumps({**synth_results(2, None), "cells": [{"subject": "a"}]}),
+            "$.cells[0]: 'test' is a required",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path: Path, content: str | None, message: str) -> None:
@@ -96,8 +102,33 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, content: str | None, messag
 def test_bad_outcome_is_named() -> None:
     results = synth_results(2, None)
     results["cells"][3]["outcome"] = "meh"
-    with pytest.raises(ResultsError, match=r"cells\[3\]: outcome 'meh'"):
+    with pytest.raises(ResultsError, match=r"^\$\.cells\[3\]\.outcome: 'meh' is not one of \['passed', "):
         check_results(results)
+
+
+def test_the_shipped_schema_is_the_documented_one() -> None:
+    """netconform/report/results.schema.json (package data) is a copy of docs/results.schema.json."""
+    assert schema() == json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    packaged = Path(__file__).resolve().parents[1] / "netconform" / "report" / "results.schema.json"
+    assert packaged.read_bytes() == SCHEMA_PATH.read_bytes()
+
+
+def test_big_documents_are_checked_on_a_sample_that_holds_every_failing_cell() -> None:
+    results = synth_results(2, None)
+    passed = [c for c in results["cells"] if c["outcome"] == "passed"]
+    total = 3 * FULL_VALIDATION_CELLS
+    results["cells"] = [copy.deepcopy(passed[i % len(passed)]) for i in range(total)]
+    step = total // FULL_VALIDATION_CELLS
+    off = next(i for i in range(FULL_VALIDATION_CELLS, total) if i % step)  # a cell off the sample
+    bad = results["cells"][off]
+    bad.update(outcome="failed", layer="L5")
+    with pytest.raises(ResultsError, match=rf"^\$\.cells\[{off}\]\.layer: 'L5' is not one of"):
+        check_results(results)
+    # a broken passed cell off the sample is only found by the full check
+    bad.update(outcome="passed")
+    assert check_results(results) is results
+    with pytest.raises(ResultsError, match=rf"^\$\.cells\[{off}\]\.layer"):
+        check_results(results, full=True)
 
 
 def test_key_falls_back_to_fields_and_untagged_cells() -> None:

@@ -37,7 +37,7 @@ def test_one_character_per_layer_shows_the_pattern() -> None:
 def test_colour_only_when_asked() -> None:
     results = synth_results(2, Fault("snat-missing"))
     coloured = render_terminal(results, color=True)
-    assert "\x1b[31;1mF\x1b[0m" in coloured
+    assert "\x1b[31m\x1b[1mF\x1b[0m" in coloured  # pytest's TerminalWriter markup: red, bold
     assert ANSI.sub("", coloured) == render_terminal(results, color=False)
 
 
@@ -58,3 +58,22 @@ def test_narrow_width_wraps_into_blocks() -> None:
     text = render_terminal(synth_results(3, None), width=50)
     assert max(len(line) for line in text.splitlines()) <= 50
     assert sum(1 for line in text.splitlines() if line.strip().startswith("node-1 pods")) >= 2
+
+
+@pytest.mark.parametrize("nodes", [20, 100])
+def test_big_runs_stay_bounded_and_name_the_node(nodes: int) -> None:
+    results = synth_results(nodes, Fault("isolated", "node-7"))
+    text = render_terminal(results)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert len(lines) <= 80, len(lines)  # the full matrix: 2 rows per node, and more blocks
+    assert f"failing node pairs: {2 * (nodes - 1)} of {nodes * nodes}; the nodes they touch most:" in lines
+    first = lines.index(
+        f"failing node pairs: {2 * (nodes - 1)} of {nodes * nodes}; the nodes they touch most:"
+    )
+    assert lines[first + 1].startswith(f"  node-7: to {nodes - 1} nodes, from {nodes - 1} nodes (")
+    rows = {line.split("  ")[0].strip() for line in lines if line.startswith("node-")}
+    assert {"node-7 host", "node-7 pods"} <= rows
+    assert "node-2 host" not in rows or nodes <= 20  # healthy subjects are left out when there are many
+    assert any(line.endswith("subjects not shown: every cell of theirs passed or was skipped") or
+               "more with cells that did not pass" in line for line in lines)  # fmt: skip

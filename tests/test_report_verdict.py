@@ -17,8 +17,9 @@ NODES = ["node-1", "node-2", "node-3", "node-4"]
 def test_healthy_run_says_so_and_names_skip_reasons() -> None:
     verdict = compute_verdict(synth_results(3, None))
     assert verdict.status == "healthy"
-    assert verdict.text.startswith("All 151 cells run on 3 nodes passed.")
-    assert "F5 BIG-IP is not in use" in verdict.text or "3 other reasons" in verdict.text
+    assert verdict.text.startswith("All 168 cells run on 3 nodes passed.")
+    assert "no Cilium-based dataplane (anetd/cilium) runs in this cluster" in verdict.text
+    assert "and 6 other reasons" in verdict.text
     assert not verdict.findings
 
 
@@ -102,12 +103,12 @@ def test_internet_unreachable_is_an_egress_route_finding() -> None:
 def test_leftovers_are_described_by_what_they_share() -> None:
     results = synth_results(3, None)
     for cell in results["cells"]:
-        if cell["target"] == "component:cni":
+        if cell["protocol"] == "cni-ready" and cell["target"] == "node@node-2":
             cell["outcome"], cell["reason"] = "failed", "node-2 NotReady: NetworkPluginNotReady"
             cell["diagnosis"] = {"hop": "CNI pod on node-2", "summary": "", "fm": "FM-27", "capture": []}
     verdict = compute_verdict(results)
     assert verdict.text.startswith("1 failing cell: "), verdict.text
-    assert verdict.findings[0].component == "cni" and "NetworkPluginNotReady" in verdict.text
+    assert verdict.findings[0].component == "CNI / node readiness" and "NetworkPluginNotReady" in verdict.text
     assert "FM-27" in verdict.text
 
 

@@ -1,12 +1,27 @@
-"""The scope model: stable readable ids, kinds, families, sorted and identical for every process."""
+"""Cells and checks: stable readable ids, kinds, checks' cells sorted and identical for every process."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from netconform import recipes
-from netconform.scope import FAMILIES, Cell, all_cells, family
+from netconform.checks.api import REGISTRY
+from netconform.checks.catalogue import CATALOGUE
+from netconform.model.cell import Cell
+from netconform.model.topology import Topology
 from tests.suite_helpers import topology
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def family(name: str):  # type: ignore[no-untyped-def]
+    return REGISTRY.get(name)
+
+
+def all_cells(topo: Topology) -> list[Cell]:
+    return REGISTRY.all_cells(topo, [c.name for c in CATALOGUE])
 
 
 def test_cell_id_is_readable_and_round_trips() -> None:
@@ -49,24 +64,39 @@ def test_families_grow_with_nodes_and_are_sorted() -> None:
     ]
 
 
-def test_every_family_cell_is_judged_by_a_recipe_or_a_component_check() -> None:
-    component_targets = {
-        "component:pod-mesh",
-        "component:cilium-health",
-        "component:cilium-api",
-        "component:ebpf-maps",
-        "component:drop-monitor",
-        "component:f5",
-        "component:metallb",
-    }
-    for cell in all_cells(topology(3)):
-        assert recipes.has_recipe(cell) or cell.target in component_targets or cell.protocol == "cni-ready", (
-            cell.id
-        )
+def test_every_catalogue_cell_finds_its_own_check_back() -> None:
+    """Evidence cells of a diagnosis are planned through `check_for`: it must return the cell's check."""
+    topo = Topology.from_dict(json.loads((DATA / "cells_before_topology.json").read_text()))
+    for check in CATALOGUE:
+        for cell in check.cells(topo):
+            assert REGISTRY.check_for(cell) is check, cell.id
 
 
-def test_ids_are_unique_across_families_and_stable() -> None:
+def test_the_checks_make_exactly_the_cells_of_the_families_they_replaced() -> None:
+    """Cell ids per check equal the ids the scope families made before checks were values (a topology
+    with 3 nodes, 2 CoreDNS pods, an IngressClass with TLS and a Gateway: all 53 checks have cells)."""
+    topo = Topology.from_dict(json.loads((DATA / "cells_before_topology.json").read_text()))
+    before: dict[str, list[str]] = json.loads((DATA / "cells_before.json").read_text())
+    assert sorted(before) == sorted(c.name for c in CATALOGUE)
+    for name, ids in before.items():
+        assert [c.id for c in REGISTRY.get(name).cells(topo)] == ids, name
+    assert sum(map(len, before.values())) == len(all_cells(topo)) == 200
+
+
+def test_ids_are_unique_across_checks_and_stable() -> None:
     first = [c.id for c in all_cells(topology(3))]
     assert len(first) == len(set(first))
     assert first == [c.id for c in all_cells(topology(3))]
-    assert len(FAMILIES) >= 40
+
+
+def test_every_evidence_cell_of_a_diagnosis_is_planned_by_some_check() -> None:
+    """The diagnosis asks for cells no check lists (host -> pod over HTTP for a host's ingress cell):
+    each is measured like the check with the same target kind, layer and protocol, never dropped."""
+    from netconform.engine.diagnose import evidence_cells
+
+    topo = Topology.from_dict(json.loads((DATA / "cells_before_topology.json").read_text()))
+    evidence = {e for c in all_cells(topo) for e in evidence_cells(c, topo)}
+    unplanned = sorted(e.id for e in evidence if (k := REGISTRY.check_for(e)) is None or k.probe.plan is None)
+    assert not unplanned, unplanned
+    host_http = Cell("host@node-1", "pod@node-2", "L7", "http")
+    assert host_http in evidence and REGISTRY.get("pod-pod-http") is REGISTRY.check_for(host_http)

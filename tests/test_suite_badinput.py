@@ -37,7 +37,7 @@ def run_suite(handle: Lab, out: Path, *args: str, timeout: float = 120.0) -> tup
     """`netconform run --lab` with short timeouts; returns (exit status, non-empty output lines, seconds)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     argv = [
-        *(sys.executable, "-m", "netconform.cli", "run", "--lab", handle.name, "--no-html"),
+        *(sys.executable, "-m", "netconform.cli.main", "run", "--lab", handle.name, "--no-html"),
         *("--probe-timeout", "1", "--attempts", "1", "--ready-timeout", "40", "--lb-timeout", "10"),
         *("--out", str(out), *args),
     ]
@@ -53,7 +53,7 @@ def run_suite(handle: Lab, out: Path, *args: str, timeout: float = 120.0) -> tup
 def run_raw(*args: str, timeout: float = 60.0) -> tuple[int, list[str], float]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "run", "--no-html", *args],
+        [sys.executable, "-m", "netconform.cli.main", "run", "--no-html", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

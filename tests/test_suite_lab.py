@@ -54,7 +54,7 @@ def run_suite(
     argv = [
         sys.executable,
         "-m",
-        "netconform.cli",
+        "netconform.cli.main",
         "run",
         "--lab",
         LAB,
@@ -139,6 +139,26 @@ def test_healthy_lab_every_fm_nothing_fails_and_namespace_gone(healthy: dict[str
     skipped = [c for c in results["cells"] if c["outcome"] == "skipped"]
     assert all(c["reason"] and len(c["reason"]) > 15 for c in skipped), skipped
     assert managed_namespaces(lab) == []
+
+
+def test_same_cells_and_cost_as_before_checks_were_values(healthy: dict[str, Any]) -> None:
+    """The catalogue as Check values makes the cells the scope families made, at the same cost.
+
+    tests/data/healthy_lab_before.json: a default run on a healthy 3-node lab with the code before (cb4cd5e).
+    One intended difference: the placeholder of a check with no cell here (`family:NAME`) now carries the
+    check's layer (L7 for gateway-http and ingress-https) where it said L3 for every family.
+    """
+    before = json.loads((ROOT / "tests" / "data" / "healthy_lab_before.json").read_text())
+    placeholder_layer = {"FM-34|cluster|family:gateway-http|L3|gateway-http": "L7"}
+    placeholder_layer["FM-34|cluster|family:ingress-https|L3|ingress-https"] = "L7"
+    expected = {
+        k.replace("|L3|", f"|{placeholder_layer[k]}|") if k in placeholder_layer else k
+        for k in before["keys"]
+    }
+    keys = {c["key"] for c in healthy["results"]["cells"]}
+    assert keys == expected, (sorted(keys - expected)[:10], sorted(expected - keys)[:10])
+    stats = healthy["results"]["run"]["stats"]
+    assert {k: stats[k] for k in before["stats"]} == before["stats"]
 
 
 def test_cost_one_exec_per_subject_per_phase_and_api_by_nodes(
@@ -307,7 +327,7 @@ BEFORE_RUN = set(FAULTS)
 def test_every_lab_fault_has_cells_and_a_verdict_here_or_in_its_own_module() -> None:
     """`lab fault list` = these faults + the ingress ones (tests/test_lab_ingress.py) + the components'
     (tests/test_lab_components.py): none is left without an end-to-end check of its cells and verdict."""
-    from netconform.lab import faults
+    from netconform.lab.faults import catalogue as faults
 
     elsewhere = {*faults.INGRESS_FAULTS, *faults.COMPONENT_FAULTS}
     assert set(faults.names()) == set(FAULTS) | elsewhere
@@ -351,7 +371,7 @@ def test_fault_breaks_its_cells_only(fault: str, lab: Any, healthy: dict[str, An
 def run_raw(*args: str, timeout: float = 60.0) -> tuple[int, str, float]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "run", "--no-html", *args],
+        [sys.executable, "-m", "netconform.cli.main", "run", "--no-html", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -412,7 +432,7 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "netconform.cli",
+            "netconform.cli.main",
             "run",
             "--lab",
             LAB,

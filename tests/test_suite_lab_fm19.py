@@ -38,7 +38,7 @@ def lab() -> Iterator[Any]:
 
 def run(out: Path) -> dict[str, dict[str, Any]]:
     """The suite's FM-19 and MTU cells, privileged: cell id -> cell of results.json."""
-    argv = [sys.executable, "-m", "netconform.cli", "run", "--lab", LAB, "--allow-privileged"]
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", LAB, "--allow-privileged"]
     argv += ["--probe-timeout", "1", "--attempts", "2", "--out", str(out), "--no-html", "--"]
     argv += ["-k", "iptables or mtu"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, check=False)

@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from netconform import probes as P
+from netconform.checks import probes as P
+from netconform.cli.run import pytest_args, run_main, run_parser, split_argv
+from netconform.engine.results_document import CELL_PROP, VERDICT_PROP, Collector, document
 from netconform.kube.connect import KubeError, connect, server_version
 from netconform.kube.preflight import RULES
-from netconform.recipes import judge, probes_for
-from netconform.results import CELL_PROP, VERDICT_PROP, Collector, document
-from netconform.runner import pytest_args, run_main, run_parser, split_argv
-from netconform.scope import Cell
-from tests.suite_helpers import context
+from netconform.model.cell import Cell
+from tests.suite_helpers import context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +121,7 @@ def test_flaky_when_only_some_attempts_pass() -> None:
 
 
 def test_missing_components_skip_with_a_reason() -> None:
-    from netconform.recipes import Skip
+    from netconform.checks.context import Skip
 
     ctx = context()
     ctx.kit.lb_ip, ctx.kit.lb_reason = None, "no LoadBalancer controller assigned an address"
@@ -137,9 +136,9 @@ def test_missing_components_skip_with_a_reason() -> None:
 
 def test_the_outside_client_is_opt_in() -> None:
     """Without --external-client local, --external-runner or --lab the host never probes anything."""
-    from netconform.engine import kube_runner
+    from netconform.checks.context import NO_OUTSIDE_CLIENT, Skip
+    from netconform.engine.run import kube_runner
     from netconform.kube.exec import ExecError
-    from netconform.recipes import NO_OUTSIDE_CLIENT, Skip
 
     cell = Cell("external", "nodeport@node-1", "L4", "tcp")
     ctx = context(external_client=None)
@@ -275,7 +274,7 @@ def test_api_endpoint_tcp_timeout_with_a_stale_arp_entry_names_fm28() -> None:
     assert refused.classified_layer == "L4" and refused.classified_fm != "FM-28"
     assert verdict(ok(), "02:aa:00:00:00:02").outcome == "passed"
     ctx.topo.api_endpoint_port = None
-    from netconform.recipes import Skip
+    from netconform.checks.context import Skip
 
     with pytest.raises(Skip, match="kubernetes"):
         probes_for(cell, ctx)

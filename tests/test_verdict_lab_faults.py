@@ -42,7 +42,7 @@ def _iptables(lab: Lab, node: str, op: str, rule: str) -> None:
 
 def run_suite(lab: Lab, out: Path) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "netconform.cli", "run", "--lab", lab.name, "--out", str(out),
+        [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--out", str(out),
          "--probe-timeout", "1", "--attempts", "2", "--no-html"],
         capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -293,7 +293,7 @@ def test_a_frozen_api_is_reported_as_unmeasured_not_as_a_network_fault(vlab: Lab
     env = {**os.environ, "NC_TEST_FREEZE_PID": str(pid), "NC_TEST_FREEZE_S": "25"}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "netconform.cli", "run", "--lab", vlab.name, "--out", str(tmp_path),
+            [sys.executable, "-m", "netconform.cli.main", "run", "--lab", vlab.name, "--out", str(tmp_path),
              "--probe-timeout", "1", "--attempts", "2", "--no-html",
              "--", "-p", "tests.lab_freeze_plugin", "-k", "pod_to_pod_tcp or clusterip_tcp or egress_tcp"],
             capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False,

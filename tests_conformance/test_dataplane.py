@@ -3,41 +3,36 @@
 Without a Cilium-based dataplane the Cilium tests skip naming it; 429 rate limits are information.
 """
 
-import pytest
+from netconform.checks import check
+from netconform.checks.catalogue import dataplane
+from netconform.model.cell import Cell
 
-from netconform.scope import Cell
 
-
-@pytest.mark.fm("FM-27")
-@pytest.mark.scope("cni-ready")
+@check(dataplane.CNI_READY)
 def test_cni_ready(cell: Cell, conformance) -> None:
     """Each node is Ready without NetworkPluginNotReady and its CNI agent runs."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-14")
-@pytest.mark.scope("cilium-health")
+@check(dataplane.CILIUM_HEALTH)
 def test_cilium_health(cell: Cell, conformance) -> None:
     """cilium status --all-health: every node reachable from every agent."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-25")
-@pytest.mark.scope("cilium-rate-limit")
+@check(dataplane.CILIUM_RATE_LIMIT)
 def test_cilium_rate_limit_is_information(cell: Cell, conformance) -> None:
     """429 putEndpointIdTooManyRequests counted, never a failure."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-26")
-@pytest.mark.scope("ebpf-maps")
+@check(dataplane.EBPF_MAPS)
 def test_ebpf_map_fill(cell: Cell, conformance) -> None:
     """LB service/backend eBPF maps below the 64k limit (privileged)."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-18")
-@pytest.mark.scope("drop-monitor")
+@check(dataplane.DROP_MONITOR)
 def test_drop_monitor(cell: Cell, conformance) -> None:
     """A bounded drop-monitor sample per agent, as evidence."""
     conformance.expect(cell)

@@ -9,27 +9,24 @@ made for the run (a failed handshake: the controller does not serve the host's c
 With --gateway NS/NAME the same checks through a Gateway API Gateway and the kit's HTTPRoute on it.
 """
 
-import pytest
+from netconform.checks import check
+from netconform.checks.catalogue import ingress
+from netconform.model.cell import Cell
 
-from netconform.scope import Cell
 
-
-@pytest.mark.fm("FM-34", "FM-35", "FM-36")
-@pytest.mark.scope("ingress-http")
+@check(ingress.INGRESS_HTTP)
 def test_ingress_http(cell: Cell, conformance) -> None:
     """HTTP with the kit's host through the ingress reaches an echo pod."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-34", "FM-35", "FM-36")
-@pytest.mark.scope("ingress-https")
+@check(ingress.INGRESS_HTTPS)
 def test_ingress_https(cell: Cell, conformance) -> None:
     """HTTPS with SNI through the ingress presents the kit's certificate and reaches an echo pod."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-34", "FM-35", "FM-36")
-@pytest.mark.scope("gateway-http")
+@check(ingress.GATEWAY_HTTP)
 def test_gateway_http(cell: Cell, conformance) -> None:
     """HTTP with the kit's host through the Gateway (the kit's HTTPRoute) reaches an echo pod."""
     conformance.expect(cell)

@@ -4,55 +4,48 @@ The ingress flowchart: does the packet leave the client (FM-05), is the VIP answ
 (FM-06/16), is it translated to a backend (FM-08). Without an LB controller these skip with that reason.
 """
 
-import pytest
+from netconform.checks import check
+from netconform.checks.catalogue import load_balancer
+from netconform.model.cell import Cell
 
-from netconform.scope import Cell
 
-
-@pytest.mark.fm("FM-05", "FM-08")
-@pytest.mark.scope("external-lb-tcp")
+@check(load_balancer.EXTERNAL_LB_TCP)
 def test_lb_from_outside_tcp(cell: Cell, conformance) -> None:
     """The outside client reaches the LB VIP on TCP."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-05", "FM-01")
-@pytest.mark.scope("external-lb-http")
+@check(load_balancer.EXTERNAL_LB_HTTP)
 def test_lb_from_outside_http(cell: Cell, conformance) -> None:
     """The outside client gets HTTP through the LB VIP."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-15")
-@pytest.mark.scope("external-lb-icmp")
+@check(load_balancer.EXTERNAL_LB_ICMP)
 def test_lb_ping(cell: Cell, conformance) -> None:
     """MetalLB/F5 VIPs answer ping; a pure-L4 VIP need not, if VIP:port answers."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-08")
-@pytest.mark.scope("pod-lb-tcp")
+@check(load_balancer.POD_LB_TCP)
 def test_lb_from_pods(cell: Cell, conformance) -> None:
     """Pods reach the LB VIP (hairpin through service NAT)."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-06", "FM-16")
-@pytest.mark.scope("host-lb-arp")
+@check(load_balancer.HOST_LB_ARP)
 def test_lb_vip_arp(cell: Cell, conformance) -> None:
     """Exactly one MAC answers ARP for the VIP on the node segment."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-07", "FM-29")
-@pytest.mark.scope("f5-config")
+@check(load_balancer.F5_CONFIG)
 def test_f5_config(cell: Cell, conformance) -> None:
     """F5 controller pods run and a ConfigMap holds every LB port's VIP."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-06")
-@pytest.mark.scope("metallb-announce")
+@check(load_balancer.METALLB_ANNOUNCE)
 def test_metallb_announcing_node(cell: Cell, conformance) -> None:
     """The MetalLB speaker logs name one node for the VIP, and that node's MAC answers ARP for it."""
     conformance.expect(cell)

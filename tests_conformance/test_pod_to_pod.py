@@ -5,69 +5,60 @@ from a broken pod route (FM-10: the node itself cannot deliver to its pod); the 
 failures into the node groups that cannot reach each other (FM-13).
 """
 
-import pytest
+from netconform.checks import check
+from netconform.checks.catalogue import pods
+from netconform.model.cell import Cell
 
-from netconform.scope import Cell
 
-
-@pytest.mark.fm("FM-15", "FM-03")
-@pytest.mark.scope("pod-pod-icmp")
+@check(pods.POD_POD_ICMP)
 def test_pod_to_pod_icmp(cell: Cell, conformance) -> None:
     """Ping between pods (L3): pod IPs answer ICMP."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-09", "FM-13", "FM-02", "FM-03", "FM-20")
-@pytest.mark.scope("pod-pod-tcp")
+@check(pods.POD_POD_TCP)
 def test_pod_to_pod_tcp(cell: Cell, conformance) -> None:
     """TCP echo between pods; a failure names the first broken hop and prints the tcpdump commands."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-33", "FM-09")
-@pytest.mark.scope("pod-pod-udp")
+@check(pods.POD_POD_UDP)
 def test_pod_to_pod_udp(cell: Cell, conformance) -> None:
     """UDP echo between pods (UDP must work as well as TCP)."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-01")
-@pytest.mark.scope("pod-pod-http")
+@check(pods.POD_POD_HTTP)
 def test_pod_to_pod_http(cell: Cell, conformance) -> None:
     """HTTP between pods; an HTTP error status means L4 works and L7 fails."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-31")
-@pytest.mark.scope("pod-pod-mtu")
+@check(pods.POD_POD_MTU)
 def test_pod_to_pod_mtu(cell: Cell, conformance) -> None:
     """Large DF packets cross nodes through the overlay, or the loss is named an MTU problem."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-10")
-@pytest.mark.scope("host-own-pod-tcp")
+@check(pods.HOST_OWN_POD_TCP)
 def test_node_reaches_own_pods(cell: Cell, conformance) -> None:
     """Each node delivers to the pods it hosts (per-pod route / veth)."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-10", "FM-15")
-@pytest.mark.scope("host-own-pod-icmp")
+@check(pods.HOST_OWN_POD_ICMP)
 def test_node_pings_own_pods(cell: Cell, conformance) -> None:
     """Each node pings the pods it hosts."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-09", "FM-10")
-@pytest.mark.scope("host-pod-tcp")
+@check(pods.HOST_POD_TCP)
 def test_node_reaches_other_nodes_pods(cell: Cell, conformance) -> None:
     """Each node reaches pods on the other nodes (node -> tunnel -> pod)."""
     conformance.expect(cell)
 
 
-@pytest.mark.fm("FM-13")
-@pytest.mark.scope("pod-mesh")
+@check(pods.POD_MESH)
 def test_pod_mesh_partition(cell: Cell, conformance) -> None:
     """All pod pairs work; otherwise the failing node groups are named, not N^2 errors."""
     conformance.expect(cell)

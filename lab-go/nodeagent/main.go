@@ -2,7 +2,7 @@
 // the Node with the real kube-apiserver and serves the kubelet API (exec, logs, port-forward) with the
 // virtual-kubelet library; pods themselves run in the lab's Python kubelet (per-pod network namespace,
 // containers as processes), reached over a unix socket with a line-delimited JSON protocol (see
-// netconform/lab/nodebridge.py):
+// netconform/lab/control/nodebridge.py):
 //
 //	request  {"op": "create"|"delete"|"get"|"list"|"exec"|"logs"|"netns"|"alive"|"watch", ...}
 //	response {"ok": true, ...} or {"ok": false, "code": 404, "message": "..."}

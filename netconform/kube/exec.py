@@ -12,16 +12,16 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from kubernetes.stream import stream
 
+from netconform.agent import SOURCE as AGENT_FILE
 from netconform.kube.connect import Cluster, api_error_line
 
 AGENT_IN_POD = "/opt/netconform/agent.py"
-AGENT_LOCAL = Path(__file__).resolve().parent.parent / "agent.py"
+AGENT_LOCAL = AGENT_FILE
 
 
 class ExecError(Exception):
@@ -99,7 +99,12 @@ def run_local(runner: str | None, plan: dict[str, Any], deadline_s: float) -> di
     """The external subject: `RUNNER python3 AGENT run` as a local subprocess (default: this machine)."""
     prefix = shlex.split(runner) if runner else []
     if prefix and prefix[0] == "netconform" and shutil.which("netconform") is None:
-        prefix = [sys.executable, "-m", "netconform.cli", *prefix[1:]]  # not on PATH (e.g. venv not active)
+        prefix = [
+            sys.executable,
+            "-m",
+            "netconform.cli.main",
+            *prefix[1:],
+        ]  # not on PATH (e.g. venv not active)
     python = "python3" if prefix else sys.executable
     argv = [*prefix, python, str(AGENT_LOCAL), "run"]
     where = f"external subject ({' '.join(argv[:4])}...)"

@@ -1,4 +1,4 @@
-"""Deploys the probe kit (contracts §4, DESIGN step 2), waits for it with deadlines, and removes it.
+"""Deploys the probe kit (docs/contracts.md §4), waits for it with deadlines, and removes it.
 
 Per node: `probe-<node>` (pod network), `host-<node>` (hostNetwork, dnsPolicy Default) and
 `echo-<node>` (the agent's echo backend), all pinned with `nodeName` and tolerating every taint; the
@@ -14,26 +14,26 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from netconform.agent import SOURCE as AGENT_FILE
 from netconform.kube.connect import Cluster, KubeError, api_error_line, call
-from netconform.kube.topology import Topology, pod_info
+from netconform.kube.topology import pod_info
+from netconform.model.kit import ECHO_PORTS, SERVICE_PORTS, Kit
+from netconform.model.topology import Topology
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netconform"}
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=netconform"
 CREATED_ANNOTATION = "netconform.io/created"
 ROLE_LABEL = "netconform.io/role"
 AGENT_MOUNT = "/opt/netconform"
-AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent.py"
+AGENT_SOURCE = AGENT_FILE
 # Pods idle in a python loop (the image only needs python3, not coreutils' sleep).
 IDLE = ["python3", "-c", "import time\nwhile True:\n    time.sleep(3600)"]
-ECHO_PORTS = {"http": 8080, "tcp": 9000, "udp": 9001}
-SERVICE_PORTS = {"http": 80, "tcp": 9000, "udp": 9001}
 PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CRASH_FAILURES = {
     "CrashLoopBackOff",
@@ -53,43 +53,6 @@ class KitOptions:
     stale_ttl: float = 3600.0
     gateways: list[str] = field(default_factory=list)  # "ns/name" of Gateways to route through
     ingress_tls: bool = False
-
-
-@dataclass
-class Kit:
-    """What the checks need to know about the deployed kit (JSON-serialisable for xdist workers)."""
-
-    namespace: str
-    run_id: str
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject/echo id -> name, node, ip
-    unavailable: dict[str, str] = field(default_factory=dict)  # "host" / "pod" -> reason
-    unavailable_pods: dict[str, str] = field(default_factory=dict)  # "probe@node-3" -> reason
-    clusterip: str | None = None
-    service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICE_PORTS))
-    echo_ports: dict[str, int] = field(default_factory=lambda: dict(ECHO_PORTS))
-    nodeports: dict[str, int] = field(default_factory=dict)
-    lb_ip: str | None = None
-    lb_reason: str | None = None
-    # per IngressClass: the kit's Ingress ("name", "host") and where to send it ("address", "source")
-    ingresses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ingress_unavailable: dict[str, str] = field(default_factory=dict)  # class -> reason
-    # --ingress-tls, per class: "secret" and the run's CA ("ca_b64", base64 PEM) the probes verify with
-    ingress_tls: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ingress_tls_unavailable: dict[str, str] = field(default_factory=dict)  # class -> reason
-    # --gateway, per "ns/name": the kit's HTTPRoute ("name", "host") and where to send it ("address", ...)
-    gateways: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gateway_unavailable: dict[str, str] = field(default_factory=dict)  # "ns/name" -> reason
-
-    def ip(self, ref: str) -> str | None:
-        pod = self.pods.get(ref)
-        return pod.get("ip") if pod else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Kit:
-        return cls(**data)
 
 
 INGRESS_PUBLISH_WAIT_S = 10.0

@@ -23,8 +23,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from netconform.lab import procs
-from netconform.lab.addressing import (
+from netconform.lab.components import ComponentConfig, ComponentError
+from netconform.lab.control import procs as procs
+from netconform.lab.control.supervisor import KUBECONFIG_FILE, LOG_FILE, STATE_FILE, STATE_ROOT
+from netconform.lab.net.addressing import (
     EXTERNAL_CLIENT_IP,
     INTERNET_ECHO_IP,
     OUTSIDE_ECHO_IP,
@@ -33,9 +35,7 @@ from netconform.lab.addressing import (
     node_names,
     ns_name,
 )
-from netconform.lab.components import ComponentConfig, ComponentError
-from netconform.lab.nsexec import netns_exists
-from netconform.lab.supervisor import KUBECONFIG_FILE, LOG_FILE, STATE_FILE, STATE_ROOT
+from netconform.lab.net.nsexec import netns_exists
 
 UP_TIMEOUT = float(os.environ.get("NETCONFORM_LAB_UP_TIMEOUT", "90"))
 STOP_TIMEOUT = 25.0
@@ -80,7 +80,7 @@ class Lab:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        return pid if b"netconform.lab.supervisor" in cmdline else None
+        return pid if b"netconform.lab.control.supervisor" in cmdline else None
 
     def running(self) -> bool:
         st = self.state()
@@ -147,7 +147,7 @@ class Lab:
         if control_plane not in ("emulated", "real"):
             raise LabError(f"--control-plane {control_plane}: emulated or real")
         if control_plane == "real":
-            from netconform.lab.realcp import cache_bin_dir, missing_binaries
+            from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
 
             if missing := missing_binaries():
                 raise LabError(
@@ -168,7 +168,15 @@ class Lab:
             )
         self.down()  # leftovers of a crashed lab
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "netconform.lab.supervisor", "--name", self.name, "--nodes", str(nodes)]
+        argv = [
+            sys.executable,
+            "-m",
+            "netconform.lab.control.supervisor",
+            "--name",
+            self.name,
+            "--nodes",
+            str(nodes),
+        ]
         if not lb:
             argv.append("--no-lb")
         if not ingress:
@@ -247,7 +255,7 @@ class Lab:
         if leftovers:
             procs.terminate(leftovers, grace=2.0)
         try:
-            from netconform.lab.netplane import destroy_lab
+            from netconform.lab.net.netplane import destroy_lab
 
             destroy_lab(self.name, self.state_dir)
         except Exception as err:
@@ -267,7 +275,7 @@ class Lab:
             with contextlib.suppress(LabError):
                 Lab(name).down()
                 removed.append(name)
-        from netconform.lab.netplane import destroy_all
+        from netconform.lab.net.netplane import destroy_all
 
         destroy_all()
         return removed

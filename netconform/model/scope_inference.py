@@ -1,4 +1,4 @@
-"""Scope inference: the smallest description, in the seed's coordinates, of the cells that fail.
+"""Scope inference: the smallest description, in the matrix's coordinates, of the cells that fail.
 
 Every measured cell is a point: subject (family ``pod``/``host``/``external``/``cluster`` and node),
 target (class ``pod``/``node``/``clusterip``/``coredns``/``outside``/... and node), path (``same-node``,
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netconform.model.partition import join_words, natural
+from netconform.model.refs import Ref
 
 CellDict = Mapping[str, Any]
 
@@ -91,15 +92,12 @@ def class_words(target_class: str) -> str:
 
 
 def _node(scope_id: str) -> str | None:
-    if scope_id.startswith("component:"):
-        return None
-    _, sep, node = scope_id.partition("@")
-    return node if sep and node else None
+    return Ref.parse(scope_id).node
 
 
 @dataclass(frozen=True)
 class Point:
-    """One measured cell in the seed's coordinates."""
+    """One measured cell in the matrix's coordinates."""
 
     key: str
     family: str
@@ -134,8 +132,8 @@ def _fail_ratio(cell: CellDict) -> float:
 def point_of(cell: CellDict) -> Point:
     """The coordinates of one cell dict (``subject``, ``target``, ``layer``, ``protocol``, ``outcome``)."""
     subject, target = str(cell["subject"]), str(cell["target"])
-    family = subject.split("@", 1)[0]
-    tclass = target if target.startswith("component:") else target.split("@", 1)[0]
+    family, dest = Ref.parse(subject).head, Ref.parse(target)
+    tclass = target if dest.name is not None else dest.head  # each component, ingress, check: its own class
     s_node, t_node = _node(subject), _node(target)
     if family == "cluster":
         s_node = None
@@ -245,7 +243,7 @@ class Box:
         return replace(self, **{name: None})
 
     def describe(self) -> str:
-        """The scope in words: protocol/layer first (the seed's third coordinate), then subject, target."""
+        """The scope in words: protocol/layer first (the matrix's third coordinate), then subject, target."""
         parts: list[str] = []
         if self.channel is not None:
             parts.append(join_words(channel_words(c) for c in sorted(self.channel)) + " only")
@@ -431,7 +429,7 @@ def _node_options(points: Sequence[Point]) -> list[dict[str, Any]]:
 
 
 def _order(box: Box) -> tuple[Any, ...]:
-    # fewest terms; then prefer the protocol/layer and path coordinates (the seed narrows layer early),
+    # fewest terms; then prefer the protocol/layer and path coordinates (a flowchart narrows layer early),
     # then node terms over target-class lists; finally a stable text order
     pref = {
         "channel": 0,

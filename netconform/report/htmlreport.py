@@ -9,7 +9,6 @@ never sees them. Columns read the test report's ``user_properties`` that the sui
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,9 +17,11 @@ import pytest
 
 from netconform.report.layout import KIND_LABEL, build_layout, subject_label, worst
 from netconform.report.results import canonical_cells, count_outcomes
+from netconform.report.templating import environment
 from netconform.report.verdict import verdict_data
 
 PLUGIN_NAME = "netconform-html-report"
+TEMPLATE = "htmlreport.html.j2"  # the column cells and the summary, autoescaped
 COLUMNS = (("fm", "FM"), ("subject", "Subject"), ("target", "Target"), ("layer", "Layer"))
 
 ResultsProvider = Callable[[], Mapping[str, Any] | None]
@@ -47,47 +48,38 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+COLOURS = {
+    "passed": "#2e7d32",
+    "failed": "#c62828",
+    "flaky": "#e67700",
+    "skipped": "#9aa0a6",
+    "error": "#6a1b9a",
+}
+
+
+def _macro(name: str) -> Any:
+    return getattr(environment().get_template(TEMPLATE).module, name)
+
+
 def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -> str:
     """Verdict, counts and a subject × target-kind table of worst outcomes, in inline-styled HTML."""
     cells = canonical_cells(results)
     counts = count_outcomes(cells)
-    colours = {
-        "passed": "#2e7d32",
-        "failed": "#c62828",
-        "flaky": "#e67700",
-        "skipped": "#9aa0a6",
-        "error": "#6a1b9a",
-    }
     verdict = verdict_data(results)
-    chips = " ".join(
-        f'<span style="background:{colours[o]};color:#fff;border-radius:10px;padding:1px 8px">{n} {o}</span>'
-        for o, n in counts.items()
-        if n
-    )
-    parts = [
-        '<div class="netconform-summary">',
-        "<h2>Network conformance matrix</h2>",
-        f"<p>{chips}</p>",
-        f"<p><b>Verdict:</b> {html.escape(verdict['text'])}</p>",
-        f'<p>Full interactive matrix with evidence: <a href="{html.escape(matrix_href)}">'
-        f"{html.escape(matrix_href)}</a></p>",
-    ]
+    kinds: list[str] = []
+    rows: list[dict[str, Any]] = []
     if cells:
         layout = build_layout(cells)
         grid: dict[tuple[str, str], list[str]] = defaultdict(list)
         for c in cells:
             grid[(c["subject"], str(c.get("target_kind") or "T-?"))].append(str(c["outcome"]))
-        cell_style = "padding:2px 6px;border:1px solid #d0d7de;text-align:center"
-        head = "".join(
-            f'<th style="{cell_style}">{html.escape(KIND_LABEL.get(k, k))}</th>' for k in layout.kinds
-        )
-        rows = []
+        kinds = [KIND_LABEL.get(k, k) for k in layout.kinds]
         for subject in layout.subjects:
-            tds = []
+            tds: list[dict[str, str] | None] = []
             for kind in layout.kinds:
                 outcomes = grid.get((subject, kind))
                 if not outcomes:
-                    tds.append(f'<td style="{cell_style}"></td>')
+                    tds.append(None)
                     continue
                 top = worst(outcomes)
                 same = sum(1 for o in outcomes if o == top)
@@ -97,18 +89,10 @@ def summary_html(results: Mapping[str, Any], matrix_href: str = "matrix.html") -
                     label = f"passed, {len(outcomes) - same} skipped"
                 else:
                     label = f"{same}/{len(outcomes)} {top}"
-                style = f"{cell_style};background:{colours.get(top, '#fff')};color:#fff"
-                tds.append(f'<td class="{top}" style="{style}">{html.escape(label)}</td>')
-            rows.append(
-                f'<tr><th style="{cell_style};text-align:left">{html.escape(subject_label(subject))}</th>'
-                f"{''.join(tds)}</tr>"
-            )
-        parts.append(
-            '<table style="border-collapse:collapse;font-size:12px;margin:6px 0">'
-            f'<tr><th style="{cell_style}">subject \\ target</th>{head}</tr>{"".join(rows)}</table>'
-        )
-    parts.append("</div>")
-    return "".join(parts)
+                tds.append({"top": top, "label": label})
+            rows.append({"label": subject_label(subject), "cells": tds})
+    chips = [(o, n) for o, n in counts.items() if n]
+    return str(_macro("summary")(chips, verdict["text"], matrix_href, kinds, rows, COLOURS))
 
 
 class HtmlReportHooks:
@@ -121,7 +105,7 @@ class HtmlReportHooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         for index, (_, title) in enumerate(COLUMNS):
-            cells.insert(2 + index, f'<th class="sortable" data-column-type="nc{title.lower()}">{title}</th>')
+            cells.insert(2 + index, str(_macro("header_cell")(title)))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
@@ -130,7 +114,7 @@ class HtmlReportHooks:
             value = _text(props.get(name))
             if name == "layer" and props.get("protocol"):
                 value = f"{value} {_text(props['protocol'])}".strip()
-            cells.insert(2 + index, f'<td class="col-nc{title.lower()}">{html.escape(value)}</td>')
+            cells.insert(2 + index, str(_macro("row_cell")(title, value)))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:

@@ -55,6 +55,7 @@ TARGET_FAMILY_LABEL = {
     "internet": "internet",
     "component": "components",
     "family": "not in this cluster",
+    "check": "your checks",
 }
 
 KIND_ORDER = (
@@ -71,6 +72,7 @@ KIND_ORDER = (
     "T-OUTSIDE",
     "T-INTERNET",
     "T-COMPONENT",
+    "T-USER",
 )
 KIND_LABEL = {
     "T-POD-NODE": "pod, same node",
@@ -86,6 +88,7 @@ KIND_LABEL = {
     "T-OUTSIDE": "outside",
     "T-INTERNET": "internet",
     "T-COMPONENT": "components",
+    "T-USER": "your checks",
 }
 # short column titles for the 100-column terminal
 KIND_SHORT = {
@@ -102,6 +105,7 @@ KIND_SHORT = {
     "T-OUTSIDE": "out",
     "T-INTERNET": "inet",
     "T-COMPONENT": "comp",
+    "T-USER": "user",
 }
 
 LAYER_CODE = {"L2": "2", "L3": "3", "L4": "4", "L7": "7", "DNS": "D"}

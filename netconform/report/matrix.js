@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("nc-data").textContent);
-  var cells = D.cells, idx = D.index, L = D.layout;
+  var cells = D.cells || [], idx = D.index || [], L = D.layout;
   var SEV = { failed: 5, error: 4, flaky: 3, passed: 1, skipped: 0 };
   var OUTCOMES = ["passed", "failed", "flaky", "skipped", "error"];
   var state = { view: "kind", fm: "", layer: "", outcome: "" };
@@ -26,8 +26,8 @@
   function nodeOf(id) { var i = id.indexOf("@"); return i < 0 ? null : id.slice(i + 1); }
   function fmNum(fm) { var m = /(\d+)/.exec(fm); return m ? parseInt(m[1], 10) : 1e4; }
 
-  function matches(i) {
-    var c = cells[i];
+  function matches(i) { return matchesCell(cells[i]); }
+  function matchesCell(c) {
     if (state.fm && c.fm.indexOf(state.fm) < 0) return false;
     if (state.layer && c.layer !== state.layer) return false;
     if (state.outcome === "notpassed") return c.outcome !== "passed" && c.outcome !== "skipped";
@@ -221,8 +221,7 @@
     return box;
   }
 
-  function renderItem(i, open) {
-    var c = cells[i], slot = L.slots[idx[i][3]];
+  function renderItem(c, slot, open) {
     var d = el("details", "item " + c.outcome);
     d.open = open;
     var s = el("summary");
@@ -271,15 +270,22 @@
   }
 
   function openDetail(title, list) {
-    var shown = list.filter(matches), hidden = list.length - shown.length;
-    shown.sort(function (a, b) { return SEV[cells[b].outcome] - SEV[cells[a].outcome] || idx[a][3] - idx[b][3] || a - b; });
+    openItems(title, list.map(function (i) { return { c: cells[i], s: idx[i][3], n: i }; }));
+  }
+
+  // items: [{c: cell, s: slot index, n: order}]; the panel lists those the filters keep, worst first
+  function openItems(title, items) {
+    var shown = items.filter(function (it) { return matchesCell(it.c); }), hidden = items.length - shown.length;
+    shown.sort(function (a, b) { return SEV[b.c.outcome] - SEV[a.c.outcome] || a.s - b.s || a.n - b.n; });
     document.getElementById("detail-title").textContent = title;
     var body = document.getElementById("detail-body");
     body.textContent = "";
     body.appendChild(el("p", "note", shown.length + " cell" + (shown.length === 1 ? "" : "s") +
       (hidden ? ", " + hidden + " more hidden by the filters" : "")));
     var frag = document.createDocumentFragment();
-    shown.forEach(function (i) { frag.appendChild(renderItem(i, cells[i].outcome !== "passed" && cells[i].outcome !== "skipped")); });
+    shown.forEach(function (it) {
+      frag.appendChild(renderItem(it.c, L.slots[it.s], it.c.outcome !== "passed" && it.c.outcome !== "skipped"));
+    });
     body.appendChild(frag);
     detail.hidden = false;
     body.scrollTop = 0;
@@ -289,6 +295,180 @@
     detail.hidden = true;
     if (selected) selected.classList.remove("sel");
     selected = null;
+  }
+
+  // ---- big runs: node x node heat maps; a node's cells are inflated only when one of its squares is clicked
+  function bigPage() {
+    var B = D.big, N = B.nodes.length, Q = B.square, plane = 0, loaded = {};
+    var CLS = {};
+    OUTCOMES.forEach(function (o) { CLS[Q[o]] = o; });
+    CLS[Q.partial] = "failed mixed";
+    var PAIR = {};
+    B.pair_targets.forEach(function (t) { PAIR[t] = 1; });
+    function famOf(id) { return id.split("@")[0].split(":")[0]; }
+    function isPair(c) { return nodeOf(c.subject) !== null && nodeOf(c.target) !== null && PAIR[famOf(c.target)] === 1; }
+
+    function chunk(k) {
+      // gzip + base64 in the page, inflated by the browser itself: no request, nothing kept until asked for
+      if (!loaded[k]) {
+        var bin = atob(B.chunks[k]), bytes = new Uint8Array(bin.length);
+        for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+        loaded[k] = new Response(stream).text().then(JSON.parse);
+      }
+      return loaded[k];
+    }
+    function show(title, list, keep) {
+      var items = [];
+      list.forEach(function (c, n) { if (keep(c)) items.push({ c: c, s: c._s, n: n }); });
+      openItems(title, items);
+    }
+
+    function renderHeat() {
+      var p = B.planes[plane], g = p.grid, sz = Math.max(5, Math.min(16, Math.floor(900 / Math.max(N, 1))));
+      var pad = 64, W = pad + N * sz + 2, fs = Math.max(5, Math.min(11, sz - 2));
+      var h = ['<p class="note">' + esc(p.label) + ": subject node (row) × target node (column), worst outcome per square; " +
+        p.failing + " node pair" + (p.failing === 1 ? "" : "s") + " failing. Click a square for its cells and their evidence.</p>",
+        '<div class="wrap heatwrap"><svg id="heatmap" class="heatmap" data-plane="' + esc(p.id) + '" data-n="' + N + '" width="' + W +
+        '" height="' + W + '" viewBox="0 0 ' + W + " " + W + '" role="img" aria-label="heat map: ' + esc(p.label) + '">'];
+      B.nodes.forEach(function (name, i) {
+        var at = pad + i * sz + sz * 0.75;
+        h.push('<text class="rl" x="' + (pad - 3) + '" y="' + at + '" font-size="' + fs + '" text-anchor="end">' + esc(name) + "</text>");
+        h.push('<text class="cl" transform="translate(' + at + "," + (pad - 3) + ') rotate(-90)" font-size="' + fs + '">' + esc(name) + "</text>");
+      });
+      for (var i = 0; i < N; i++) {
+        for (var j = 0; j < N; j++) {
+          var ch = g.charAt(i * N + j);
+          h.push('<rect class="sq ' + (CLS[ch] || "none") + '" x="' + (pad + j * sz) + '" y="' + (pad + i * sz) + '" width="' + (sz - 1) +
+            '" height="' + (sz - 1) + '" data-i="' + i + '" data-j="' + j + '"/>');
+        }
+      }
+      h.push("</svg></div>");
+      view.innerHTML = h.join("");
+    }
+
+    function renderRest() {
+      var R = B.rest, K = R.kinds.length;
+      if (!R.subjects.length) { view.innerHTML = '<p class="note">Every cell of this run is between two nodes.</p>'; return; }
+      var h = ['<div class="wrap"><table class="matrix rest" id="rest"><thead><tr><th class="corner">subject \\ target</th>'];
+      R.kinds.forEach(function (k) { h.push('<th title="' + esc(k.id) + '">' + esc(k.label) + "</th>"); });
+      h.push("</tr></thead><tbody>");
+      R.subjects.forEach(function (s, r) {
+        h.push('<tr><th class="rowh" scope="row" title="' + esc(s.id) + '">' + esc(s.label) + "</th>");
+        for (var k = 0; k < K; k++) {
+          var ch = R.grid.charAt(r * K + k);
+          if (ch === Q.none) { h.push('<td class="na"></td>'); continue; }
+          h.push('<td data-r="' + r + '" data-k="' + k + '"><span class="b ' + CLS[ch] + '">&nbsp;</span></td>');
+        }
+        h.push("</tr>");
+      });
+      h.push("</tbody></table></div>");
+      view.innerHTML = h.join("");
+    }
+
+    function renderFmCounts() {
+      var h = [];
+      fmIds.forEach(function (fm) {
+        var n = D.fm_counts[fm] || {};
+        var chips = OUTCOMES.filter(function (o) { return n[o]; }).map(function (o) {
+          return '<span class="chip ' + o + '"><b>' + n[o] + "</b> " + o + "</span>";
+        }).join(" ") || '<span class="fm-none">no cell in this run</span>';
+        h.push('<div class="fm-group" data-fm="' + esc(fm) + '"><div class="fm-head"><span class="fm-id">' + esc(fm) +
+          '</span><span class="fm-title">' + esc(D.catalogue[fm] || "") + '</span><span class="chips">' + chips + "</span></div></div>");
+      });
+      view.innerHTML = '<p class="note">Counts only in a run this big: the cells are in the heat maps and in results.json.</p>' + h.join("");
+    }
+
+    function renderBig() {
+      if (state.view === "fm") renderFmCounts(); else if (state.view === "rest") renderRest(); else renderHeat();
+      var total = D.run && D.run.counts ? Object.keys(D.run.counts).reduce(function (a, k) { return a + D.run.counts[k]; }, 0) : 0;
+      document.getElementById("f-count").textContent = total + " cells on " + N + " nodes";
+    }
+
+    view.addEventListener("click", function (ev) {
+      var sq = ev.target.closest("rect.sq");
+      if (sq) {
+        var i = +sq.getAttribute("data-i"), j = +sq.getAttribute("data-j"), p = B.planes[plane];
+        var a = B.nodes[i], b = B.nodes[j];
+        if (selected) selected.classList.remove("sel");
+        selected = sq;
+        sq.classList.add("sel");
+        chunk(i).then(function (list) {
+          show(a + " → " + b + " · " + p.label, list, function (c) {
+            if (!isPair(c) || nodeOf(c.subject) !== a || nodeOf(c.target) !== b) return false;
+            return p.id === "all" || (famOf(c.subject) === p.subject && famOf(c.target) === p.target &&
+              c.layer === p.layer && c.protocol === p.protocol);
+          });
+        });
+        return;
+      }
+      var td = ev.target.closest("#rest td[data-r]");
+      if (td) {
+        var s = B.rest.subjects[+td.getAttribute("data-r")], k = B.rest.kinds[+td.getAttribute("data-k")];
+        if (selected) selected.classList.remove("sel");
+        selected = td;
+        td.classList.add("sel");
+        chunk(s.chunk).then(function (list) {
+          show(s.label + " → " + k.label, list, function (c) {
+            return c.subject === s.id && (c.target_kind || "T-?") === k.id && !isPair(c);
+          });
+        });
+      }
+    });
+
+    view.addEventListener("mouseover", function (ev) {
+      var sq = ev.target.closest("rect.sq");
+      if (!sq || sq.querySelector("title")) return;
+      var t = document.createElementNS(sq.namespaceURI, "title");
+      t.textContent = B.nodes[+sq.getAttribute("data-i")] + " → " + B.nodes[+sq.getAttribute("data-j")] + ": " +
+        sq.getAttribute("class").replace("sq ", "").replace("failed mixed", "some failed").replace("none", "no cell");
+      sq.appendChild(t);
+    });
+
+    document.querySelector(".tabs").addEventListener("click", function (ev) {
+      var t = ev.target.closest(".tab");
+      if (!t) return;
+      state.view = t.getAttribute("data-view");
+      document.querySelectorAll(".tab").forEach(function (x) {
+        x.classList.toggle("active", x === t);
+        x.setAttribute("aria-selected", String(x === t));
+      });
+      closeDetail();
+      renderBig();
+    });
+    var planes = document.getElementById("f-plane");
+    B.planes.forEach(function (p, n) {
+      var opt = el("option", "", p.label + " (" + p.failing + " failing pair" + (p.failing === 1 ? "" : "s") + ")");
+      opt.value = String(n);
+      planes.appendChild(opt);
+    });
+    planes.addEventListener("change", function () {
+      plane = +planes.value;
+      closeDetail();
+      if (state.view !== "heat") document.querySelector(".tab[data-view=heat]").click(); else renderBig();
+    });
+    var outcome = document.getElementById("f-outcome");
+    [["notpassed", "not passed"]].concat(OUTCOMES.map(function (o) { return [o, o]; })).forEach(function (o) {
+      var opt = el("option", "", o[1]);
+      opt.value = o[0];
+      outcome.appendChild(opt);
+    });
+    outcome.addEventListener("change", function () { state.outcome = outcome.value; closeDetail(); });
+    document.getElementById("detail-close").addEventListener("click", closeDetail);
+    document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") closeDetail(); });
+    document.getElementById("legend").innerHTML = OUTCOMES.map(function (o) {
+      return '<span><span class="b ' + o + '">&nbsp;</span> ' + o + "</span>";
+    }).join("") + '<span><span class="b failed mixed">&nbsp;</span> some of several failed (worst shown)</span>' +
+      '<span><span class="b none">&nbsp;</span> no cell</span>';
+    state.view = "heat";
+    renderBig();
+  }
+
+  if (D.big) {
+    bigPage();
+    document.body.setAttribute("data-rendered", "1");
+    window.ncRenderedAt = performance.now();
+    return;
   }
 
   // ---- wiring ---------------------------------------------------------------------------------------

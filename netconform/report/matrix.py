@@ -10,7 +10,6 @@ small and fast to open.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.report.catalogue import CATALOGUE, fm_sort_key
+from netconform.report.heatmap import BIG_MATRIX_CELLS, heatmap_data
 from netconform.report.layout import (
     KIND_LABEL,
     TARGET_FAMILY_LABEL,
@@ -30,6 +30,7 @@ from netconform.report.layout import (
     target_label,
 )
 from netconform.report.results import canonical_cells, count_outcomes, family_of, fm_ids, node_of, nodes_of
+from netconform.report.templating import environment, render, trusted
 from netconform.report.verdict import verdict_data
 
 DATA_ELEMENT_ID = "nc-data"
@@ -50,27 +51,37 @@ def embed_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def page_data(results: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything the script needs: run header, layout (rows, columns, slots), catalogue, cells, index."""
+def page_data(results: Mapping[str, Any], *, big: bool | None = None) -> dict[str, Any]:
+    """Everything the script needs: run header, layout (rows, columns, slots), catalogue, cells, index.
+
+    A big run (``big`` None: at least :data:`BIG_MATRIX_CELLS` cells) gets node x node heat maps and its
+    cells as compressed chunks under ``big`` instead of ``cells``/``index`` (netconform.report.heatmap).
+    """
     cells = canonical_cells(results)
+    if big is None:
+        big = len(cells) >= BIG_MATRIX_CELLS
     layout = build_layout(cells)
     subject_index = {s: i for i, s in enumerate(layout.subjects)}
     target_index = {t: i for i, t in enumerate(layout.targets)}
     kind_index = {k: i for i, k in enumerate(layout.kinds)}
     slot_index = {s: i for i, s in enumerate(layout.slots)}
-    index = [
-        [
-            subject_index[c["subject"]],
-            target_index[c["target"]],
-            kind_index[str(c.get("target_kind") or "T-?")],
-            slot_index[(c["layer"], c["protocol"])],
+    index = (
+        []
+        if big
+        else [
+            [
+                subject_index[c["subject"]],
+                target_index[c["target"]],
+                kind_index[str(c.get("target_kind") or "T-?")],
+                slot_index[(c["layer"], c["protocol"])],
+            ]
+            for c in cells
         ]
-        for c in cells
-    ]
+    )
     present = fm_ids(cells)
     catalogue = {fm: CATALOGUE.get(fm, "not in this version's catalogue") for fm in set(CATALOGUE) | present}
     verdict = verdict_data(results)
-    return {
+    data: dict[str, Any] = {
         "run": results.get("run", {}),
         "verdict": {
             "text": verdict["text"],
@@ -106,17 +117,29 @@ def page_data(results: Mapping[str, Any]) -> dict[str, Any]:
         },
         "catalogue": dict(sorted(catalogue.items(), key=lambda kv: fm_sort_key(kv[0]))),
         "present_fm": sorted(present, key=fm_sort_key),
-        "cells": cells,
-        "index": index,
     }
+    if big:
+        data["layout"]["subjects"] = data["layout"]["targets"] = data["layout"]["families"] = []
+        data["big"] = heatmap_data(cells, layout, nodes_of(results))
+        data["fm_counts"] = _fm_counts(cells)
+    else:
+        data["cells"] = cells
+        data["index"] = index
+    return data
 
 
-def _dl(rows: list[tuple[str, str]]) -> str:
-    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows)
-    return f"<dl>{items}</dl>"
+def _fm_counts(cells: list[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per FM ID: cells per outcome (the by-FM view of a big page, which carries no cell list)."""
+    out: dict[str, dict[str, int]] = {}
+    for cell in cells:
+        for fm in cell.get("fm", []):
+            per = out.setdefault(fm, {})
+            per[cell["outcome"]] = per.get(cell["outcome"], 0) + 1
+    return out
 
 
-def _header(results: Mapping[str, Any], verdict: Mapping[str, Any]) -> str:
+def _header_context(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts of the page header (cluster, run, counts), rendered by the template without JS."""
     run = results.get("run", {})
     cluster = run.get("cluster") or {}
     stats = run.get("stats") or {}
@@ -139,39 +162,23 @@ def _header(results: Mapping[str, Any], verdict: Mapping[str, Any]) -> str:
         run_rows.append(("options", ", ".join(f"{k}={v}" for k, v in options.items())))
     if stats:
         run_rows.append(("stats", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items())))
-    chips = "".join(
-        f'<span class="chip {o}"><b>{n}</b> {o}</span>'
-        for o, n in counts.items()
-        if n or o in ("passed", "failed")
-    )
-    findings = "".join(
-        f'<li><span class="suspect">{html.escape(f["component"])}</span> '
-        f'<span class="fmref">{html.escape("/".join(f["fm"]))}</span></li>'
-        for f in verdict["findings"]
-    )
-    suspects = f'<ul class="suspects" aria-label="suspects">{findings}</ul>' if findings else ""
-    return (
-        '<header class="top">'
-        '<div class="title"><h1>netconform <span>network conformance matrix</span></h1></div>'
-        '<div class="facts">'
-        f'<section class="box"><h2>Cluster</h2>{_dl(cluster_rows)}</section>'
-        f'<section class="box"><h2>Run</h2>{_dl(run_rows)}</section>'
-        f'<section class="box"><h2>Cells</h2><div class="chips">{chips}</div>'
-        f'<p class="total">{sum(counts.values())} cells in total</p></section>'
-        "</div>"
-        f'<section class="verdict {html.escape(verdict["status"])}" id="verdict"><h2>Verdict</h2>'
-        f"<p>{html.escape(verdict['text'])}</p>{suspects}{_graphs(verdict)}</section>"
-        "</header>"
-    )
+    return {
+        "cluster_rows": cluster_rows,
+        "run_rows": run_rows,
+        "chips": [(o, n) for o, n in counts.items() if n or o in ("passed", "failed")],
+        "total": sum(counts.values()),
+    }
 
 
-def node_graph(partition: Mapping[str, Any]) -> str:
-    """A small inline SVG: the nodes on a circle, each broken pair as a red edge (dashed when one-way),
-    so "node X isolated", "groups {A,B} | {C}" and "only the pair A-C" look different at a glance."""
+def node_graph_data(partition: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Geometry of the small inline SVG of a partition (macros.html.j2 ``node_graph``): the nodes on a
+    circle, each broken pair as an edge; None when there is nothing to draw."""
     nodes = [str(n) for n in partition.get("nodes", [])]
     if len(nodes) < 2:
-        return ""
-    size, r = 180, 62
+        return None
+    # past two dozen nodes names would overlap: smaller dots, and only the blamed nodes named
+    crowded = len(nodes) > 24
+    size, r, dot = (240, 100, 2.5) if crowded else (180, 62, 6.0)
     pos = {
         n: (
             size / 2 + r * math.sin(2 * math.pi * i / len(nodes)),
@@ -179,71 +186,62 @@ def node_graph(partition: Mapping[str, Any]) -> str:
         )
         for i, n in enumerate(nodes)
     }
-    lines = []
+    edges = []
     for edge in partition.get("edges", []):
         a, b = str(edge["a"]), str(edge["b"])
         if a not in pos or b not in pos:
             continue
-        dash = "" if edge.get("direction") == "both" else ' stroke-dasharray="4 3"'
         (x1, y1), (x2, y2) = pos[a], pos[b]
-        lines.append(
-            f'<line class="cut" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#c62828"'
-            f' stroke-width="2"{dash}><title>{html.escape(a)} – {html.escape(b)}: '
-            f"{html.escape(str(edge.get('direction')))}</title></line>"
+        edges.append(
+            {
+                "a": a,
+                "b": b,
+                "direction": str(edge.get("direction")),
+                "dashed": edge.get("direction") != "both",
+                **{k: f"{v:.1f}" for k, v in (("x1", x1), ("y1", y1), ("x2", x2), ("y2", y2))},
+            }
         )
     blamed = set(partition.get("blamed", []))
-    dots = "".join(
-        f'<g><circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{"#c62828" if n in blamed else "#2e7d32"}"/>'
-        f'<text x="{x:.1f}" y="{y - 9:.1f}" font-size="9" text-anchor="middle">{html.escape(n)}</text></g>'
+    dots = [
+        {
+            "name": n if not crowded or n in blamed else "",
+            "r": dot,
+            "x": f"{x:.1f}",
+            "y": f"{y:.1f}",
+            "ty": f"{y - 9:.1f}",
+            "fill": "#c62828" if n in blamed else "#2e7d32",
+        }
         for n, (x, y) in pos.items()
-    )
-    shape = html.escape(str(partition.get("shape")))
-    return (
-        f'<svg class="nodegraph" data-shape="{shape}" width="{size}" height="{size}"'
-        f' viewBox="0 0 {size} {size}"'
-        f' role="img" aria-label="node graph: {shape}">{"".join(lines)}{dots}</svg>'
-    )
+    ]
+    return {"shape": str(partition.get("shape")), "size": size, "edges": edges, "dots": dots}
 
 
-def _graphs(verdict: Mapping[str, Any]) -> str:
-    svgs = [node_graph(f["partition"]) for f in verdict.get("findings", []) if f.get("partition")]
-    svgs = [s for s in svgs if s]
-    return f'<div class="nodegraphs">{"".join(svgs)}</div>' if svgs else ""
+def node_graph(partition: Mapping[str, Any]) -> str:
+    """The partition's node graph as an inline SVG string ("" when there is nothing to draw)."""
+    data = node_graph_data(partition)
+    if data is None:
+        return ""
+    macro = environment().get_template("macros.html.j2").module.node_graph  # type: ignore[attr-defined]
+    return str(macro(data))
 
 
 def render_matrix(results: Mapping[str, Any]) -> str:
     """The complete matrix.html for one results document (a pure function of it)."""
     data = page_data(results)
     run_id = str(results.get("run", {}).get("id") or "")
-    title = f"netconform matrix{' — ' + run_id if run_id else ''}"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
-        f"<style>{_asset('matrix.css')}</style></head>"
-        f"<body>{_header(results, data['verdict'])}"
-        '<nav class="toolbar" aria-label="views and filters">'
-        '<div class="tabs" role="tablist">'
-        '<button type="button" role="tab" data-view="kind" class="tab active">Matrix by target kind</button>'
-        '<button type="button" role="tab" data-view="target" class="tab">Matrix by target</button>'
-        '<button type="button" role="tab" data-view="fm" class="tab">By FM ID</button></div>'
-        '<div class="filters">'
-        '<label>FM <select id="f-fm"><option value="">all</option></select></label>'
-        '<label>Layer <select id="f-layer"><option value="">all</option></select></label>'
-        '<label>Outcome <select id="f-outcome"><option value="">all</option></select></label>'
-        '<button type="button" id="f-reset">Reset</button>'
-        '<span id="f-count" class="count"></span></div></nav>'
-        '<div class="legend" id="legend"></div>'
-        '<main id="view"><noscript><p class="noscript">The matrix is drawn by JavaScript, which is disabled '
-        "here; results.json and junit.xml hold the same results.</p></noscript></main>"
-        '<aside id="detail" class="detail" hidden aria-label="cell details">'
-        '<div class="detail-head"><h2 id="detail-title"></h2>'
-        '<button type="button" id="detail-close" aria-label="close">×</button></div>'
-        '<div id="detail-body"></div></aside>'
-        f'<script type="application/json" id="{DATA_ELEMENT_ID}">{embed_json(data)}</script>'
-        f"<script>{_asset('matrix.js')}</script>"
-        "</body></html>\n"
+    graphs = [node_graph_data(f["partition"]) for f in data["verdict"]["findings"] if f.get("partition")]
+    return render(
+        "matrix.html.j2",
+        title=f"netconform matrix{' — ' + run_id if run_id else ''}",
+        css=trusted(_asset("matrix.css")),
+        js=trusted(_asset("matrix.js")),
+        data=trusted(embed_json(data)),
+        data_id=DATA_ELEMENT_ID,
+        verdict=data["verdict"],
+        graphs=[g for g in graphs if g],
+        big="big" in data,
+        big_threshold=BIG_MATRIX_CELLS,
+        **_header_context(results),
     )
 
 

@@ -3,44 +3,61 @@
 Columns are the target *kinds* (pod same node, pod other node, ClusterIP ...), so 12 nodes still fit in
 100 columns; inside a kind, one character per layer/protocol slot shows the worst outcome of the
 subject's cells there, with ``x`` for "some of several failed" so one bad node stands out from a
-cluster-wide failure. Colour only when asked for (a TTY without ``NO_COLOR``).
+cluster-wide failure. Colour only when asked for (a TTY without ``NO_COLOR``), painted by pytest's own
+``TerminalWriter``.
+
+A big run (at least ``BIG_MATRIX_CELLS`` cells, ~16 nodes) stays bounded: the failing node pairs are
+summed up per node (the ten worst), and the matrix keeps only the subjects that have a cell that did not
+pass (at most :data:`BIG_ROWS`), with a line saying how many healthy subjects it left out.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import textwrap
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from netconform.report.layout import KIND_SHORT, build_layout, subject_label, worst
-from netconform.report.results import canonical_cells, count_outcomes, nodes_of
+from _pytest._io import TerminalWriter
+
+from netconform.report.heatmap import BIG_MATRIX_CELLS, pair_of
+from netconform.report.layout import KIND_SHORT, build_layout, subject_label, subject_sort_key, worst
+from netconform.report.results import FAILING, canonical_cells, count_outcomes, natural_key, nodes_of
 from netconform.report.verdict import verdict_data
 
 CHAR = {"passed": ".", "failed": "F", "flaky": "f", "skipped": "s", "error": "E"}
 PARTIAL_FAIL = "x"
-ANSI = {"passed": "32", "failed": "31;1", "flaky": "33;1", "skipped": "2", "error": "35;1", "partial": "31"}
+MARKUP: dict[str, dict[str, bool]] = {
+    "passed": {"green": True},
+    "failed": {"red": True, "bold": True},
+    "flaky": {"yellow": True, "bold": True},
+    "skipped": {"light": True},
+    "error": {"purple": True, "bold": True},
+    "partial": {"red": True},
+}
+BIG_ROWS = 30  # subjects shown in a big run's matrix (those with a cell that did not pass)
+BIG_NODES = 10  # nodes listed with their failing pairs in a big run
 LEGEND = ". passed  F failed  x some failed  f flaky  E error  s skipped  (blank) not run"
 
 
 def use_color(stream: TextIO) -> bool:
-    """Colour for a TTY unless NO_COLOR is set or the terminal is dumb (https://no-color.org)."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    """pytest's rule: colour for a TTY unless NO_COLOR is set or TERM is dumb (PY_COLORS/FORCE_COLOR win)."""
+    return bool(TerminalWriter(stream).hasmarkup)
 
 
-def _paint(text: str, code: str, color: bool) -> str:
-    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+def _writer(color: bool) -> TerminalWriter:
+    """A TerminalWriter used only for its markup (the text is returned, not written)."""
+    writer = TerminalWriter(io.StringIO())
+    writer.hasmarkup = color
+    return writer
 
 
-def _char(outcomes: list[str], color: bool) -> str:
+def _char(outcomes: list[str], writer: TerminalWriter) -> str:
     top = worst(outcomes)
     if top == "failed" and len(set(outcomes)) > 1:
-        return _paint(PARTIAL_FAIL, ANSI["partial"], color)
-    return _paint(CHAR.get(top, "?"), ANSI.get(top, "0"), color)
+        return writer.markup(PARTIAL_FAIL, **MARKUP["partial"])
+    return writer.markup(CHAR.get(top, "?"), **MARKUP.get(top, {}))
 
 
 def render_terminal(results: Mapping[str, Any], *, width: int = 100, color: bool = False) -> str:
@@ -53,14 +70,61 @@ def render_terminal(results: Mapping[str, Any], *, width: int = 100, color: bool
         f"{n} {o}" for o, n in counts.items() if n
     )
     lines = textwrap.wrap(head, width) or [head]
-    if cells:
-        lines += _matrix_lines(cells, width, color)
+    writer = _writer(color)
+    if len(cells) >= BIG_MATRIX_CELLS:
+        lines += _node_pair_lines(cells, width)
+        subjects = {str(c["subject"]) for c in cells}
+        # the subjects with the most cells that did not pass, shown in the usual row order
+        bad = Counter(str(c["subject"]) for c in cells if c["outcome"] not in ("passed", "skipped"))
+        troubled = sorted(bad, key=lambda s: (-bad[s], subject_sort_key(s)))
+        keep = set(troubled[:BIG_ROWS])
+        if keep:
+            lines += _matrix_lines([c for c in cells if c["subject"] in keep], width, writer)
+        more = len(troubled) - len(keep)
+        note = f"{len(subjects) - len(keep)} of {len(subjects)} subjects not shown: " + (
+            f"{more} more with cells that did not pass (see matrix.html), the others all passed or skipped"
+            if more
+            else "every cell of theirs passed or was skipped"
+        )
+        lines += ["", *textwrap.wrap(note, width)]
+    elif cells:
+        lines += _matrix_lines(cells, width, writer)
     lines.append("")
     lines += textwrap.wrap("Verdict: " + verdict_data(results)["text"], width)
     return "\n".join(lines)
 
 
-def _matrix_lines(cells: list[Mapping[str, Any]], width: int, color: bool) -> list[str]:
+def _node_pair_lines(cells: list[Mapping[str, Any]], width: int) -> list[str]:
+    """A big run's node pairs in a few lines: how many fail, and the nodes most of them touch."""
+    nodes: set[str] = set()
+    out: dict[str, set[str]] = defaultdict(set)
+    into: dict[str, set[str]] = defaultdict(set)
+    failing: Counter[str] = Counter()
+    for cell in cells:
+        pair = pair_of(cell)
+        if pair is None:
+            continue
+        nodes.update(pair)
+        if cell["outcome"] in FAILING:
+            a, b = pair
+            out[a].add(b)
+            into[b].add(a)
+            failing.update({a, b})
+    pairs = sum(len(v) for v in out.values())
+    if not pairs:
+        return ["", f"node pairs: no failing cell between any two of the {len(nodes)} nodes"]
+    ranked = sorted(failing, key=lambda n: (-(len(out[n]) + len(into[n])), natural_key(n)))
+    lines = ["", f"failing node pairs: {pairs} of {len(nodes) ** 2}; the nodes they touch most:"]
+    for node in ranked[:BIG_NODES]:
+        to, since = len(out[node]), len(into[node])
+        line = f"  {node}: to {to} node{'s' * (to != 1)}, from {since} node{'s' * (since != 1)}"
+        lines.append(f"{line} ({failing[node]} failing cells)"[:width])
+    if len(ranked) > BIG_NODES:
+        lines.append(f"  and {len(ranked) - BIG_NODES} more nodes in failing pairs")
+    return lines
+
+
+def _matrix_lines(cells: list[Mapping[str, Any]], width: int, writer: TerminalWriter) -> list[str]:
     layout = build_layout(cells)
     # slots used per kind, in layout order; outcomes per (subject, kind, slot)
     kind_slots: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -98,7 +162,7 @@ def _matrix_lines(cells: list[Mapping[str, Any]], width: int, color: bool) -> li
             row = [subject_label(subject)[:label_w].ljust(label_w)]
             for kind in block:
                 chars = [
-                    _char(grid[(subject, kind, s)], color) if (subject, kind, s) in grid else " "
+                    _char(grid[(subject, kind, s)], writer) if (subject, kind, s) in grid else " "
                     for s in kind_slots[kind]
                 ]
                 row.append(" " + "".join(chars) + " " * (col_w[kind] - len(kind_slots[kind])))
@@ -122,7 +186,7 @@ def _column_key(layout: Any, width: int) -> list[str]:
 
 def write_terminal_summary(terminalreporter: Any, results: Mapping[str, Any]) -> None:
     """For the suite plugin's ``pytest_terminal_summary``: the block, coloured as pytest colours."""
-    color = bool(getattr(terminalreporter, "hasmarkup", False)) and not os.environ.get("NO_COLOR")
+    color = bool(getattr(terminalreporter, "hasmarkup", False))  # pytest's TerminalWriter decided
     terminalreporter.write_sep("=", "netconform matrix")
     for line in render_terminal(results, width=100, color=color).splitlines():
         terminalreporter.write_line(line)

@@ -1,4 +1,4 @@
-"""The verdict: first what could not be measured, then the *scope* of the failures in the seed's
+"""The verdict: first what could not be measured, then the *scope* of the failures in the matrix's
 coordinates with the contrast that bounds it, and only then the suspects, with how sure they are.
 
 The scope comes from :mod:`netconform.model.scope_inference` (a pure search over the matrix), partitions
@@ -6,7 +6,7 @@ from :mod:`netconform.model.partition` (the algorithm the FM-13 cell uses too). 
 scope's shape: ICMP only with TCP working is a filter, not routing; DNS over UDP only with TCP working is
 UDP 53 filtered, not CoreDNS; cross-node pod paths through one node with the nodes reaching each other is
 the tunnel; the same plus node-to-node failing is the node network; a Service failing while its backend
-pods answer directly is service NAT. The result is data (:meth:`Verdict.to_json`, stored in
+pods answer directly is service NAT. The result is data (:meth:`RunVerdict.to_json`, stored in
 ``results.json`` as ``verdict``); the terminal, the HTML and the markdown diff render that data.
 """
 
@@ -83,7 +83,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class RunVerdict:
     text: str
     status: str  # "healthy" | "degraded" (only flaky) | "failing"
     findings: tuple[Finding, ...] = field(default_factory=tuple)
@@ -577,12 +577,12 @@ def _skip_note(cells: Sequence[Cell]) -> str:
     return f" {len(skipped)} skipped ({'; '.join(top)}{more})."
 
 
-def compute_verdict(results: Mapping[str, Any]) -> Verdict:
+def compute_verdict(results: Mapping[str, Any]) -> RunVerdict:
     """The verdict for one run; deterministic for a given results dict (cell order does not matter)."""
     cells = canonical_cells(results)
     nodes = nodes_of(results)
     if not cells:
-        return Verdict("No results: the run produced no cells (was anything selected?).", "failing")
+        return RunVerdict("No results: the run produced no cells (was anything selected?).", "failing")
     counts = count_outcomes(cells)
     by_key = {key_of(c): c for c in cells}
     lost = tuple(unmeasured(cells))
@@ -609,10 +609,10 @@ def compute_verdict(results: Mapping[str, Any]) -> Verdict:
     )
     if not findings and not flickers and not lost and not folded:
         text = f"All {counts['passed']} cells run on {len(nodes)} nodes passed.{_skip_note(cells)}"
-        return Verdict(text.strip(), "healthy")
+        return RunVerdict(text.strip(), "healthy")
     status = "failing" if findings or lost else "degraded"
     text = " ".join([*sentences, tally]) + _skip_note(cells)
-    return Verdict(text, status, findings, flickers, lost, lost_text)
+    return RunVerdict(text, status, findings, flickers, lost, lost_text)
 
 
 def verdict_text(results: Mapping[str, Any]) -> str:
@@ -635,4 +635,4 @@ def target_text(target_class: str) -> str:
     return class_words(target_class)
 
 
-__all__ = ["Finding", "Point", "Suspect", "Verdict", "compute_verdict", "verdict_data", "verdict_text"]
+__all__ = ["Finding", "Point", "RunVerdict", "Suspect", "compute_verdict", "verdict_data", "verdict_text"]

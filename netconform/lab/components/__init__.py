@@ -16,7 +16,7 @@ The control plane talks to the component programs through files under `<state>/c
     lb/allocations.json, lb/announcements.json   MetalLB's view: VIP -> service / announcing node
     f5/virtuals.json            the partition and the virtual servers of this cluster's ConfigMaps
 
-Faults (netconform.lab.faults) switch marker files there (e.g. `cilium/node-3.health-down`).
+Faults (netconform.lab.faults.catalogue) switch marker files there (e.g. `cilium/node-3.health-down`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netconform.lab.addressing import node_ip
+from netconform.lab.net.addressing import node_ip
 
 Obj = dict[str, Any]
 HERE = Path(__file__).resolve().parent
@@ -247,7 +247,7 @@ def f5_configmaps_missing(state_dir: Path) -> bool:
 
 
 def f5_config_maps(state_dir: Path, services: list[Obj]) -> list[Obj]:
-    """One ConfigMap per port of every LoadBalancer Service with an address, in the seed's format."""
+    """One ConfigMap per port of every LoadBalancer Service with an address, as k8s-bigip-ctlr reads them."""
     if f5_configmaps_missing(state_dir):
         return []
     partition = f5_partition(state_dir)

@@ -3,9 +3,9 @@
     python3 bigip.py load-balancer-f5 --dir DIR   # logs the per-port ConfigMaps the lab writes
     python3 bigip.py k8s-bigip-ctlr --dir DIR     # logs its syncs of those virtual servers to BIG-IP
 
-The lab's controllers create one ConfigMap per port of every LoadBalancer Service (the seed's format,
-schema `f5schemadb://bigip-virtual-server_v0.1.7.json`) and list the virtual servers in
-`DIR/f5/virtuals.json` (`{"partition": P, "virtuals": ["ns_cm-name", ...]}`). The controller's log
+The lab's controllers create one ConfigMap per port of every LoadBalancer Service (as
+k8s-bigip-ctlr reads them, schema `f5schemadb://bigip-virtual-server_v0.1.7.json`) and list the virtual
+servers in `DIR/f5/virtuals.json` (`{"partition": P, "virtuals": ["ns_cm-name", ...]}`). The controller's log
 follows k8s-bigip-ctlr v1.x (Go wrapper prefix around the python driver's f5-cccl lines), e.g.::
 
     2024/05/02 10:00:01 [INFO] [2024-05-02 10:00:01,123 f5_cccl.resource.resource INFO]
@@ -13,7 +13,7 @@ follows k8s-bigip-ctlr v1.x (Go wrapper prefix around the python driver's f5-ccc
 
 `DIR/f5/partition-shared` (lab fault f5-partition-shared) holds another cluster's virtual servers in
 the same partition: every sync deletes them (they are not in this cluster's ConfigMaps) and recreates
-its own ones, which the other cluster deleted — the fight the seed describes.
+its own ones, which the other cluster deleted — the fight FM-07 describes.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Parsers of tool output and kernel files the checks read (pure)."""

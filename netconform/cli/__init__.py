@@ -1,0 +1,1 @@
+"""The `netconform` command line."""

@@ -1,0 +1,1 @@
+"""The engine: plan the selected cells, run them (one exec per subject per phase), judge, diagnose."""

@@ -1,0 +1,1 @@
+"""The lab's control side: controllers, kubelet, pod launcher, the supervisor daemon, ingress."""

@@ -1,0 +1,1 @@
+"""The lab's named, reversible faults and conditions, and their API endpoints."""
