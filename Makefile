@@ -55,6 +55,7 @@ $(STAMP): pyproject.toml
 # Go modules into a cache outside the work tree, keyed by version; skipped when the binaries exist
 control-plane:
 	bash tools/build-control-plane.sh $(CONTROL_PLANE_CACHE) $(K8S_VERSION) $(ETCD_VERSION)
+	bash tools/build-nodeagent.sh $(CONTROL_PLANE_CACHE)
 
 clean:
 	rm -rf $(VENV) .tox build *.egg-info reports/*.html reports/*.json reports/*.xml

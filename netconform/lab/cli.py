@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=LOAD_BALANCERS,
         help="metallb: controller/speaker pods logging VIPs; f5: F5 controller pods and per-port ConfigMaps",
     )
+    up.add_argument(
+        "--control-plane",
+        default="emulated",
+        choices=("emulated", "real"),
+        help="real: etcd, kube-apiserver, controller-manager, scheduler and node agents (make control-plane)",
+    )
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for the lab (default 90)")
     kc = sub.add_parser("kubeconfig", help="print the kubeconfig path")
     kc.add_argument("--name", default="default")
@@ -196,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             ingress=not args.no_ingress,
             dataplane=args.dataplane,
             lb_kind=args.lb,
+            control_plane=args.control_plane,
             **kwargs,
         )
         print(f"lab {args.name}: {args.nodes} nodes up in {time.monotonic() - started:.1f} s")

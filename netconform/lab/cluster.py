@@ -131,6 +131,7 @@ class Lab:
         dataplane: str = "lab",
         lb_kind: str = "lab",
         ingress: bool = True,
+        control_plane: str = "emulated",
     ) -> Path:
         """Start the lab; returns the kubeconfig path once every kube-system pod is Ready.
 
@@ -143,6 +144,19 @@ class Lab:
             components = ComponentConfig(dataplane, lb_kind)
         except (AddressError, ComponentError) as err:
             raise LabError(str(err)) from None
+        if control_plane not in ("emulated", "real"):
+            raise LabError(f"--control-plane {control_plane}: emulated or real")
+        if control_plane == "real":
+            from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+
+            if missing := missing_binaries():
+                raise LabError(
+                    f"--control-plane real needs {', '.join(missing)} in {cache_bin_dir()}: "
+                    "run `make control-plane`"
+                )
+            if components.dataplane != "lab" or components.lb != "lab":
+                raise LabError("--control-plane real runs the lab's own dataplane and LB only (for now)")
+            ingress = False  # the ingress controller follows the lab API only (docs/lab.md)
         if not lb and components.lb != "lab":
             raise LabError(f"--lb {components.lb} needs a load balancer: drop --no-lb")
         if os.geteuid() != 0:
@@ -168,6 +182,8 @@ class Lab:
         if not ingress:
             argv.append("--no-ingress")
         argv += ["--dataplane", components.dataplane, "--lb", components.lb]
+        if control_plane != "emulated":
+            argv += ["--control-plane", control_plane]
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),

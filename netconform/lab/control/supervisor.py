@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataplane", default="lab", choices=comp.DATAPLANES)
     parser.add_argument("--lb", default="lab", choices=comp.LOAD_BALANCERS)
     parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--control-plane", default="emulated", choices=("emulated", "real"))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -388,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     try:
         components = comp.ComponentConfig(args.dataplane, args.lb)
-        supervisor = Supervisor(
+        cls = Supervisor
+        if args.control_plane == "real":
+            from netconform.lab.control.realsupervisor import RealSupervisor
+
+            cls = RealSupervisor
+        supervisor = cls(
             args.name, args.nodes, not args.no_lb, state_dir, components, ingress=not args.no_ingress
         )
         return asyncio.run(supervisor.serve())

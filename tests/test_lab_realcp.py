@@ -1,0 +1,301 @@
+"""A lab with the real control plane (`lab up --control-plane real`), end to end.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by `make control-plane` into
+the cache) and one virtual-kubelet node agent per node; the lab's kernel data plane and kubelet. Proves:
+the nodes register and are Ready, the real scheduler places a pod, `kubectl exec` and `kubectl logs`
+go through the real API server to the node agent, a Service's ClusterIP (allocated by the real API,
+endpoints from the real EndpointSlice controller) answers from a pod on another node, the suite's
+default run passes, and `lab down` leaves no process, namespace or state behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netconform.lab.cluster import Lab, LabError
+from netconform.lab.control import procs
+from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+from netconform.lab.net.addressing import lab_namespace_pattern
+from netconform.lab.net.nsexec import netns_list
+from tests.lab_helpers import wait_for
+from tests.labfixture import lab_name, missing_requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = shutil.which("kubectl")
+_MISSING = missing_binaries()
+pytestmark = [
+    pytest.mark.skipif(missing_requirement() is not None, reason=missing_requirement() or ""),
+    pytest.mark.skipif(
+        bool(_MISSING),
+        reason=f"real control plane binaries missing in {cache_bin_dir()}: {', '.join(_MISSING)} "
+        "(run `make control-plane`)",
+    ),
+    pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed (make kubectl)"),
+    pytest.mark.xdist_group("lab-realcp"),
+    pytest.mark.lab,
+    pytest.mark.slow,
+    pytest.mark.root,
+]
+NS = "realcp-test"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    handle = Lab(lab_name("rcp"))
+    started = time.monotonic()
+    try:
+        handle.up(nodes=3, lb=True, control_plane="real", timeout=150)
+    except LabError as exc:
+        handle.down()
+        pytest.fail(f"lab up --control-plane real failed: {exc}")
+    handle.up_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    try:
+        yield handle
+    finally:
+        handle.down()
+
+
+def kubectl(lab: Lab, *args: str, timeout: float = 30.0, check: bool = True) -> str:
+    assert KUBECTL is not None
+    proc = subprocess.run(
+        [KUBECTL, f"--kubeconfig={lab.kubeconfig}", f"--request-timeout={int(timeout)}s", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 5,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc.stdout + (proc.stderr if not check else "")
+
+
+def kget(lab: Lab, *args: str) -> Any:
+    return json.loads(kubectl(lab, "get", *args, "-o", "json"))
+
+
+def pod_manifest(name: str, command: list[str], node: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": 2,
+        "containers": [{"name": "main", "image": "python:3-slim", "command": command}],
+    }
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
+        "spec": spec,
+    }
+
+
+def apply(lab: Lab, obj: dict[str, Any]) -> None:
+    assert KUBECTL is not None
+    proc = subprocess.run(
+        [KUBECTL, f"--kubeconfig={lab.kubeconfig}", "create", "-f", "-"],
+        input=json.dumps(obj),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def running_pod(lab: Lab, name: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        pod: dict[str, Any] = kget(lab, "pod", "-n", NS, name)
+        conds = {c["type"]: c["status"] for c in pod["status"].get("conditions") or []}
+        return pod if conds.get("Ready") == "True" and pod["status"].get("podIP") else None
+
+    result: dict[str, Any] = wait_for(f"pod {name} Ready", ready, timeout=60)
+    return result
+
+
+def test_real_api_server_and_nodes_ready(lab: Lab) -> None:
+    version = json.loads(kubectl(lab, "version", "-o", "json"))
+    assert version["serverVersion"]["gitVersion"] == "v1.34.4"
+    nodes = wait_for(
+        "3 Ready nodes",
+        lambda: (
+            (
+                items := [
+                    n
+                    for n in kget(lab, "nodes")["items"]
+                    if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+                ]
+            )
+            and len(items) == 3
+            and items
+        ),
+    )
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    assert sorted(by_name) == ["node-1", "node-2", "node-3"]
+    n1 = by_name["node-1"]
+    assert "node-role.kubernetes.io/control-plane" in n1["metadata"]["labels"]
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in n1["spec"]["taints"]
+    addrs = {a["type"]: a["address"] for a in n1["status"]["addresses"]}
+    assert addrs["InternalIP"] == "10.89.0.11" or addrs["InternalIP"].startswith("10.89.0.")
+    assert n1["spec"]["podCIDR"].startswith("10.244.")
+    st = lab.state() or {}
+    assert st.get("control_plane") == "real" and st.get("kube_api", "").startswith("https://127.0.0.1:")
+    # kube-system as on the emulated lab, run by the node agents
+    pods = kget(lab, "pods", "-n", "kube-system")["items"]
+    names = sorted(p["metadata"]["name"] for p in pods)
+    assert sum(n.startswith("coredns-") for n in names) == 2, names
+    assert [n for n in names if n.startswith("lab-cni-")] == [
+        "lab-cni-node-1",
+        "lab-cni-node-2",
+        "lab-cni-node-3",
+    ]
+    assert all(p["status"]["phase"] == "Running" for p in pods), [p["status"] for p in pods]
+
+
+def test_node_authorizer_node_restriction_and_rbac(lab: Lab) -> None:
+    """The real authorizers decide: a node's credentials may not give itself a role label
+    (NodeRestriction) nor touch another node (Node authorizer); the viewer context may read, not write."""
+    node2 = lab.state_dir / "pki" / "node-node-2.kubeconfig"
+    assert KUBECTL is not None
+
+    def as_(
+        kubeconfig: Path | str, *args: str, context: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        ctx = [f"--context={context}"] if context else []
+        return subprocess.run(
+            [KUBECTL, f"--kubeconfig={kubeconfig}", *ctx, "--request-timeout=20s", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    own = as_(node2, "label", "node", "node-2", "node-role.kubernetes.io/worker=")
+    assert (
+        own.returncode != 0
+        and "is not allowed to modify labels: node-role.kubernetes.io/worker" in own.stderr
+    )
+    other = as_(node2, "label", "node", "node-3", "example.com/x=y")
+    assert other.returncode != 0 and "forbidden" in other.stderr.lower()
+    ok = as_(node2, "label", "node", "node-2", "example.com/lab=yes")
+    assert ok.returncode == 0, ok.stderr
+    viewer = f"lab-{lab.name}-viewer"
+    assert as_(lab.kubeconfig, "get", "pods", "-A", context=viewer).returncode == 0
+    denied = as_(lab.kubeconfig, "create", "namespace", "realcp-viewer-x", context=viewer)
+    assert denied.returncode != 0 and 'User "viewer" cannot create resource "namespaces"' in denied.stderr
+
+
+def test_pod_scheduled_exec_logs(lab: Lab) -> None:
+    kubectl(lab, "create", "namespace", NS, check=False)
+    script = "import time,sys\nprint('hello from realcp', flush=True)\ntime.sleep(3600)"
+    apply(lab, pod_manifest("hello", [sys.executable, "-c", script]))
+    pod = running_pod(lab, "hello")
+    # the real scheduler chose a node; node-1 is tainted NoSchedule
+    assert pod["spec"]["nodeName"] in ("node-2", "node-3")
+    assert pod["status"]["podIP"].startswith("10.244.")
+    out = kubectl(lab, "exec", "-n", NS, "hello", "--", "sh", "-c", "echo exec-ok; echo $HOSTNAME; exit 0")
+    assert out.splitlines()[0] == "exec-ok"
+    assert out.splitlines()[1] == "hello"
+    # the exit code travels back through the API server
+    failed = subprocess.run(
+        [
+            KUBECTL or "kubectl",
+            f"--kubeconfig={lab.kubeconfig}",
+            "exec",
+            "-n",
+            NS,
+            "hello",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert failed.returncode == 7, failed.stderr
+    logs = wait_for("the pod's log", lambda: kubectl(lab, "logs", "-n", NS, "hello").strip())
+    assert logs == "hello from realcp"
+
+
+def test_cluster_ip_answers_from_another_node(lab: Lab) -> None:
+    kubectl(lab, "create", "namespace", NS, check=False)
+    server = "import http.server,socketserver\n" + (
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "  def do_GET(self):\n"
+        "    self.send_response(200); self.end_headers(); self.wfile.write(b'echo-backend')\n"
+        "socketserver.TCPServer.allow_reuse_address=True\n"
+        "http.server.HTTPServer(('0.0.0.0', 8080), H).serve_forever()\n"
+    )
+    apply(lab, pod_manifest("backend", [sys.executable, "-c", server], node="node-2"))
+    apply(lab, pod_manifest("client", [sys.executable, "-c", "import time; time.sleep(3600)"], node="node-3"))
+    apply(
+        lab,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "backend", "namespace": NS},
+            "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    running_pod(lab, "backend")
+    running_pod(lab, "client")
+    svc = kget(lab, "service", "-n", NS, "backend")
+    vip = svc["spec"]["clusterIP"]
+    assert vip.startswith("10.96.")
+    probe = (
+        f"import urllib.request; print(urllib.request.urlopen('http://{vip}/', timeout=2).read().decode())"
+    )
+
+    def answered() -> str | None:
+        out = kubectl(lab, "exec", "-n", NS, "client", "--", sys.executable, "-c", probe, check=False)
+        return out if "echo-backend" in out else None
+
+    assert "echo-backend" in wait_for(f"ClusterIP {vip} answering from node-3", answered, timeout=40)
+    # the endpoints the lab's proxy programs come from the real EndpointSlice controller
+    slices = kget(lab, "endpointslices", "-n", NS, "-l", "kubernetes.io/service-name=backend")["items"]
+    assert [e["addresses"][0] for s in slices for e in s["endpoints"]] == [
+        running_pod(lab, "backend")["status"]["podIP"]
+    ]
+
+
+def test_suite_default_run_passes(lab: Lab, tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--out", str(tmp_path)]
+    argv += ["--no-html"]
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=ROOT, env=env, check=False)
+    wall = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    print(f"suite run on the real control plane: {wall:.1f} s")
+    assert proc.returncode == 0, output[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results, output[-2000:]
+
+
+def test_down_leaves_nothing(lab: Lab) -> None:
+    st = lab.state() or {}
+    pids = procs.lab_pids(lab.name)
+    assert len(pids) >= 8, pids  # 4 control-plane processes, 3 node agents, the pods' containers
+    lab.down()
+    assert procs.lab_pids(lab.name) == []
+    assert [n for n in netns_list() if lab_namespace_pattern(lab.name).match(n)] == []
+    assert not lab.state_dir.exists()
+    assert st.get("kube_api")
+    for pid in pids:
+        assert not procs.pid_alive(pid)
+    if not Lab.names():  # the host guard's routes go with the last lab (others may run in parallel)
+        routes = subprocess.run(
+            ["ip", "route", "show", "proto", "78"], capture_output=True, text=True, timeout=10, check=False
+        )
+        assert routes.stdout.strip() == ""
