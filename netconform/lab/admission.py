@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Any
 
-from netconform.lab import podsecurity
+from netconform.lab import netpol, podsecurity
 from netconform.lab.conditions import DENY_HOST_NETWORK, LabConditions, webhook_denial
 from netconform.lab.resources import Resource
 from netconform.lab.store import ApiError, Obj, Store, invalid
@@ -71,6 +71,8 @@ class Admission:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        elif res.name == "networkpolicies":
+            self._network_policy(obj)
         elif res.name == "configmaps":
             for k, v in (obj.get("data") or {}).items():
                 if not isinstance(v, str):
@@ -103,6 +105,8 @@ class Admission:
                     )
         elif res.name == "namespaces":
             new["status"] = old.get("status", {})
+        elif res.name == "networkpolicies":
+            self._network_policy(new)
 
     # ------------------------------------------------------------------ pods
     def _pod(self, pod: Obj) -> None:
@@ -163,6 +167,16 @@ class Admission:
         podsecurity.enforce(pod, self.store.find("namespaces", "", namespace) if namespace else None)
         if spec.get("hostNetwork") and self.conditions.is_active(DENY_HOST_NETWORK):
             raise ApiError(403, "Forbidden", webhook_denial(), {"name": name, "kind": "pods"})
+
+    @staticmethod
+    def _network_policy(policy: Obj) -> None:
+        spec = policy.setdefault("spec", {})
+        spec.setdefault("podSelector", {})
+        if not spec.get("policyTypes"):
+            spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+        causes = netpol.validate(policy)
+        if causes:
+            raise invalid("NetworkPolicy", policy["metadata"].get("name", ""), causes)
 
     # ------------------------------------------------------------------ services
     def _service(self, svc: Obj, old: Obj | None) -> None:

@@ -36,6 +36,8 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - ingress-no-route (FM-34) — none — the ingress controller ignores Ingresses created from now on (404)
 - ingress-backend-down (FM-35) — none — the ingress controller sends every request to a dead port (502)
 - ingress-down (FM-36) — none — the ingress proxy stops listening (connections refused)
+- netpol-not-enforced (FM-37) — node (all) — its data plane ignores NetworkPolicies (no NC-POLICY rules)
+- netpol-stale (FM-38) — node (all) — its policy rules stop following the API (a deleted policy stays)
 
 Component faults (only on a lab with that component, `lab up --dataplane cilium` / `--lb metallb|f5`;
 they switch marker files the component programs read, see `netconform.lab.components`):
@@ -70,7 +72,7 @@ from typing import Any
 
 from netconform.lab import addressing as A
 from netconform.lab import components as comp
-from netconform.lab import ingress, iptrules
+from netconform.lab import ingress, iptrules, netpol
 from netconform.lab.components import cilium as cilium_component
 from netconform.lab.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
 from netconform.lab.nsexec import (
@@ -665,6 +667,8 @@ _speaker_add, _speaker_clear = _marker_fault(
 _route_add, _route_clear = _flag_fault(FLAG_NO_POD_ROUTES, default_all=False)
 _svcnat_add, _svcnat_clear = _flag_fault(iptrules.FLAG_NO_SERVICE_NAT, default_all=True)
 _snat_add, _snat_clear = _flag_fault(iptrules.FLAG_NO_EGRESS_SNAT, default_all=True)
+_npoff_add, _npoff_clear = _flag_fault(netpol.FLAG_NOT_ENFORCED, default_all=True)
+_npstale_add, _npstale_clear = _flag_fault(netpol.FLAG_STALE, default_all=True)
 
 FAULTS: dict[str, Fault] = {
     f.name: f
@@ -765,6 +769,20 @@ FAULTS: dict[str, Fault] = {
             *_ingress_backend_down,
         ),
         Fault("ingress-down", "FM-36", "the ingress proxy stops listening", *_ingress_down),
+        Fault(
+            "netpol-not-enforced",
+            "FM-37",
+            "the node's data plane ignores NetworkPolicies: what they deny passes",
+            _npoff_add,
+            _npoff_clear,
+        ),
+        Fault(
+            "netpol-stale",
+            "FM-38",
+            "the node's policy rules stop following the API: a policy deleted later is still enforced",
+            _npstale_add,
+            _npstale_clear,
+        ),
         Fault(
             "cilium-health-down",
             "FM-14",

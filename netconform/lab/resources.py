@@ -79,6 +79,7 @@ RESOURCES: list[Resource] = [
         subresources=("status",),
     ),
     Resource("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, short_names=("netpol",)),
     # Gateway API (served like the installed CRDs of the standard channel, v1)
     Resource(
         "gatewayclasses",
@@ -104,7 +105,7 @@ GROUP_VERSIONS: dict[str, str] = {
 }
 # kinds whose metadata.generation counts spec changes (status writers report observedGeneration)
 GENERATION_RESOURCES = frozenset(
-    {"ingresses", "gatewayclasses", "gateways", "httproutes", "deployments", "daemonsets"}
+    {"ingresses", "gatewayclasses", "gateways", "httproutes", "deployments", "daemonsets", "networkpolicies"}
 )
 
 
