@@ -10,6 +10,7 @@ every phase is written out by hand here, independent of the lab's policy compile
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -454,6 +455,8 @@ def test_policies_are_served_like_the_api(lab: Lab, table: World) -> None:
     bad["ingress"][0]["ports"] = [{"protocol": "ICMP", "port": 1}]
     with pytest.raises(ApiException) as err:
         table.apply("np-c", "bad", bad)
-    assert err.value.status == 422 and 'Unsupported value: "ICMP"' in str(err.value.body)
+    message = json.loads(err.value.body)["message"]
+    assert err.value.status == 422 and message.startswith('NetworkPolicy "bad" is invalid: '), message
+    assert 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP"' in message, message
     rules = sh(f"nc-{lab.name}-node-2", ["iptables-save", "-t", "filter"])
     assert "-A FORWARD -j NC-POLICY" in rules and "NC-PI-" in rules
