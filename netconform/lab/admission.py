@@ -88,7 +88,7 @@ class Admission:
         elif res.name == "pods":
             name = old["metadata"]["name"]
             old_spec, new_spec = old.get("spec", {}), new.get("spec", {})
-            for fld in ("containers", "nodeName", "hostNetwork", "volumes"):
+            for fld in ("containers", "nodeName", "hostNetwork", "volumes", "ephemeralContainers"):
                 if fld == "nodeName" and not old_spec.get("nodeName"):
                     continue
                 if _strip_images(old_spec.get(fld)) != _strip_images(new_spec.get(fld)):
@@ -107,6 +107,66 @@ class Admission:
             new["status"] = old.get("status", {})
         elif res.name == "networkpolicies":
             self._network_policy(new)
+
+    # ------------------------------------------------------------------ ephemeral containers
+    def on_ephemeral_containers(self, old: Obj, new: Obj) -> None:
+        """An update of pods/ephemeralcontainers, as the real API validates it: new ephemeral containers
+        may be added (defaulted, names unique across all containers, no ports/probes/resources, a
+        `targetContainerName` naming a container); existing ones may be neither changed nor removed;
+        then Pod Security of the namespace applies to the whole pod, ephemeral containers included."""
+        name = old["metadata"]["name"]
+        spec = new.setdefault("spec", {})
+        ephemeral = spec.get("ephemeralContainers") or []
+        if not isinstance(ephemeral, list) or not all(isinstance(c, dict) for c in ephemeral):
+            raise invalid(
+                "Pod", name, [("spec.ephemeralContainers", "Invalid value: must be a list of objects")]
+            )
+        regular = [c.get("name") for key in ("initContainers", "containers") for c in spec.get(key) or []]
+        causes: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, c in enumerate(ephemeral):
+            where = f"spec.ephemeralContainers[{i}]"
+            c.setdefault("imagePullPolicy", "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            cname = c.get("name")
+            if not cname:
+                causes.append((f"{where}.name", "Required value"))
+            elif cname in regular or cname in seen:
+                causes.append((f"{where}.name", f'Duplicate value: "{cname}"'))
+            seen.add(str(cname))
+            if not c.get("image"):
+                causes.append((f"{where}.image", "Required value"))
+            for fld in ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+                if c.get(fld):
+                    causes.append((f"{where}.{fld}", "Forbidden: cannot be set for an Ephemeral Container"))
+            if c.get("resources"):
+                causes.append((f"{where}.resources", "Forbidden: cannot be set for an Ephemeral Container"))
+            target = c.get("targetContainerName")
+            if target and target not in regular:
+                causes.append((f"{where}.targetContainerName", f'Not found: "{target}"'))
+        by_name = {c.get("name"): c for c in ephemeral}
+        for before in (old.get("spec") or {}).get("ephemeralContainers") or []:
+            after = by_name.get(before.get("name"))
+            if after is None:
+                causes.append(
+                    (
+                        "spec.ephemeralContainers",
+                        f'Forbidden: existing ephemeral containers "{before.get("name")}" may not be removed',
+                    )
+                )
+            elif after != before:
+                causes.append(
+                    (
+                        "spec.ephemeralContainers",
+                        f'Forbidden: existing ephemeral containers "{before.get("name")}" may not be changed',
+                    )
+                )
+        if causes:
+            raise invalid("Pod", name, causes)
+        namespace = old["metadata"].get("namespace")
+        podsecurity.enforce(new, self.store.find("namespaces", "", namespace) if namespace else None)
 
     # ------------------------------------------------------------------ pods
     def _pod(self, pod: Obj) -> None:
