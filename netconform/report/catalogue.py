@@ -47,6 +47,9 @@ CATALOGUE: dict[str, str] = {
     "FM-34": "Ingress routing: the proxy answers but has no route for the host (404) or routes elsewhere",
     "FM-35": "Ingress backends: the proxy routes the host but has no healthy backend (503, 502, 504)",
     "FM-36": "Ingress address: no L4 answer from the ingress (controller down, or its LB/NodePort path)",
+    # the project's additions: NetworkPolicy enforcement (issue 12)
+    "FM-37": "NetworkPolicy not enforced: a flow a policy denies connects (on some or all nodes)",
+    "FM-38": "NetworkPolicy stale: a node still enforces a deleted or changed policy (allowed flow blocked)",
 }
 
 _ID_IN_MARKDOWN = re.compile(r"^- (FM-\d{2}) ", re.MULTILINE)
