@@ -160,6 +160,10 @@ def test_add_exec_and_reuse(lab: Lab, core: Any) -> None:
             "web", NS, [{"op": "remove", "path": "/spec/ephemeralContainers/0"}]
         )
     assert api_error(err.value)[0] == 422 and "may not be removed" in api_error(err.value)[1]
+    # PUT of the subresource (a whole Pod) with the list unchanged is accepted as well
+    current = core.read_namespaced_pod_ephemeralcontainers("web", NS)
+    replaced = core.replace_namespaced_pod_ephemeralcontainers("web", NS, current)
+    assert [c.name for c in replaced.spec.ephemeral_containers] == [PROBE]
     # a name clash with a regular container
     with pytest.raises(ApiException) as err:
         patch_ephemeral(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -460,3 +462,44 @@ def test_policies_are_served_like_the_api(lab: Lab, table: World) -> None:
     assert 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP"' in message, message
     rules = sh(f"nc-{lab.name}-node-2", ["iptables-save", "-t", "filter"])
     assert "-A FORWARD -j NC-POLICY" in rules and "NC-PI-" in rules
+
+
+@_with_marks
+def test_ephemeral_probe_is_policed_like_its_pod(lab: Lab, table: World) -> None:
+    """An ephemeral container shares its pod's network namespace: the pod's policies apply to its probes,
+    and the container is reused for a second exec."""
+    import subprocess
+    import sys
+
+    from netconform.lab.outside import AGENT
+
+    src = ("np-a", "w3")
+    probe_spec = {"name": "netconform-probe", "image": "python:3-slim", "command": ["sleep", "3600"]}
+    body = {"spec": {"ephemeralContainers": [probe_spec]}}
+    table.core.patch_namespaced_pod_ephemeralcontainers(src[1], src[0], body)
+
+    def running() -> bool:
+        pod = table.core.read_namespaced_pod(src[1], src[0])
+        statuses = pod.status.ephemeral_container_statuses or []
+        return any(s.name == "netconform-probe" and s.state.running for s in statuses)
+
+    wait_for("the probe container running", running)
+    targets: list[Pod] = [("np-b", "w1"), ("np-a", "w1"), ("np-a", "w2"), ("np-c", "w2")]
+    venv_kubectl = Path(sys.executable).parent / "kubectl"
+    kubectl = str(venv_kubectl) if venv_kubectl.exists() else (shutil.which("kubectl") or "kubectl")
+    argv = [kubectl, "--kubeconfig", str(lab.kubeconfig), "-n", src[0], "exec", "-i", src[1]]
+    argv += ["-c", "netconform-probe", "--", sys.executable, str(AGENT), "run"]
+    for _ in range(2):  # the same container twice
+        plan = {
+            "checks": [
+                {"id": f"{d[0]}/{d[1]}", "kind": "tcp", "host": table.ip[d], "port": 9000, "timeout": 1.0}
+                for d in targets
+            ]
+        }
+        out = subprocess.run(
+            argv, input=json.dumps(plan), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        got = {r["id"]: "ok" if r["ok"] else r["error"] for r in json.loads(out.stdout)["results"]}
+        want = {f"{d[0]}/{d[1]}": "ok" if truth(src, d, 9000) else "timeout" for d in targets}
+        assert got == want and set(want.values()) == {"ok", "timeout"}, got

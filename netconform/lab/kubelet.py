@@ -271,6 +271,7 @@ class Kubelet:
         """Start every ephemeral container of `pod` not started yet (once the sandbox is up)."""
         if not run.network_ready or not run.containers or run.stop.is_set():
             return
+        added = False
         for c in pod.get("spec", {}).get("ephemeralContainers") or []:
             name = c.get("name")
             if not name or name in run.ephemeral:
@@ -284,10 +285,13 @@ class Kubelet:
                 cr.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
                 cr.done = True
                 run.ephemeral[name] = cr
+                added = True
                 continue
             run.ephemeral[name] = cr
+            added = True
             run.ephemeral_tasks.append(asyncio.ensure_future(self._ephemeral_main(run, cr, pod)))
-        self._publish(run)
+        if added:
+            self._publish(run)
 
     async def _ephemeral_main(self, run: PodRun, cr: ContainerRun, pod: Obj) -> None:
         """One run of an ephemeral container: no restart, whatever the pod's restartPolicy."""
