@@ -770,20 +770,6 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("ingress-down", "FM-36", "the ingress proxy stops listening", *_ingress_down),
         Fault(
-            "netpol-not-enforced",
-            "FM-37",
-            "the node's data plane ignores NetworkPolicies: what they deny passes",
-            _npoff_add,
-            _npoff_clear,
-        ),
-        Fault(
-            "netpol-stale",
-            "FM-38",
-            "the node's policy rules stop following the API: a policy deleted later is still enforced",
-            _npstale_add,
-            _npstale_clear,
-        ),
-        Fault(
             "cilium-health-down",
             "FM-14",
             "one node's Cilium health endpoint stops answering (--dataplane cilium)",
@@ -825,6 +811,20 @@ FAULTS: dict[str, Fault] = {
             _speaker_add,
             _speaker_clear,
         ),
+        Fault(
+            "netpol-not-enforced",
+            "FM-37",
+            "the node's data plane ignores NetworkPolicies: what they deny passes",
+            _npoff_add,
+            _npoff_clear,
+        ),
+        Fault(
+            "netpol-stale",
+            "FM-38",
+            "the node's policy rules stop following the API: a policy deleted later is still enforced",
+            _npstale_add,
+            _npstale_clear,
+        ),
     )
 }
 
@@ -832,6 +832,8 @@ FAULTS: dict[str, Fault] = {
 # faults of the optional components: refused on a lab without them (`lab up --dataplane/--lb`)
 # the faults of the lab's ingress controller (a whole lab's kube-system pod; not on a bare data plane)
 INGRESS_FAULTS = ("ingress-no-route", "ingress-backend-down", "ingress-down")
+# the NetworkPolicy faults (issue 12): node flags read by the policy rendering of netplane.py
+NETPOL_FAULTS = ("netpol-not-enforced", "netpol-stale")
 COMPONENT_FAULTS = (
     "cilium-health-down",
     "ebpf-map-full",
