@@ -23,7 +23,7 @@ import pytest
 from netconform.lab import netpol
 from netconform.lab.cluster import Lab
 from netconform.lab.iptrules import OwnedRules, render_node_tables, restore_document
-from tests.dataplane_helpers import probe, sh, skip_reason, tcp
+from tests.dataplane_helpers import probe, sh, skip_reason, tcp, udp
 from tests.lab_helpers import echo_pod, pod_state, wait_for
 from tests.labfixture import own_lab
 
@@ -503,3 +503,48 @@ def test_ephemeral_probe_is_policed_like_its_pod(lab: Lab, table: World) -> None
         got = {r["id"]: "ok" if r["ok"] else r["error"] for r in json.loads(out.stdout)["results"]}
         want = {f"{d[0]}/{d[1]}": "ok" if truth(src, d, 9000) else "timeout" for d in targets}
         assert got == want and set(want.values()) == {"ok", "timeout"}, got
+
+
+@_with_marks
+def test_udp_protocol_and_port_ranges(table: World) -> None:
+    """np-c/w3 admits UDP 9001 from np-a (TCP stays denied); np-c/w1 admits np-b on TCP 8000-9000."""
+    table.apply(
+        "np-c",
+        "udp-from-a",
+        {
+            "podSelector": {"matchLabels": {"app": "w3"}},
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}],
+                    "ports": [{"protocol": "UDP", "port": 9001}],
+                }
+            ],
+        },
+    )
+    table.apply(
+        "np-c",
+        "range-from-b",
+        {
+            "podSelector": {"matchLabels": {"app": "w1"}},
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}],
+                    "ports": [{"protocol": "TCP", "port": 8000, "endPort": 9000}],
+                }
+            ],
+        },
+    )
+    try:
+        table.expect(lambda s, d, p: truth(s, d, p) or (d == ("np-c", "w1") and s[0] == "np-b"))
+        w3 = table.ip[("np-c", "w3")]
+        for src, want in ((("np-a", "w1"), "ok"), (("np-a", "w2"), "ok"), (("np-b", "w1"), "timeout")):
+            res = probe(table.netns[src], [udp("u", w3, 9001, timeout=PROBE_TIMEOUT)])
+            assert ("ok" if res["u"]["ok"] else res["u"]["error"]) == want, (src, res)
+    finally:
+        table.delete("np-c", "udp-from-a")
+        table.delete("np-c", "range-from-b")
+    table.expect(truth)
+    res = probe(
+        table.netns[("np-a", "w1")], [udp("u", table.ip[("np-c", "w3")], 9001, timeout=PROBE_TIMEOUT)]
+    )
+    assert res["u"]["error"] == "timeout", res
