@@ -460,8 +460,25 @@ def test_policies_are_served_like_the_api(lab: Lab, table: World) -> None:
     message = json.loads(err.value.body)["message"]
     assert err.value.status == 422 and message.startswith('NetworkPolicy "bad" is invalid: '), message
     assert 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP"' in message, message
-    rules = sh(f"nc-{lab.name}-node-2", ["iptables-save", "-t", "filter"])
-    assert "-A FORWARD -j NC-POLICY" in rules and "NC-PI-" in rules
+
+    def rendered() -> bool:
+        rules = sh(f"nc-{lab.name}-node-2", ["iptables-save", "-t", "filter"])
+        return "-A FORWARD -j NC-POLICY" in rules and "NC-PI-" in rules
+
+    wait_for("node-2's policy chains", rendered)
+    import subprocess
+    import sys
+
+    venv_kubectl = Path(sys.executable).parent / "kubectl"
+    kubectl = str(venv_kubectl) if venv_kubectl.exists() else (shutil.which("kubectl") or "kubectl")
+    argv = [kubectl, "--kubeconfig", str(lab.kubeconfig), "-n", "np-c", "get", "netpol"]
+    listed = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    lines = [ln.split()[:2] for ln in listed.stdout.splitlines()]
+    assert (
+        lines[0] == ["NAME", "POD-SELECTOR"]
+        and ["allow-c", "app=w2"] in lines
+        and ["deny-all", "<none>"] in lines
+    )
 
 
 @_with_marks
