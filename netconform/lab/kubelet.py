@@ -65,6 +65,33 @@ class ContainerRun:
     state: Obj = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: Obj = field(default_factory=dict)
     done: bool = False  # terminated for good (restartPolicy says no restart)
+    stdin: Any = None  # what pods/attach writes to: the stdin pipe, or a PtyStdin (`stdin` + `tty`)
+
+
+class PtyStdin:
+    """The client side of a container's terminal (`stdin: true, tty: true`): the pty's master.
+
+    Writes go to the container's terminal; its output is copied to the container's log by the kubelet.
+    Closing the client's stdin does not end a terminal (Ctrl-D is a byte in the stream), as with a runtime.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                os.write(self.fd, data)
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -312,7 +339,9 @@ class Kubelet:
             field_path,
         )
         started_at = now_iso()
-        start_error = await self._spawn(run, cr, stdin=bool(cr.spec.get("stdin")))
+        start_error = await self._spawn(
+            run, cr, stdin=bool(cr.spec.get("stdin")), tty=bool(cr.spec.get("stdin") and cr.spec.get("tty"))
+        )
         if start_error is not None:
             message = start_error.get("message", "cannot start the container")
             events.record(
@@ -373,7 +402,7 @@ class Kubelet:
             raise ApiError(
                 400, "BadRequest", f'unable to upgrade connection: container not found ("{cr.name}")'
             )
-        return cr.proc.stdin, cr.log_path
+        return cr.stdin, cr.log_path
 
     def _resolv_text(self, pod: Obj) -> str:
         spec = pod["spec"]
@@ -688,26 +717,47 @@ class Kubelet:
             if await self._wait_stop(run, attempt):
                 return
 
-    async def _spawn(self, run: PodRun, cr: ContainerRun, stdin: bool = False) -> dict[str, Any] | None:
-        """Start the container; returns the launcher's start error, or None when the command is running."""
+    async def _spawn(
+        self, run: PodRun, cr: ContainerRun, stdin: bool = False, tty: bool = False
+    ) -> dict[str, Any] | None:
+        """Start the container; returns the launcher's start error, or None when the command is running.
+
+        `stdin`: the container gets a stdin pipe (for pods/attach); with `tty` a pseudo-terminal instead,
+        whose output the kubelet copies to the container's log.
+        """
         read_fd, write_fd = os.pipe()
         argv = self._launch_argv(run, cr.spec_path, ["--error-fd", str(write_fd)])
+        master: int | None = None
+        slave: int | None = None
+        if tty:
+            master, slave = os.openpty()
         try:
             with cr.log_path.open("ab") as out:
                 cr.proc = await asyncio.create_subprocess_exec(
                     *argv,
-                    stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=slave
+                    if slave is not None
+                    else (asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL),
+                    stdout=slave if slave is not None else out,
+                    stderr=slave if slave is not None else asyncio.subprocess.STDOUT,
                     start_new_session=True,
                     pass_fds=(write_fd,),
                     env={"PATH": BASE_PATH, LAB_MARKER: self.lab, "LANG": "C.UTF-8"},
                 )
         except OSError as err:
             os.close(read_fd)
+            if master is not None:
+                os.close(master)
             return {"reason": "ContainerCannotRun", "message": f"{argv[0]}: {err}"}
         finally:
             os.close(write_fd)
+            if slave is not None:
+                os.close(slave)
+        if master is not None:
+            cr.stdin = PtyStdin(master)
+            self._copy_terminal(master, cr)
+        elif stdin:
+            cr.stdin = cr.proc.stdin
         (run.dir / f"{cr.name}.pid").write_text(str(cr.proc.pid))
         data = await asyncio.get_running_loop().run_in_executor(None, _read_until_eof, read_fd, START_TIMEOUT)
         if not data:
@@ -719,6 +769,27 @@ class Kubelet:
             return parsed
         except (ValueError, IndexError):
             return {"reason": "ContainerCannotRun", "message": data.decode(errors="replace").strip()}
+
+    @staticmethod
+    def _copy_terminal(master: int, cr: ContainerRun) -> None:
+        """Copy a container terminal's output to its log until the terminal closes (the container ended)."""
+        loop = asyncio.get_running_loop()
+        sink: PtyStdin = cr.stdin
+
+        def readable() -> None:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(master)
+                sink.closed = True
+                os.close(master)
+                return
+            with cr.log_path.open("ab") as out:
+                out.write(data)
+
+        loop.add_reader(master, readable)
 
     async def _stop_container(self, run: PodRun, cr: ContainerRun, pod: Obj) -> None:
         proc = cr.proc
