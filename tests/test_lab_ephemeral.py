@@ -33,15 +33,74 @@ PROBE = "netconform-probe"
 # the project's kubectl (the venv's), else the one on PATH
 _VENV_KUBECTL = Path(sys.executable).parent / "kubectl"
 KUBECTL = str(_VENV_KUBECTL) if _VENV_KUBECTL.exists() else (shutil.which("kubectl") or "kubectl")
-pytestmark = [
+LAB_MARKS = [
     pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
     pytest.mark.xdist_group("lab-ephemeral"),
     pytest.mark.lab,
 ]
 
 
+def on_lab(fn: Any) -> Any:
+    """The marks of the tests that need a whole lab (root, namespaces)."""
+    for mark in LAB_MARKS:
+        fn = mark(fn)
+    return fn
+
+
+# ------------------------------------------------------------------------------ unit: admission
+def _pod_with(*ephemeral: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "x"}], "ephemeralContainers": list(ephemeral)},
+    }
+
+
+def test_admission_of_ephemeral_containers() -> None:
+    from netconform.lab.admission import Admission
+    from netconform.lab.store import ApiError, Store
+
+    admission = Admission(Store())
+    old = _pod_with()
+    new = _pod_with({"name": "dbg", "image": "busybox", "targetContainerName": "app"})
+    admission.on_ephemeral_containers(old, new)
+    assert new["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"] == "File"  # defaulted
+    same = _pod_with({"name": "dbg", "image": "busybox", "targetContainerName": "app"})
+    admission.on_ephemeral_containers(new, same)  # sent again unchanged: fine
+    cases = [
+        (
+            _pod_with({"name": "dbg", "image": "other"}),
+            'existing ephemeral containers "dbg" may not be changed',
+        ),
+        (_pod_with(), 'existing ephemeral containers "dbg" may not be removed'),
+        (
+            _pod_with(same["spec"]["ephemeralContainers"][0], {"name": "app", "image": "x"}),
+            'name: Duplicate value: "app"',
+        ),
+        (
+            _pod_with(
+                same["spec"]["ephemeralContainers"][0],
+                {"name": "t", "image": "x", "targetContainerName": "no"},
+            ),
+            'targetContainerName: Not found: "no"',
+        ),
+        (
+            _pod_with(
+                same["spec"]["ephemeralContainers"][0],
+                {"name": "q", "image": "x", "ports": [{"containerPort": 1}]},
+            ),
+            "ports: Forbidden: cannot be set for an Ephemeral Container",
+        ),
+    ]
+    for pod, message in cases:
+        with pytest.raises(ApiError) as err:
+            admission.on_ephemeral_containers(same, pod)
+        assert err.value.code == 422 and message in err.value.message, err.value.message
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
+    if skip_reason() is not None:
+        pytest.skip(skip_reason() or "")
     yield from own_lab(LAB, ingress=False)
 
 
@@ -107,6 +166,7 @@ def api_error(err: Any) -> tuple[int, str]:
     return err.status, json.loads(err.body)["message"]
 
 
+@on_lab
 def test_add_exec_and_reuse(lab: Lab, core: Any) -> None:
     from kubernetes.client import ApiException
 
@@ -180,6 +240,7 @@ def test_add_exec_and_reuse(lab: Lab, core: Any) -> None:
     assert err.value.status == 422
 
 
+@on_lab
 def test_kubectl_debug(lab: Lab, core: Any) -> None:
     made = kubectl(
         lab, "-n", NS, "debug", "peer", "--image=python:3-slim", "-c", PROBE, "--", "sleep", "3600"
@@ -236,6 +297,7 @@ def test_kubectl_debug(lab: Lab, core: Any) -> None:
     assert bad.returncode != 0 and 'targetContainerName: Not found: "nope"' in bad.stderr, bad.stderr
 
 
+@on_lab
 def test_viewer_needs_the_subresource(lab: Lab, core: Any) -> None:
     can = kubectl(lab, "auth", "can-i", "patch", "pods/ephemeralcontainers", "-n", NS, viewer=True)
     assert can.returncode == 1 and can.stdout.startswith("no"), can
@@ -248,6 +310,7 @@ def test_viewer_needs_the_subresource(lab: Lab, core: Any) -> None:
     ) in refused.stderr, refused.stderr
 
 
+@on_lab
 def test_pod_security_applies(core: Any) -> None:
     from kubernetes.client import ApiException
 
@@ -264,6 +327,7 @@ def test_pod_security_applies(core: Any) -> None:
     wait_for("the probe running under baseline", lambda: running(core, PSA_NS, "web", PROBE))
 
 
+@on_lab
 def test_disabled_condition_looks_like_an_old_cluster(lab: Lab, core: Any) -> None:
     from kubernetes.client import ApiException
 
