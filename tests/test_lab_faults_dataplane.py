@@ -183,7 +183,9 @@ def test_names_are_the_contract() -> None:
         "cni-not-ready",
         *faults.INGRESS_FAULTS,
         *faults.COMPONENT_FAULTS,
+        *faults.NETPOL_FAULTS,
     ]
+    assert faults.NETPOL_FAULTS == ("netpol-not-enforced", "netpol-stale")
     assert faults.COMPONENT_FAULTS == (
         "cilium-health-down",
         "ebpf-map-full",

@@ -79,9 +79,15 @@ def test_every_id_a_check_carries_is_in_the_catalogue() -> None:
     }
 
 
+# in the catalogue and reproduced by lab faults, but no built-in check carries them yet (the suite's
+# policy checks are still to come): their entries say so, and tests/test_lab_netpol.py proves the faults
+SUITE_PENDING = {"FM-37", "FM-38"}
+
+
 def test_every_catalogue_id_is_carried_by_a_check() -> None:
     carried = {fm for check in CHECKS for fm in check.fm} | set(_carried_in_sources())
-    assert set(CATALOGUE) <= carried, sorted(set(CATALOGUE) - carried, key=fm_sort_key)
+    assert not carried & SUITE_PENDING, "a check carries a pending ID now: remove it from SUITE_PENDING"
+    assert set(CATALOGUE) - SUITE_PENDING <= carried, sorted(set(CATALOGUE) - carried, key=fm_sort_key)
 
 
 def test_every_id_the_repository_mentions_has_an_entry() -> None:
@@ -109,6 +115,8 @@ def test_each_entry_names_exactly_the_checks_that_carry_it() -> None:
         assert block is not None, f"{fm} has no **Checks** line"
         named = set(re.findall(r"`([a-z0-9-]+)`", block.group(1)))
         assert named == by_fm.get(fm, set()), (fm, sorted(named ^ by_fm.get(fm, set())))
+        if fm in SUITE_PENDING:
+            assert "none built in yet" in block.group(1), fm
 
 
 def test_each_entry_has_the_documented_fields_in_order() -> None:

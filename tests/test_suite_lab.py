@@ -326,10 +326,12 @@ BEFORE_RUN = set(FAULTS)
 
 def test_every_lab_fault_has_cells_and_a_verdict_here_or_in_its_own_module() -> None:
     """`lab fault list` = these faults + the ingress ones (tests/test_lab_ingress.py) + the components'
-    (tests/test_lab_components.py): none is left without an end-to-end check of its cells and verdict."""
+    (tests/test_lab_components.py) + the NetworkPolicy ones (tests/test_lab_netpol.py, real traffic
+    against a truth table until the suite's policy checks carry them): none is left without
+    an end-to-end check of its cells and verdict."""
     from netconform.lab.faults import catalogue as faults
 
-    elsewhere = {*faults.INGRESS_FAULTS, *faults.COMPONENT_FAULTS}
+    elsewhere = {*faults.INGRESS_FAULTS, *faults.COMPONENT_FAULTS, *faults.NETPOL_FAULTS}
     assert set(faults.names()) == set(FAULTS) | elsewhere
     assert set(VERDICTS) == set(FAULTS)
 

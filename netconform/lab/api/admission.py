@@ -14,6 +14,7 @@ from netconform.lab.api import podsecurity as podsecurity
 from netconform.lab.api.resources import Resource
 from netconform.lab.api.store import ApiError, Obj, Store, invalid
 from netconform.lab.faults.conditions import DENY_HOST_NETWORK, LabConditions, webhook_denial
+from netconform.lab.net import netpol
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODEPORT_RANGE = range(30000, 32768)
@@ -71,6 +72,8 @@ class Admission:
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        elif res.name == "networkpolicies":
+            self._network_policy(obj)
         elif res.name == "configmaps":
             for k, v in (obj.get("data") or {}).items():
                 if not isinstance(v, str):
@@ -86,7 +89,7 @@ class Admission:
         elif res.name == "pods":
             name = old["metadata"]["name"]
             old_spec, new_spec = old.get("spec", {}), new.get("spec", {})
-            for fld in ("containers", "nodeName", "hostNetwork", "volumes"):
+            for fld in ("containers", "nodeName", "hostNetwork", "volumes", "ephemeralContainers"):
                 if fld == "nodeName" and not old_spec.get("nodeName"):
                     continue
                 if _strip_images(old_spec.get(fld)) != _strip_images(new_spec.get(fld)):
@@ -103,6 +106,68 @@ class Admission:
                     )
         elif res.name == "namespaces":
             new["status"] = old.get("status", {})
+        elif res.name == "networkpolicies":
+            self._network_policy(new)
+
+    # ------------------------------------------------------------------ ephemeral containers
+    def on_ephemeral_containers(self, old: Obj, new: Obj) -> None:
+        """An update of pods/ephemeralcontainers, as the real API validates it: new ephemeral containers
+        may be added (defaulted, names unique across all containers, no ports/probes/resources, a
+        `targetContainerName` naming a container); existing ones may be neither changed nor removed;
+        then Pod Security of the namespace applies to the whole pod, ephemeral containers included."""
+        name = old["metadata"]["name"]
+        spec = new.setdefault("spec", {})
+        ephemeral = spec.get("ephemeralContainers") or []
+        if not isinstance(ephemeral, list) or not all(isinstance(c, dict) for c in ephemeral):
+            raise invalid(
+                "Pod", name, [("spec.ephemeralContainers", "Invalid value: must be a list of objects")]
+            )
+        regular = [c.get("name") for key in ("initContainers", "containers") for c in spec.get(key) or []]
+        causes: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, c in enumerate(ephemeral):
+            where = f"spec.ephemeralContainers[{i}]"
+            c.setdefault("imagePullPolicy", "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            cname = c.get("name")
+            if not cname:
+                causes.append((f"{where}.name", "Required value"))
+            elif cname in regular or cname in seen:
+                causes.append((f"{where}.name", f'Duplicate value: "{cname}"'))
+            seen.add(str(cname))
+            if not c.get("image"):
+                causes.append((f"{where}.image", "Required value"))
+            for fld in ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"):
+                if c.get(fld):
+                    causes.append((f"{where}.{fld}", "Forbidden: cannot be set for an Ephemeral Container"))
+            if c.get("resources"):
+                causes.append((f"{where}.resources", "Forbidden: cannot be set for an Ephemeral Container"))
+            target = c.get("targetContainerName")
+            if target and target not in regular:
+                causes.append((f"{where}.targetContainerName", f'Not found: "{target}"'))
+        by_name = {c.get("name"): c for c in ephemeral}
+        for before in (old.get("spec") or {}).get("ephemeralContainers") or []:
+            after = by_name.get(before.get("name"))
+            if after is None:
+                causes.append(
+                    (
+                        "spec.ephemeralContainers",
+                        f'Forbidden: existing ephemeral containers "{before.get("name")}" may not be removed',
+                    )
+                )
+            elif after != before:
+                causes.append(
+                    (
+                        "spec.ephemeralContainers",
+                        f'Forbidden: existing ephemeral containers "{before.get("name")}" may not be changed',
+                    )
+                )
+        if causes:
+            raise invalid("Pod", name, causes)
+        namespace = old["metadata"].get("namespace")
+        podsecurity.enforce(new, self.store.find("namespaces", "", namespace) if namespace else None)
 
     # ------------------------------------------------------------------ pods
     def _pod(self, pod: Obj) -> None:
@@ -163,6 +228,16 @@ class Admission:
         podsecurity.enforce(pod, self.store.find("namespaces", "", namespace) if namespace else None)
         if spec.get("hostNetwork") and self.conditions.is_active(DENY_HOST_NETWORK):
             raise ApiError(403, "Forbidden", webhook_denial(), {"name": name, "kind": "pods"})
+
+    @staticmethod
+    def _network_policy(policy: Obj) -> None:
+        spec = policy.setdefault("spec", {})
+        spec.setdefault("podSelector", {})
+        if not spec.get("policyTypes"):
+            spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+        causes = netpol.validate(policy)
+        if causes:
+            raise invalid("NetworkPolicy", policy["metadata"].get("name", ""), causes)
 
     # ------------------------------------------------------------------ services
     def _service(self, svc: Obj, old: Obj | None) -> None:

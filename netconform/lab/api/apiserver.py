@@ -39,7 +39,7 @@ from netconform.lab.api.store import (
     parse_field_selector,
     parse_label_selector,
 )
-from netconform.lab.faults.conditions import LabConditions
+from netconform.lab.faults.conditions import EPHEMERAL_DISABLED, LabConditions
 
 log = logging.getLogger("netconform.lab.api")
 
@@ -70,6 +70,8 @@ class Backend(Protocol):
     def log_file(self, namespace: str, pod: str, container: str | None, previous: bool) -> Path: ...
 
     def container_alive(self, namespace: str, pod: str, container: str | None) -> bool: ...
+
+    def attach_target(self, namespace: str, pod: str, container: str | None) -> tuple[Any, Path]: ...
 
     def lab_status(self) -> dict[str, Any]: ...
 
@@ -209,6 +211,7 @@ class ApiServer:
         self.backend = backend
         self.tokens = tokens
         self.admission = Admission(store, conditions)
+        self.conditions = self.admission.conditions
         self.counters = Counters()
         self.started = time.monotonic()
         self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
@@ -243,7 +246,14 @@ class ApiServer:
     def allowed(user: User, verb: str, resource: str) -> bool:
         if not user.read_only or resource == "selfsubjectaccessreviews":
             return True
-        return verb in ("get", "list", "watch") and resource not in ("secrets", "pods/exec")
+        # like the "view" ClusterRole: no secrets, no exec/attach, and pods/ephemeralcontainers is
+        # authorized apart from pods (a viewer may read pods but neither read nor patch that subresource)
+        return verb in ("get", "list", "watch") and resource not in (
+            "secrets",
+            "pods/exec",
+            "pods/attach",
+            "pods/ephemeralcontainers",
+        )
 
     def _authorize(self, user: User, verb: str, t: Target) -> None:
         if self.allowed(user, verb, t.counter_resource):
@@ -324,6 +334,12 @@ class ApiServer:
             return await self._exec(request, t)
         if t.sub == "log":
             return await self._log(request, t)
+        if t.sub == "attach":
+            return await self._attach(request, t)
+        if t.sub == "ephemeralcontainers" and self.conditions.is_active(EPHEMERAL_DISABLED):
+            # an API server without the feature: the subresource does not exist; empty details (no name),
+            # unlike a missing pod: kubectl debug tells the two apart by that
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if t.namespace and verb in ("create",) and t.res.name != "events":
             self._check_namespace_writable(t.namespace)
         handler = {
@@ -344,7 +360,7 @@ class ApiServer:
 
     @staticmethod
     def _verb(request: web.Request, t: Target) -> str:
-        if t.sub == "exec":
+        if t.sub in ("exec", "attach"):
             return "create"
         m = request.method
         if m == "GET":
@@ -503,6 +519,14 @@ class ApiServer:
                 generation += 1  # like a real server: spec changes count, status and metadata do not
             meta["generation"] = generation
             self.admission.on_update(t.res, old, new)
+        elif t.sub == "ephemeralcontainers" and t.res.name == "pods":
+            merged = copy.deepcopy(old)
+            merged["spec"]["ephemeralContainers"] = (new.get("spec") or {}).get("ephemeralContainers") or []
+            merged["metadata"]["resourceVersion"] = (
+                meta.get("resourceVersion") or old["metadata"]["resourceVersion"]
+            )
+            self.admission.on_ephemeral_containers(old, merged)
+            new = merged
         elif t.sub != "finalize":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if request.query.get("dryRun"):
@@ -786,6 +810,69 @@ class ApiServer:
         if not ws.closed:
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+
+    # ------------------------------------------------------------------ attach
+    async def _attach(self, request: web.Request, t: Target) -> web.StreamResponse:
+        """pods/attach (what `kubectl debug -i` and `kubectl attach` use): the client's stdin goes to the
+        container's stdin (a pipe, when the container has `stdin: true`), the container's output from now
+        on comes back on stdout, until the container exits or the client goes."""
+        assert t.name is not None and t.namespace is not None
+        container = request.query.get("container")
+        stdin, log_path = self.backend.attach_target(t.namespace, t.name, container)
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True, max_msg_size=16 * 1024 * 1024)
+        if not ws.can_prepare(request).ok:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "attach needs a websocket upgrade with subprotocol "
+                "v5.channel.k8s.io or v4.channel.k8s.io (SPDY is not served by the lab)",
+            )
+        await ws.prepare(request)
+        self.counters.exec_sessions += 1
+        self.counters.exec_active += 1
+        loop = asyncio.get_running_loop()
+        offset = len(await loop.run_in_executor(None, _read_file, log_path))
+
+        async def feed() -> None:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    continue
+                channel, payload = msg.data[0], msg.data[1:]
+                if stdin is None or stdin.is_closing():
+                    continue
+                if channel == STDIN:
+                    stdin.write(payload)
+                    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                        await stdin.drain()
+                elif channel == CLOSE and payload[:1] == bytes([STDIN]):
+                    stdin.close()
+
+        reader = asyncio.ensure_future(feed())
+        try:
+            # the output while the container lives; bounded by the container and the client connection
+            while not ws.closed and not reader.done():
+                chunk = await loop.run_in_executor(None, _read_file, log_path, offset)
+                if chunk:
+                    offset += len(chunk)
+                    await ws.send_bytes(bytes([STDOUT]) + chunk)
+                elif not self.backend.container_alive(t.namespace, t.name, container):
+                    break
+                else:
+                    await asyncio.sleep(0.1)
+            if not ws.closed:
+                status = {"metadata": {}, "status": "Success"}
+                with contextlib.suppress(ConnectionResetError, RuntimeError):
+                    await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.counters.exec_active -= 1
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            with contextlib.suppress(Exception):
+                await ws.close()
+        return ws
 
     # ------------------------------------------------------------------ logs
     async def _log(self, request: web.Request, t: Target) -> web.StreamResponse:

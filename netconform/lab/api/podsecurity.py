@@ -51,7 +51,7 @@ Check = Callable[[Obj], "str | None"]
 
 def _containers(pod: Obj) -> list[Obj]:
     spec = pod.get("spec") or {}
-    return [c for key in ("initContainers", "containers") for c in spec.get(key) or []]
+    return [c for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or []]
 
 
 def _names(names: list[str]) -> str:

@@ -42,7 +42,15 @@ RESOURCES: list[Resource] = [
         ("status", "finalize"),
     ),
     Resource("nodes", "Node", "", "v1", False, short_names=("no",), subresources=("status",)),
-    Resource("pods", "Pod", "", "v1", True, short_names=("po",), subresources=("status", "exec", "log")),
+    Resource(
+        "pods",
+        "Pod",
+        "",
+        "v1",
+        True,
+        short_names=("po",),
+        subresources=("status", "exec", "log", "attach", "ephemeralcontainers"),
+    ),
     Resource(
         "services",
         "Service",
@@ -79,6 +87,7 @@ RESOURCES: list[Resource] = [
         subresources=("status",),
     ),
     Resource("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False),
+    Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True, short_names=("netpol",)),
     # Gateway API (served like the installed CRDs of the standard channel, v1)
     Resource(
         "gatewayclasses",
@@ -104,7 +113,7 @@ GROUP_VERSIONS: dict[str, str] = {
 }
 # kinds whose metadata.generation counts spec changes (status writers report observedGeneration)
 GENERATION_RESOURCES = frozenset(
-    {"ingresses", "gatewayclasses", "gateways", "httproutes", "deployments", "daemonsets"}
+    {"ingresses", "gatewayclasses", "gateways", "httproutes", "deployments", "daemonsets", "networkpolicies"}
 )
 
 
@@ -148,13 +157,15 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["shortNames"] = list(r.short_names)
         entries.append(entry)
         for sub in r.subresources:
-            verbs = {"exec": ["create", "get"], "log": ["get"]}.get(sub, ["get", "patch", "update"])
+            verbs = {"exec": ["create", "get"], "attach": ["create", "get"], "log": ["get"]}.get(
+                sub, ["get", "patch", "update"]
+            )
             entries.append(
                 {
                     "name": f"{r.name}/{sub}",
                     "singularName": "",
                     "namespaced": r.namespaced,
-                    "kind": "PodExecOptions" if sub == "exec" else r.kind,
+                    "kind": {"exec": "PodExecOptions", "attach": "PodAttachOptions"}.get(sub, r.kind),
                     "verbs": verbs,
                 }
             )

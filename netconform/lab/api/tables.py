@@ -329,6 +329,29 @@ def _httproute_row(r: Obj) -> list[Any]:
     ]
 
 
+def _netpol_row(p: Obj) -> list[Any]:
+    """NAME POD-SELECTOR AGE, the selector as kubectl prints it (`<none>` for the empty one).
+
+    >>> _netpol_row({"metadata": {"name": "d"}, "spec": {"podSelector": {}}})[:2]
+    ['d', '<none>']
+    >>> expr = {"key": "t", "operator": "In", "values": ["a"]}
+    >>> sel = {"matchLabels": {"app": "w1"}, "matchExpressions": [expr]}
+    >>> _netpol_row({"metadata": {"name": "a"}, "spec": {"podSelector": sel}})[1]
+    'app=w1,t in (a)'
+    """
+    sel = (p.get("spec") or {}).get("podSelector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        op = e.get("operator", "")
+        if op in ("In", "NotIn"):
+            parts.append(f"{e.get('key')} {op.lower()} ({','.join(sorted(e.get('values') or []))})")
+        elif op == "Exists":
+            parts.append(str(e.get("key")))
+        elif op == "DoesNotExist":
+            parts.append(f"!{e.get('key')}")
+    return [p["metadata"]["name"], ",".join(parts) or "<none>", age(p["metadata"].get("creationTimestamp"))]
+
+
 PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     "pods": (_POD_COLS, _pod_row),
     "nodes": (_NODE_COLS, _node_row),
@@ -377,6 +400,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         _gateway_row,
     ),
     "httproutes": ([("Name", "string", 0), ("Hostnames", "string", 0), ("Age", "string", 0)], _httproute_row),
+    "networkpolicies": (
+        [("Name", "string", 0), ("Pod-Selector", "string", 0), ("Age", "string", 0)],
+        _netpol_row,
+    ),
 }
 
 

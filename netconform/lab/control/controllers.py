@@ -34,6 +34,7 @@ from netconform.lab.api.store import (
 )
 from netconform.lab.control import events as events
 from netconform.lab.faults.conditions import NAMESPACE_STUCK, LabConditions
+from netconform.lab.net import netpol
 from netconform.lab.net.addressing import (
     CONTROL_PLANE_VIP,
     KUBE_DNS_IP,
@@ -50,7 +51,7 @@ log = logging.getLogger("netconform.lab.control.controllers")
 CLUSTER_DOMAIN = "cluster.local"
 KUBERNETES_ENDPOINT_PORT = 6443
 SLICE_MANAGER = "endpointslice-controller.k8s.io"
-RECONCILE_KINDS = {"pods", "services", "endpoints", "namespaces", "nodes", "configmaps"}
+RECONCILE_KINDS = {"pods", "services", "endpoints", "namespaces", "nodes", "configmaps", "networkpolicies"}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NAMESPACED_RESOURCES = (
     "pods",
@@ -66,6 +67,7 @@ NAMESPACED_RESOURCES = (
     "ingresses",
     "gateways",
     "httproutes",
+    "networkpolicies",
 )
 REPO_ROOT = Path(__file__).resolve().parents[3]
 AGENT_SOURCE = AGENT_FILE
@@ -229,6 +231,7 @@ class Controllers:
         self.dirty = asyncio.Event()
         self.announced: dict[str, str] = {}  # vip -> node
         self.last_nat: list[ServiceNAT] | None = None
+        self.last_policies: dict[str, list[Obj]] | None = None
         self.last_zone: str | None = None
         self.unschedulable_noted: set[str] = set()
         self.sync_errors = 0
@@ -821,6 +824,15 @@ class Controllers:
             self.last_nat = nat
             if self.components.cilium:  # the agents' eBPF LB maps hold what the proxy programs
                 comp.write_services(self.state_dir, [n.to_json() for n in nat])
+        policies = netpol.compile_policies(
+            self.store.select("pods"),
+            self.store.select("namespaces"),
+            self.store.select("networkpolicies"),
+            self.nodes,
+        )
+        if policies != self.last_policies:
+            await loop.run_in_executor(None, self.dataplane.sync_policies, policies)
+            self.last_policies = policies
         wanted = self.desired_announcements()
         if self.components.lb == "metallb":
             self._metallb_view(wanted)

@@ -65,6 +65,33 @@ class ContainerRun:
     state: Obj = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: Obj = field(default_factory=dict)
     done: bool = False  # terminated for good (restartPolicy says no restart)
+    stdin: Any = None  # what pods/attach writes to: the stdin pipe, or a PtyStdin (`stdin` + `tty`)
+
+
+class PtyStdin:
+    """The client side of a container's terminal (`stdin: true, tty: true`): the pty's master.
+
+    Writes go to the container's terminal; its output is copied to the container's log by the kubelet.
+    Closing the client's stdin does not end a terminal (Ctrl-D is a byte in the stream), as with a runtime.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                os.write(self.fd, data)
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -78,6 +105,10 @@ class PodRun:
     netns: str | None = None
     ip: str | None = None
     containers: dict[str, ContainerRun] = field(default_factory=dict)
+    # ephemeral containers (pods/ephemeralcontainers): started once each, never restarted or removed
+    ephemeral: dict[str, ContainerRun] = field(default_factory=dict)
+    ephemeral_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    volumes: dict[str, Path] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     grace: float = MAX_GRACE
     task: asyncio.Task[None] | None = None
@@ -157,6 +188,14 @@ class Kubelet:
             and ev.obj["status"].get("phase") == "Pending"
         ):
             self._start(ev.obj)
+        elif (
+            run is not None
+            and run.uid == meta["uid"]
+            and not meta.get("deletionTimestamp")
+            and not run.stop.is_set()
+            and ev.obj.get("spec", {}).get("ephemeralContainers")
+        ):
+            self._start_ephemeral(run, ev.obj)
         elif run is not None and meta.get("deletionTimestamp") and not run.stop.is_set():
             run.grace = min(float(meta.get("deletionGracePeriodSeconds", MAX_GRACE)), MAX_GRACE)
             run.stop.set()
@@ -202,6 +241,8 @@ class Kubelet:
             tasks = [
                 asyncio.ensure_future(self._container_loop(run, c, pod)) for c in run.containers.values()
             ]
+            # ephemeral containers added while the sandbox was being set up start now
+            self._start_ephemeral(run, self.store.find("pods", run.namespace, run.name) or pod)
             await asyncio.gather(*tasks)
         finally:
             await self._teardown(run, loop)
@@ -233,21 +274,135 @@ class Kubelet:
         (run.dir / "hosts").write_text(
             f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{run.ip}\t{run.name}\n"
         )
-        volumes = self._materialise_volumes(run, pod)
+        run.volumes = self._materialise_volumes(run, pod)
         for c in spec.get("containers", []):
-            name = c["name"]
-            cr = ContainerRun(name, c, run.dir / f"{name}.spec.json", run.dir / f"{name}.log")
-            launch = {
-                "env": self._env(pod, c),
-                "command": self._command(c, pod),
-                "workdir": c.get("workingDir") or "/",
-                "scratch_dir": str(run.dir / f"{name}.scratch"),
-                "mounts": self._mounts(c, volumes),
-                "resolv_conf": self._resolv_mount(run, pod),
-                "hosts": str(run.dir / "hosts") if not run.host_network else None,
+            run.containers[c["name"]] = self._container_run(run, pod, c, c["name"])
+
+    def _container_run(self, run: PodRun, pod: Obj, c: Obj, file_name: str) -> ContainerRun:
+        """A container's launcher spec written next to its log (exec uses the same spec)."""
+        cr = ContainerRun(c["name"], c, run.dir / f"{file_name}.spec.json", run.dir / f"{file_name}.log")
+        launch = {
+            "env": self._env(pod, c),
+            "command": self._command(c, pod),
+            "workdir": c.get("workingDir") or "/",
+            "scratch_dir": str(run.dir / f"{file_name}.scratch"),
+            "mounts": self._mounts(c, run.volumes),
+            "resolv_conf": self._resolv_mount(run, pod),
+            "hosts": str(run.dir / "hosts") if not run.host_network else None,
+        }
+        cr.spec_path.write_text(json.dumps(launch))
+        return cr
+
+    # ------------------------------------------------------------------ ephemeral containers
+    def _start_ephemeral(self, run: PodRun, pod: Obj) -> None:
+        """Start every ephemeral container of `pod` not started yet (once the sandbox is up)."""
+        if not run.network_ready or not run.containers or run.stop.is_set():
+            return
+        added = False
+        for c in pod.get("spec", {}).get("ephemeralContainers") or []:
+            name = c.get("name")
+            if not name or name in run.ephemeral:
+                continue
+            try:
+                cr = self._container_run(run, pod, c, f"ephemeral-{name}")
+            except (RuntimeError, KeyError, ApiError) as err:
+                cr = ContainerRun(
+                    name, c, run.dir / f"ephemeral-{name}.spec.json", run.dir / f"ephemeral-{name}.log"
+                )
+                cr.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
+                cr.done = True
+                run.ephemeral[name] = cr
+                added = True
+                continue
+            run.ephemeral[name] = cr
+            added = True
+            run.ephemeral_tasks.append(asyncio.ensure_future(self._ephemeral_main(run, cr, pod)))
+        if added:
+            self._publish(run)
+
+    async def _ephemeral_main(self, run: PodRun, cr: ContainerRun, pod: Obj) -> None:
+        """One run of an ephemeral container: no restart, whatever the pod's restartPolicy."""
+        field_path = f"spec.ephemeralContainers{{{cr.name}}}"
+        image = str(cr.spec.get("image", ""))
+        pull_error = images.pull_error(image)
+        if pull_error is not None:
+            await self._pull_back_off(run, cr, pod, image, pull_error)
+            return
+        events.record(
+            self.store,
+            pod,
+            "Normal",
+            "Pulled",
+            f'Container image "{image}" already present on machine',
+            "kubelet",
+            run.node,
+            field_path,
+        )
+        started_at = now_iso()
+        start_error = await self._spawn(
+            run, cr, stdin=bool(cr.spec.get("stdin")), tty=bool(cr.spec.get("stdin") and cr.spec.get("tty"))
+        )
+        if start_error is not None:
+            message = start_error.get("message", "cannot start the container")
+            events.record(
+                self.store, pod, "Warning", "Failed", f"Error: {message}", "kubelet", run.node, field_path
+            )
+            cr.proc = None
+            cr.state = {
+                "terminated": {
+                    "exitCode": 128,
+                    "reason": start_error.get("reason", "ContainerCannotRun"),
+                    "message": message,
+                    "startedAt": started_at,
+                    "finishedAt": now_iso(),
+                }
             }
-            cr.spec_path.write_text(json.dumps(launch))
-            run.containers[name] = cr
+            cr.done = True
+            self._publish(run)
+            return
+        events.record(
+            self.store,
+            pod,
+            "Normal",
+            "Started",
+            f"Started container {cr.name}",
+            "kubelet",
+            run.node,
+            field_path,
+        )
+        cr.state = {"running": {"startedAt": started_at}}
+        self._publish(run)
+        assert cr.proc is not None
+        wait_exit = asyncio.ensure_future(cr.proc.wait())
+        wait_stop = asyncio.ensure_future(run.stop.wait())
+        await asyncio.wait({wait_exit, wait_stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not wait_exit.done():
+            await self._stop_container(run, cr, pod)
+        wait_stop.cancel()
+        code = await wait_exit
+        exit_code = code if code >= 0 else 128 - code
+        cr.proc = None
+        cr.done = True
+        cr.state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": "Completed" if exit_code == 0 else "Error",
+                "startedAt": started_at,
+                "finishedAt": now_iso(),
+            }
+        }
+        if not run.stop.is_set():
+            self._publish(run)
+
+    def attach_target(self, namespace: str, pod: str, container: str | None) -> tuple[Any, Path]:
+        """For pods/attach: the container's stdin (None when it has none) and its log file."""
+        run = self._run_for(namespace, pod)
+        cr = self._container(run, container)
+        if "running" not in cr.state or cr.proc is None:
+            raise ApiError(
+                400, "BadRequest", f'unable to upgrade connection: container not found ("{cr.name}")'
+            )
+        return cr.stdin, cr.log_path
 
     def _resolv_text(self, pod: Obj) -> str:
         spec = pod["spec"]
@@ -562,26 +717,47 @@ class Kubelet:
             if await self._wait_stop(run, attempt):
                 return
 
-    async def _spawn(self, run: PodRun, cr: ContainerRun) -> dict[str, Any] | None:
-        """Start the container; returns the launcher's start error, or None when the command is running."""
+    async def _spawn(
+        self, run: PodRun, cr: ContainerRun, stdin: bool = False, tty: bool = False
+    ) -> dict[str, Any] | None:
+        """Start the container; returns the launcher's start error, or None when the command is running.
+
+        `stdin`: the container gets a stdin pipe (for pods/attach); with `tty` a pseudo-terminal instead,
+        whose output the kubelet copies to the container's log.
+        """
         read_fd, write_fd = os.pipe()
         argv = self._launch_argv(run, cr.spec_path, ["--error-fd", str(write_fd)])
+        master: int | None = None
+        slave: int | None = None
+        if tty:
+            master, slave = os.openpty()
         try:
             with cr.log_path.open("ab") as out:
                 cr.proc = await asyncio.create_subprocess_exec(
                     *argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=slave
+                    if slave is not None
+                    else (asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL),
+                    stdout=slave if slave is not None else out,
+                    stderr=slave if slave is not None else asyncio.subprocess.STDOUT,
                     start_new_session=True,
                     pass_fds=(write_fd,),
                     env={"PATH": BASE_PATH, LAB_MARKER: self.lab, "LANG": "C.UTF-8"},
                 )
         except OSError as err:
             os.close(read_fd)
+            if master is not None:
+                os.close(master)
             return {"reason": "ContainerCannotRun", "message": f"{argv[0]}: {err}"}
         finally:
             os.close(write_fd)
+            if slave is not None:
+                os.close(slave)
+        if master is not None:
+            cr.stdin = PtyStdin(master)
+            self._copy_terminal(master, cr)
+        elif stdin:
+            cr.stdin = cr.proc.stdin
         (run.dir / f"{cr.name}.pid").write_text(str(cr.proc.pid))
         data = await asyncio.get_running_loop().run_in_executor(None, _read_until_eof, read_fd, START_TIMEOUT)
         if not data:
@@ -593,6 +769,27 @@ class Kubelet:
             return parsed
         except (ValueError, IndexError):
             return {"reason": "ContainerCannotRun", "message": data.decode(errors="replace").strip()}
+
+    @staticmethod
+    def _copy_terminal(master: int, cr: ContainerRun) -> None:
+        """Copy a container terminal's output to its log until the terminal closes (the container ended)."""
+        loop = asyncio.get_running_loop()
+        sink: PtyStdin = cr.stdin
+
+        def readable() -> None:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(master)
+                sink.closed = True
+                os.close(master)
+                return
+            with cr.log_path.open("ab") as out:
+                out.write(data)
+
+        loop.add_reader(master, readable)
 
     async def _stop_container(self, run: PodRun, cr: ContainerRun, pod: Obj) -> None:
         proc = cr.proc
@@ -625,9 +822,11 @@ class Kubelet:
             self._publish(run)
             await run.stop.wait()  # finished pods keep their netns and IP until deleted, like a real kubelet
         pod = self.store.find("pods", run.namespace, run.name)
-        for cr in run.containers.values():
+        for cr in [*run.containers.values(), *run.ephemeral.values()]:
             if pod is not None:
                 await self._stop_container(run, cr, pod)
+        for task in run.ephemeral_tasks:
+            task.cancel()
         if not run.host_network and run.network_ready:
             run.leaving = True
             await self._network_changed("down", run, pod or run.obj)
@@ -642,6 +841,10 @@ class Kubelet:
         if pod is not None and pod["metadata"]["uid"] == run.uid and not self.closing:
             with contextlib.suppress(ApiError):
                 self.store.delete("pods", run.namespace, run.name)
+        elif pod is not None and not self.closing and run.key not in self.runs:
+            # a pod of the same name was created while this one was still being torn down (deleted
+            # with grace 0, then created again): its ADDED event found this run in the way
+            self._on_event(WatchEvent("ADDED", "pods", pod, self.store.rv))
 
     async def _network_changed(self, change: str, run: PodRun, pod: Obj) -> None:
         """Tell the listeners; one that fails or hangs is logged and never stops the pod's lifecycle."""
@@ -688,6 +891,24 @@ class Kubelet:
                     cs["containerID"] = f"lab://{cr.proc.pid}"
                 cstats.append(cs)
             status["containerStatuses"] = cstats
+            estats = []
+            for c in pod["spec"].get("ephemeralContainers") or []:
+                er = run.ephemeral.get(c["name"])
+                estate = er.state if er else {"waiting": {"reason": "ContainerCreating"}}
+                es: Obj = {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": estate,
+                    "lastState": {},
+                }
+                if er and er.proc is not None:
+                    es["containerID"] = f"lab://{er.proc.pid}"
+                estats.append(es)
+            if estats:
+                status["ephemeralContainerStatuses"] = estats
             phase = _phase(cstats, pod["spec"].get("restartPolicy", "Always"))
             status["phase"] = phase
             ready = bool(cstats) and all(c["ready"] for c in cstats)
@@ -750,7 +971,7 @@ class Kubelet:
                     f"a container name must be specified for pod {run.name}, choose one of: [{names}]",
                 )
             return next(iter(run.containers.values()))
-        cr = run.containers.get(container)
+        cr = run.containers.get(container) or run.ephemeral.get(container)
         if cr is None:
             raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {run.name}")
         return cr

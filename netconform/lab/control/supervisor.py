@@ -105,6 +105,9 @@ class LabBackend:
     def container_alive(self, namespace: str, pod: str, container: str | None) -> bool:
         return self.sup.kubelet.container_alive(namespace, pod, container)
 
+    def attach_target(self, namespace: str, pod: str, container: str | None) -> tuple[Any, Path]:
+        return self.sup.kubelet.attach_target(namespace, pod, container)
+
     def lab_status(self) -> dict[str, Any]:
         return self.sup.status()
 

@@ -36,6 +36,8 @@ Fault (FM) — what `--node` picks (default) — what is changed:
 - ingress-no-route (FM-34) — none — the ingress controller ignores Ingresses created from now on (404)
 - ingress-backend-down (FM-35) — none — the ingress controller sends every request to a dead port (502)
 - ingress-down (FM-36) — none — the ingress proxy stops listening (connections refused)
+- netpol-not-enforced (FM-37) — node (all) — its data plane ignores NetworkPolicies (no NC-POLICY rules)
+- netpol-stale (FM-38) — node (all) — its policy rules stop following the API (a deleted policy stays)
 
 Component faults (only on a lab with that component, `lab up --dataplane cilium` / `--lb metallb|f5`;
 they switch marker files the component programs read, see `netconform.lab.components`):
@@ -72,7 +74,7 @@ from netconform.lab import components as comp
 from netconform.lab.components import cilium as cilium_component
 from netconform.lab.control import ingress
 from netconform.lab.net import addressing as A
-from netconform.lab.net import iptrules
+from netconform.lab.net import iptrules, netpol
 from netconform.lab.net.netplane import FABRIC_BRIDGE, FLAG_NO_POD_ROUTES, Netplane
 from netconform.lab.net.nsexec import (
     NetplaneError,
@@ -666,6 +668,8 @@ _speaker_add, _speaker_clear = _marker_fault(
 _route_add, _route_clear = _flag_fault(FLAG_NO_POD_ROUTES, default_all=False)
 _svcnat_add, _svcnat_clear = _flag_fault(iptrules.FLAG_NO_SERVICE_NAT, default_all=True)
 _snat_add, _snat_clear = _flag_fault(iptrules.FLAG_NO_EGRESS_SNAT, default_all=True)
+_npoff_add, _npoff_clear = _flag_fault(netpol.FLAG_NOT_ENFORCED, default_all=True)
+_npstale_add, _npstale_clear = _flag_fault(netpol.FLAG_STALE, default_all=True)
 
 FAULTS: dict[str, Fault] = {
     f.name: f
@@ -808,6 +812,20 @@ FAULTS: dict[str, Fault] = {
             _speaker_add,
             _speaker_clear,
         ),
+        Fault(
+            "netpol-not-enforced",
+            "FM-37",
+            "the node's data plane ignores NetworkPolicies: what they deny passes",
+            _npoff_add,
+            _npoff_clear,
+        ),
+        Fault(
+            "netpol-stale",
+            "FM-38",
+            "the node's policy rules stop following the API: a policy deleted later is still enforced",
+            _npstale_add,
+            _npstale_clear,
+        ),
     )
 }
 
@@ -815,6 +833,8 @@ FAULTS: dict[str, Fault] = {
 # faults of the optional components: refused on a lab without them (`lab up --dataplane/--lb`)
 # the faults of the lab's ingress controller (a whole lab's kube-system pod; not on a bare data plane)
 INGRESS_FAULTS = ("ingress-no-route", "ingress-backend-down", "ingress-down")
+# the NetworkPolicy faults (issue 12): node flags read by the policy rendering of netplane.py
+NETPOL_FAULTS = ("netpol-not-enforced", "netpol-stale")
 COMPONENT_FAULTS = (
     "cilium-health-down",
     "ebpf-map-full",

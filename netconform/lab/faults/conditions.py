@@ -3,6 +3,9 @@ apart from them (the fault names are a contract: docs/lab.md) and listed separat
 
 - `deny-host-network`: a validating policy webhook (`policy.lab.netconform.io`) refuses every new pod
   with hostNetwork=true, in every namespace whatever its labels (HTTP 403, the webhook's message).
+- `ephemeral-containers-disabled`: the `pods/ephemeralcontainers` subresource answers 404 NotFound without
+  details, as an API server whose EphemeralContainers feature is off (or too old) does; `kubectl debug`
+  then says "ephemeral containers are disabled for this cluster".
 - `namespace-stuck`: a deleted namespace keeps its `kubernetes` finalizer and stays `Terminating`, with
   the status conditions the namespace controller sets when deleting content fails; clearing the
   condition lets the deletion finish.
@@ -18,10 +21,12 @@ from dataclasses import dataclass, field
 
 DENY_HOST_NETWORK = "deny-host-network"
 NAMESPACE_STUCK = "namespace-stuck"
+EPHEMERAL_DISABLED = "ephemeral-containers-disabled"
 WEBHOOK_NAME = "policy.lab.netconform.io"
 DESCRIPTIONS = {
     DENY_HOST_NETWORK: f'admission webhook "{WEBHOOK_NAME}" refuses hostNetwork pods in every namespace',
     NAMESPACE_STUCK: "deleted namespaces stay Terminating (content deletion fails, finalizer kept)",
+    EPHEMERAL_DISABLED: "the API serves no pods/ephemeralcontainers (an old cluster, feature gate off): 404",
 }
 
 

@@ -25,6 +25,8 @@ class DataPlane(Protocol):
 
     def sync_services(self, services: list[ServiceNAT]) -> None: ...
 
+    def sync_policies(self, per_node: dict[str, list[dict[str, Any]]]) -> None: ...
+
     def announce_vip(self, vip: str, node: str) -> None: ...
 
     def withdraw_vip(self, vip: str) -> None: ...
@@ -39,6 +41,7 @@ class FakeDataPlane:
         self.pods: dict[str, tuple[str, str]] = {}
         self.services: list[ServiceNAT] = []
         self.vips: dict[str, str] = {}
+        self.policies: dict[str, list[dict[str, Any]]] = {}
         self.calls: list[tuple[str, Any]] = []
 
     def node_netns(self, node: str) -> str | None:
@@ -59,6 +62,10 @@ class FakeDataPlane:
     def sync_services(self, services: list[ServiceNAT]) -> None:
         self.services = list(services)
         self.calls.append(("sync_services", len(services)))
+
+    def sync_policies(self, per_node: dict[str, list[dict[str, Any]]]) -> None:
+        self.policies = dict(per_node)
+        self.calls.append(("sync_policies", sum(len(v) for v in per_node.values())))
 
     def announce_vip(self, vip: str, node: str) -> None:
         self.vips[vip] = node
@@ -99,6 +106,9 @@ class NetplaneDataPlane:
 
     def sync_services(self, services: list[ServiceNAT]) -> None:
         self.plane.sync_services(services)
+
+    def sync_policies(self, per_node: dict[str, list[dict[str, Any]]]) -> None:
+        self.plane.sync_policies(per_node)
 
     def announce_vip(self, vip: str, node: str) -> None:
         self.plane.announce_vip(vip, node)

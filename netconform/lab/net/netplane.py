@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.lab.net import addressing as A
-from netconform.lab.net import hostguard, hostlimits, outside
+from netconform.lab.net import hostguard, hostlimits, netpol, outside
 from netconform.lab.net.iptrules import (
     FLAG_NO_SERVICE_NAT,
     NODE_FLAGS,
@@ -169,6 +169,9 @@ class PlaneState:
     silent_scope: list[str] = field(default_factory=list)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {pid, netns}
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)  # owned by faults.py
+    # NetworkPolicy entries per node (netpol.compile_policies) and the snapshots netpol-stale keeps
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    policies_frozen: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -422,7 +425,8 @@ class Netplane:
         wanted: dict[str, OwnedRules] = {}
         for node in st.nodes:
             flags = [f for f in st.node_flags.get(node, []) if f in NODE_FLAGS]
-            wanted[self.ns(node)] = render_node_tables(services, flags)
+            entries = netpol.node_entries(node, st.node_flags.get(node, []), st.policies, st.policies_frozen)
+            wanted[self.ns(node)] = netpol.with_policies(render_node_tables(services, flags), entries)
         ports = {n: fabric_port(n) for n in st.nodes}
         wanted[self.fabric_netns()] = render_fabric_table(
             st.tunnel_blocked, st.partitioned, {n: A.node_ip(n) for n in st.nodes}, ports
@@ -503,6 +507,13 @@ class Netplane:
                 )
         with self._mutate() as st:
             st.services = [s.to_json() for s in services]
+            self._apply_rules(st)
+
+    def sync_policies(self, per_node: dict[str, list[dict[str, Any]]]) -> None:
+        """Make every node's NetworkPolicy chains match `per_node` (netpol.compile_policies)."""
+        with self._mutate() as st:
+            st.policies = {n: list(per_node.get(n, [])) for n in st.nodes}
+            netpol.freeze(st.node_flags, st.policies, st.policies_frozen)
             self._apply_rules(st)
 
     def services(self) -> list[ServiceNAT]:
@@ -728,6 +739,8 @@ class Netplane:
                         commands.append(ip_batch(self.ns(node), lines, force=on))
                 run_parallel(commands)
             else:
+                if flag in netpol.FLAGS:
+                    netpol.freeze(st.node_flags, st.policies, st.policies_frozen)
                 self._apply_rules(st)
 
     def node_flags(self, node: str) -> list[str]:
