@@ -164,7 +164,12 @@ class Engine:
                 if c not in seen:
                     seen.add(c)
                     wanted.append(c)
-        for cell in wanted:
+        self._plan_cells(wanted)
+        return wanted
+
+    def _plan_cells(self, cells: Iterable[Cell]) -> None:
+        """Each cell's probes from its check (skipped with the reason when the cluster lacks something)."""
+        for cell in cells:
             check = self.check_of(cell)
             if check is None or check.probe.plan is None:
                 continue
@@ -172,7 +177,6 @@ class Engine:
                 self.cell_probes[cell] = check.probe.plan(cell, self.ctx)
             except Skip as exc:
                 self.skips[cell] = str(exc)
-        return wanted
 
     # -- execution --------------------------------------------------------------------------------
     def _batch(self, probes: Iterable[Probe]) -> dict[str, list[Probe]]:
@@ -350,14 +354,7 @@ class Engine:
             for (s, t, layer, proto), bad in sorted(failing.items())
             for a, b in sorted(followup_pairs(self.ctx.topo.node_names, probed[(s, t, layer, proto)], bad))
         ]
-        for cell in cells:
-            check = self.check_of(cell)
-            if check is None or check.probe.plan is None:
-                continue
-            try:
-                self.cell_probes[cell] = check.probe.plan(cell, self.ctx)
-            except Skip as exc:
-                self.skips[cell] = str(exc)
+        self._plan_cells(cells)
         self.followups += cells
         return cells
 

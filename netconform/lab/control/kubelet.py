@@ -360,27 +360,7 @@ class Kubelet:
             cr.done = True
             self._publish(run)
             return
-        events.record(
-            self.store,
-            pod,
-            "Normal",
-            "Started",
-            f"Started container {cr.name}",
-            "kubelet",
-            run.node,
-            field_path,
-        )
-        cr.state = {"running": {"startedAt": started_at}}
-        self._publish(run)
-        assert cr.proc is not None
-        wait_exit = asyncio.ensure_future(cr.proc.wait())
-        wait_stop = asyncio.ensure_future(run.stop.wait())
-        await asyncio.wait({wait_exit, wait_stop}, return_when=asyncio.FIRST_COMPLETED)
-        if not wait_exit.done():
-            await self._stop_container(run, cr, pod)
-        wait_stop.cancel()
-        code = await wait_exit
-        exit_code = code if code >= 0 else 128 - code
+        exit_code = await self._run_started(run, cr, pod, field_path, started_at)
         cr.proc = None
         cr.done = True
         cr.state = {
@@ -615,27 +595,7 @@ class Kubelet:
                     return
                 cr.restart_count += 1
                 continue
-            events.record(
-                self.store,
-                pod,
-                "Normal",
-                "Started",
-                f"Started container {cr.name}",
-                "kubelet",
-                run.node,
-                field_path,
-            )
-            cr.state = {"running": {"startedAt": started_at}}
-            self._publish(run)
-            assert cr.proc is not None
-            wait_exit = asyncio.ensure_future(cr.proc.wait())
-            wait_stop = asyncio.ensure_future(run.stop.wait())
-            await asyncio.wait({wait_exit, wait_stop}, return_when=asyncio.FIRST_COMPLETED)
-            if not wait_exit.done():
-                await self._stop_container(run, cr, pod)
-            wait_stop.cancel()
-            code = await wait_exit
-            exit_code = code if code >= 0 else 128 - code
+            exit_code = await self._run_started(run, cr, pod, field_path, started_at)
             cr.last_state = {}
             terminated = {
                 "exitCode": exit_code,
@@ -790,6 +750,33 @@ class Kubelet:
                 out.write(data)
 
         loop.add_reader(master, readable)
+
+    async def _run_started(
+        self, run: PodRun, cr: ContainerRun, pod: Obj, field_path: str, started_at: str
+    ) -> int:
+        """A spawned container: event Started, state running, then wait for its exit (or the pod's stop,
+        which stops it); returns the exit code as the kubelet reports it (128 + signal when killed)."""
+        events.record(
+            self.store,
+            pod,
+            "Normal",
+            "Started",
+            f"Started container {cr.name}",
+            "kubelet",
+            run.node,
+            field_path,
+        )
+        cr.state = {"running": {"startedAt": started_at}}
+        self._publish(run)
+        assert cr.proc is not None
+        wait_exit = asyncio.ensure_future(cr.proc.wait())
+        wait_stop = asyncio.ensure_future(run.stop.wait())
+        await asyncio.wait({wait_exit, wait_stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not wait_exit.done():
+            await self._stop_container(run, cr, pod)
+        wait_stop.cancel()
+        code: int = await wait_exit
+        return code if code >= 0 else 128 - code
 
     async def _stop_container(self, run: PodRun, cr: ContainerRun, pod: Obj) -> None:
         proc = cr.proc
