@@ -633,3 +633,27 @@ def test_namespace_stuck_condition_keeps_it_terminating_until_cleared(server: Se
         server.call(server.conditions.clear, "namespace-stuck")
     server.settle()
     assert "stuck" not in [n.metadata.name for n in core.list_namespace().items]
+
+
+def test_lab_manifests_render_and_refuse_a_missing_value() -> None:
+    """The lab's kube-system objects come from YAML templates (netconform/lab/manifests/)."""
+    from netconform.lab import manifests
+
+    system = manifests.render(
+        "system.yaml",
+        KUBERNETES_SERVICE_IP="10.96.0.1",
+        KUBERNETES_ENDPOINT_PORT=6443,
+        CONTROL_PLANE_VIP="10.89.0.2",
+        KUBE_DNS_IP="10.96.0.10",
+    )
+    assert [(o["kind"], o["metadata"]["name"]) for o in system] == [
+        ("Service", "kubernetes"),
+        ("Endpoints", "kubernetes"),
+        ("EndpointSlice", "kubernetes"),
+        ("Service", "kube-dns"),
+        ("ConfigMap", "coredns"),
+    ]
+    assert system[0]["spec"]["ports"][0]["targetPort"] == 6443  # a number, as the API wants
+    assert "kubernetes cluster.local" in system[4]["data"]["Corefile"]
+    with pytest.raises(ValueError, match=r"apiserver-pod.yaml: no value for \$\{PORT\}"):
+        manifests.render("apiserver-pod.yaml", NODE="node-1", CONTROL_PLANE_VIP="x", PYTHON="p", AGENT="a")

@@ -69,6 +69,7 @@ def test_report_templates_schema_and_catalogue_are_package_data(wheel: zipfile.Z
         "netconform/report/matrix.css",
         "netconform/data/failure-modes.md",
         "netconform/agent/probe_agent.py",
+        "netconform/lab/manifests/system.yaml",
     ]
     assert [n for n in needed if n not in names] == []
     assert (

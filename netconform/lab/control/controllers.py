@@ -23,6 +23,7 @@ from typing import Any
 
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab import components as comp
+from netconform.lab import manifests
 from netconform.lab.api.store import (
     ApiError,
     Obj,
@@ -978,142 +979,35 @@ class Controllers:
             admission.on_create(res, obj)
             self.store.create(resource, obj, namespaced=True)
 
-        # The API listens on the host's loopback, which pods cannot reach. The `kubernetes` Service's
-        # endpoint is the control-plane VIP on node-1 (10.89.0.2:6443), where a hostNetwork pod pinned to
-        # node-1 (`kube-apiserver-node-1`, the agent's TCP echo) answers at L4, so a node with a stale ARP
-        # entry for the VIP (FM-28) sees connections to it time out while node-1 connects.
-        create(
-            "services",
-            {
-                "metadata": {
-                    "name": "kubernetes",
-                    "namespace": "default",
-                    "labels": {"component": "apiserver", "provider": "kubernetes"},
-                },
-                "spec": {
-                    "clusterIP": KUBERNETES_SERVICE_IP,
-                    "type": "ClusterIP",
-                    "ports": [
-                        {
-                            "name": "https",
-                            "port": 443,
-                            "protocol": "TCP",
-                            "targetPort": KUBERNETES_ENDPOINT_PORT,
-                        }
-                    ],
-                },
-            },
-        )
-        self.store.create(
-            "endpoints",
-            {
-                "kind": "Endpoints",
-                "apiVersion": "v1",
-                "metadata": {
-                    "name": "kubernetes",
-                    "namespace": "default",
-                    "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
-                },
-                "subsets": [
-                    {
-                        "addresses": [{"ip": CONTROL_PLANE_VIP}],
-                        "ports": [{"name": "https", "port": KUBERNETES_ENDPOINT_PORT, "protocol": "TCP"}],
-                    }
-                ],
-            },
-            namespaced=True,
-        )
-        self.store.create(
-            "endpointslices",
-            {
-                "kind": "EndpointSlice",
-                "apiVersion": "discovery.k8s.io/v1",
-                "metadata": {
-                    "name": "kubernetes",
-                    "namespace": "default",
-                    "labels": {"kubernetes.io/service-name": "kubernetes"},
-                },
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": [CONTROL_PLANE_VIP], "conditions": {"ready": True}}],
-                "ports": [{"name": "https", "port": KUBERNETES_ENDPOINT_PORT, "protocol": "TCP"}],
-            },
-            namespaced=True,
-        )
-        create(
-            "services",
-            {
-                "metadata": {
-                    "name": "kube-dns",
-                    "namespace": "kube-system",
-                    "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
-                },
-                "spec": {
-                    "clusterIP": KUBE_DNS_IP,
-                    "selector": {"k8s-app": "kube-dns"},
-                    "ports": [
-                        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                    ],
-                },
-            },
-        )
-        self.store.create(
-            "configmaps",
-            {
-                "kind": "ConfigMap",
-                "apiVersion": "v1",
-                "metadata": {"name": "coredns", "namespace": "kube-system"},
-                "data": {
-                    "Corefile": ".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n"
-                    "    forward . /etc/resolv.conf\n    cache 30\n}\n"
-                },
-            },
-            namespaced=True,
-        )
-        tolerate_all = [{"operator": "Exists"}]
+        values = {
+            "KUBERNETES_SERVICE_IP": KUBERNETES_SERVICE_IP,
+            "KUBERNETES_ENDPOINT_PORT": KUBERNETES_ENDPOINT_PORT,
+            "CONTROL_PLANE_VIP": CONTROL_PLANE_VIP,
+            "KUBE_DNS_IP": KUBE_DNS_IP,
+        }
+        resource_of = {"Service": "services", "Endpoints": "endpoints", "EndpointSlice": "endpointslices"}
+        resource_of["ConfigMap"] = "configmaps"
+        for obj in manifests.render("system.yaml", **values):
+            resource = resource_of[obj["kind"]]
+            if resource == "services":
+                create(resource, obj)  # admission allocates and defaults as for any Service
+            else:
+                self.store.create(resource, obj, namespaced=True)
         dns_nodes = self.nodes[:2] if len(self.nodes) > 1 else self.nodes * 2
         template = hashlib.sha1(b"coredns").hexdigest()[:10]
         for i, node in enumerate(dns_nodes):
             suffix = hashlib.sha1(f"coredns-{i}".encode()).hexdigest()[:5]
-            create(
-                "pods",
-                {
-                    "metadata": {
-                        "name": f"coredns-{template}-{suffix}",
-                        "namespace": "kube-system",
-                        "labels": {"k8s-app": "kube-dns", "pod-template-hash": template},
-                    },
-                    "spec": {
-                        "nodeName": node,
-                        "dnsPolicy": "Default",
-                        "tolerations": tolerate_all,
-                        "priorityClassName": "system-cluster-critical",
-                        "containers": [
-                            {
-                                "name": "coredns",
-                                "image": "registry.k8s.io/coredns/coredns:v1.11.1",
-                                "command": [
-                                    sys.executable,
-                                    "-m",
-                                    "netconform.lab.net.clusterdns",
-                                    "--zone-file",
-                                    str(self.zone_file),
-                                    "--upstream-resolv",
-                                    "/etc/resolv.conf",
-                                    "--port",
-                                    "53",
-                                ],
-                                "env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}],
-                                "ports": [
-                                    {"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                                    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
-                                ],
-                            }
-                        ],
-                    },
-                },
+            (pod,) = manifests.render(
+                "coredns-pod.yaml",
+                NAME=f"coredns-{template}-{suffix}",
+                TEMPLATE_HASH=template,
+                NODE=node,
+                PYTHON=sys.executable,
+                ZONE_FILE=self.zone_file,
+                REPO_ROOT=REPO_ROOT,
             )
-        create("pods", self._apiserver_endpoint_pod(tolerate_all))
+            create("pods", pod)
+        create("pods", self._apiserver_endpoint_pod())
         if self.ingress:
             from netconform.lab.control import ingress
 
@@ -1128,74 +1022,20 @@ class Controllers:
         for extra in anetd or []:
             create("pods", extra)
         for node in self.nodes if anetd is None else []:
-            create(
-                "pods",
-                {
-                    "metadata": {
-                        "name": f"lab-cni-{node}",
-                        "namespace": "kube-system",
-                        "labels": {"k8s-app": "lab-cni", "app.kubernetes.io/name": "lab-cni"},
-                    },
-                    "spec": {
-                        "nodeName": node,
-                        "hostNetwork": True,
-                        "dnsPolicy": "Default",
-                        "tolerations": tolerate_all,
-                        "priorityClassName": "system-node-critical",
-                        "containers": [
-                            {
-                                "name": "cni-agent",
-                                "image": "netconform/lab-cni:latest",
-                                "command": ["sleep", "infinity"],
-                            }
-                        ],
-                    },
-                },
-            )
+            create("pods", manifests.render("lab-cni-pod.yaml", NODE=node)[0])
         self.kick()
 
-    def _apiserver_endpoint_pod(self, tolerations: list[Obj]) -> Obj:
+    def _apiserver_endpoint_pod(self) -> Obj:
         """A TCP responder on the control-plane VIP's port in node-1's namespace (static-pod look-alike)."""
-        node = self.nodes[0]
-        return {
-            "metadata": {
-                "name": f"kube-apiserver-{node}",
-                "namespace": "kube-system",
-                "labels": {"component": "kube-apiserver", "tier": "control-plane"},
-                "annotations": {
-                    "lab.netconform.io/role": f"L4 stand-in for the API server on {CONTROL_PLANE_VIP}:"
-                    f"{KUBERNETES_ENDPOINT_PORT} (TCP echo; the lab's API itself is on the host loopback)"
-                },
-            },
-            "spec": {
-                "nodeName": node,
-                "hostNetwork": True,
-                "dnsPolicy": "Default",
-                "tolerations": tolerations,
-                "priorityClassName": "system-node-critical",
-                "containers": [
-                    {
-                        "name": "kube-apiserver",
-                        "image": "registry.k8s.io/kube-apiserver:v1.31.0",
-                        "command": [
-                            sys.executable,
-                            str(AGENT_SOURCE),
-                            "serve",
-                            "--tcp",
-                            str(KUBERNETES_ENDPOINT_PORT),
-                        ],
-                        "ports": [
-                            {
-                                "name": "https",
-                                "containerPort": KUBERNETES_ENDPOINT_PORT,
-                                "hostPort": KUBERNETES_ENDPOINT_PORT,
-                                "protocol": "TCP",
-                            }
-                        ],
-                    }
-                ],
-            },
-        }
+        (pod,) = manifests.render(
+            "apiserver-pod.yaml",
+            NODE=self.nodes[0],
+            CONTROL_PLANE_VIP=CONTROL_PLANE_VIP,
+            PORT=KUBERNETES_ENDPOINT_PORT,
+            PYTHON=sys.executable,
+            AGENT=AGENT_SOURCE,
+        )
+        return pod
 
     def lab_summary(self) -> Obj:
         return {
