@@ -16,7 +16,7 @@ demo: sysdeps $(STAMP) kubectl
 	$(BIN)/netconform demo --out reports
 
 test: sysdeps $(STAMP) kubectl
-	$(BIN)/tox -e lint,type,py
+	$(BIN)/tox -e lint,type,type-agent,py
 
 # the suite's cost on labs of SIZES nodes (not part of `make test`): a table of wall, cells, execs, API
 # requests, controller RSS, report size, the per-cell kubectl exec baseline and a fault's cost
@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/tox -e lint
 
 type: $(STAMP)
-	$(BIN)/tox -e type
+	$(BIN)/tox -e type,type-agent
 
 # Debian packages the lab and the tests need; installed only when missing and only as root.
 sysdeps:

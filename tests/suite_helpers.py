@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from netconform.checks.api import REGISTRY
 from netconform.checks.context import Context
 from netconform.checks.judging import Results, evidence
@@ -65,18 +68,16 @@ def kit(topo: Topology, echo_ip: dict[str, str] | None = None) -> Kit:
     return k
 
 
-def context(nodes: int = 3, **opts: object) -> Context:
+def context(nodes: int = 3, **opts: Any) -> Context:
     topo = topology(nodes)
-    return Context(
-        topo,
-        kit(topo),
-        SuiteOptions(
-            external_name="example.test",
-            external_url="http://203.0.113.10/",
-            external_ip="203.0.113.10",
-            **{"external_client": "local", **opts},
-        ),
-    )  # type: ignore[arg-type]
+    base = SuiteOptions(
+        external_name="example.test",
+        external_url="http://203.0.113.10/",
+        external_ip="203.0.113.10",
+        external_client="local",
+    )
+    # replace() refuses a name SuiteOptions does not have (TypeError), as the constructor did
+    return Context(topo, kit(topo), dataclasses.replace(base, **opts))
 
 
 def probes_for(cell: Cell, ctx: Context) -> list[Probe]:

@@ -45,8 +45,8 @@ class MtuLab:
         self.net, self.client, self.port = net, client, port
 
     def mtu(self, host: str, sizes: list[int], timeout: float = 1.0) -> dict[str, Any]:
-        plan = {"checks": [{"id": "m", "kind": "mtu", "host": host, "port": self.port, "sizes": sizes}]}
-        plan["timeout"] = timeout
+        check = {"id": "m", "kind": "mtu", "host": host, "port": self.port, "sizes": sizes}
+        plan = {"checks": [check], "timeout": timeout}
         out = self.net.run(self.client, ["python3", AGENT, "run"], input=json.dumps(plan) + "\n", timeout=30)
         result: dict[str, Any] = json.loads(out)["results"][0]
         return result

@@ -65,10 +65,10 @@ def make_engine(ns: str, ports: dict[str, int], calls: list[str]) -> Engine:
         echo_ports={"http": ports["http"], "tcp": ports["tcp"], "udp": ports["udp"]},
         service_ports={"http": 1, "tcp": 2, "udp": 3},
     )
-    for n, ip in (("node-1", "10.50.0.1"), ("node-2", "10.50.0.1"), ("node-3", "10.50.0.3")):
-        kit.pods[f"probe@{n}"] = {"name": f"probe-{n}", "node": n, "ip": "10.50.0.1"}
-        kit.pods[f"echo@{n}"] = {"name": f"echo-{n}", "node": n, "ip": ip}
-        kit.pods[f"host@{n}"] = {"name": f"host-{n}", "node": n, "ip": "10.50.0.2"}
+    for name, ip in (("node-1", "10.50.0.1"), ("node-2", "10.50.0.1"), ("node-3", "10.50.0.3")):
+        kit.pods[f"probe@{name}"] = {"name": f"probe-{name}", "node": name, "ip": "10.50.0.1"}
+        kit.pods[f"echo@{name}"] = {"name": f"echo-{name}", "node": name, "ip": ip}
+        kit.pods[f"host@{name}"] = {"name": f"host-{name}", "node": name, "ip": "10.50.0.2"}
     ctx = Context(topo, kit, SuiteOptions(probe_timeout=1.0, attempts=2))
 
     def runner(subject: str, plan: dict[str, Any], deadline: float) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from netconform.cli.run import pytest_args, run_parser
@@ -20,10 +22,10 @@ GW = {
         ],
     },
 }  # fmt: skip
-SERVICES = {"app/echo": {}}
+SERVICES: dict[str, dict[str, Any]] = {"app/echo": {}}
 
 
-def _route(hostnames: list[str], section: str | None = None, backend: str = "echo") -> dict:
+def _route(hostnames: list[str], section: str | None = None, backend: str = "echo") -> dict[str, Any]:
     ref = {"name": "gw", "namespace": "kube-system", **({"sectionName": section} if section else {})}
     return {
         "metadata": {"namespace": "app", "name": "r", "generation": 3},
@@ -58,7 +60,7 @@ def test_an_accepted_route_becomes_proxy_routes_with_status_for_its_generation()
         (_route(["a.lab.test"], section="https"), "NoMatchingParent"),
     ],
 )
-def test_a_route_the_listeners_refuse_is_not_routed(route: dict, reason: str) -> None:
+def test_a_route_the_listeners_refuse_is_not_routed(route: dict[str, Any], reason: str) -> None:
     parents, routes = ingress.route_parents(route, {"kube-system/gw": GW}, SERVICES, {})
     assert routes == [] and parents[0]["conditions"][0]["reason"] == reason
 

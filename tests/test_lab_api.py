@@ -29,6 +29,7 @@ from netconform.lab.api.store import ApiError, Store
 from netconform.lab.control.controllers import Controllers
 from netconform.lab.faults.conditions import LabConditions
 from netconform.lab.net.dataplane import FakeDataPlane
+from tests.narrow import present
 
 ADMIN, VIEWER = "admin-token", "viewer-token"
 NODES = ["node-1", "node-2", "node-3"]
@@ -218,7 +219,7 @@ def test_discovery(server: Server) -> None:
 
 
 def test_errors_404_409_422(core: Any) -> None:
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     with pytest.raises(ApiException) as missing:
         core.read_namespaced_config_map("nope", "default")
@@ -244,26 +245,33 @@ def test_errors_404_409_422(core: Any) -> None:
 
 def test_viewer_can_read_not_write_and_ssar(server: Server) -> None:
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     viewer = client.CoreV1Api(_client(server, VIEWER))
     assert viewer.list_namespaced_pod("default").items is not None
     with pytest.raises(ApiException) as denied:
         viewer.create_namespaced_pod(
-            "default", {"metadata": {"name": "v"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+            "default",
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name="v"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x")]),
+            ),
         )
     code, body = _status_of(denied.value)
     assert code == 403 and body["reason"] == "Forbidden" and 'User "viewer" cannot create' in body["message"]
     for token, allowed in ((ADMIN, True), (VIEWER, False)):
         authz = client.AuthorizationV1Api(_client(server, token))
+        attributes = client.V1ResourceAttributes(namespace="default", verb="create", resource="pods")
         review = authz.create_self_subject_access_review(
-            {"spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}}
+            client.V1SelfSubjectAccessReview(
+                spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+            )
         )
-        assert review.status.allowed is allowed
+        assert present(review.status, "the review's status").allowed is allowed
 
 
 def test_services_allocation(server: Server, core: Any) -> None:
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     def svc(name: str, typ: str, **spec: Any) -> dict[str, Any]:
         return {
@@ -374,7 +382,7 @@ def test_scheduler_endpoints_slices_nat_and_zone(server: Server, core: Any) -> N
     assert ep.subsets[0].ports[0].port == 8080, "targetPort by name resolves to the container port"
     disc = client.DiscoveryV1Api(core.api_client)
     (sl,) = disc.list_namespaced_endpoint_slice("web", label_selector="kubernetes.io/service-name=web").items
-    ready = {e.addresses[0]: e.conditions.ready for e in sl.endpoints}
+    ready = {e.addresses[0]: present(e.conditions, "conditions").ready for e in sl.endpoints or []}
     assert ready == {"10.244.2.7": True, "10.244.3.7": False}
     nat = {s.key: s for s in server.plane.services}["web/web"]
     assert [(b.ip, b.port) for b in nat.ports[0].backends] == [("10.244.2.7", 8080)]
@@ -403,7 +411,7 @@ def test_namespace_terminating_until_pods_are_gone(server: Server, core: Any) ->
     assert core.read_namespace("gone").status.phase == "Terminating"
     pod = core.read_namespaced_pod("p", "gone")
     assert pod.metadata.deletion_timestamp is not None, "the namespace controller deletes its pods"
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_config_map("gone", {"metadata": {"name": "late"}})
@@ -528,7 +536,7 @@ def _pod(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def _forbidden(fn: Any, *args: Any) -> str:
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     with pytest.raises(ApiException) as err:
         fn(*args)

@@ -22,12 +22,12 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from netconform.lab.control import procs
-from netconform.lab.control.supervisor import STATE_ROOT
 from netconform.lab.net import hostguard
 from netconform.lab.net.addressing import EXTERNAL_CLIENT_IP, lab_namespace_pattern
-from netconform.lab.net.nsexec import netns_list
+from netconform.lab.net.nsexec import STATE_ROOT, netns_list
 from tests.lab_helpers import wait_for
 from tests.labfixture import lab_name, missing_requirement, requires_lab
+from tests.narrow import present
 
 CLI = [sys.executable, "-m", "netconform.cli.main", "lab"]
 UP_BUDGET_S = 15.0
@@ -162,7 +162,8 @@ class TestLifecycle:
         core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
 
         def ready(node: str) -> Any:
-            return next(c for c in core.read_node(node).status.conditions if c.type == "Ready")
+            status = present(core.read_node(node).status, f"{node}'s status")
+            return next(c for c in status.conditions or [] if c.type == "Ready")
 
         try:
             nc("fault", "add", "cni-not-ready", "--node", "node-3", "--name", name)
@@ -195,17 +196,13 @@ class TestDown:
         try:
             kubeconfig = lab.up(nodes=2, lb=False)
             core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-            core.create_namespaced_service(
-                "default",
-                {
-                    "metadata": {"name": "lb"},
-                    "spec": {"type": "LoadBalancer", "selector": {"a": "b"}, "ports": [{"port": 80}]},
-                },
-            )
-            core.create_namespaced_service(
-                "default",
-                {"metadata": {"name": "after"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}},
-            )
+            for svc, typ in (("lb", "LoadBalancer"), ("after", "ClusterIP")):
+                spec = client.V1ServiceSpec(
+                    type=typ, selector={"a": "b"}, ports=[client.V1ServicePort(port=80)]
+                )
+                core.create_namespaced_service(
+                    "default", client.V1Service(metadata=client.V1ObjectMeta(name=svc), spec=spec)
+                )
             deadline = time.monotonic() + 20
             while (
                 time.monotonic() < deadline
@@ -216,8 +213,9 @@ class TestDown:
                 except client.ApiException:
                     time.sleep(0.1)  # polling the endpoints controller, bounded by the deadline
             lb = core.read_namespaced_service("lb", "default")
-            assert lb.status.load_balancer.ingress is None, "--no-lb: a LoadBalancer Service stays pending"
-            assert lb.spec.ports[0].node_port
+            balancer = present(present(lb.status, "lb's status").load_balancer, "lb's load_balancer")
+            assert balancer.ingress is None, "--no-lb: a LoadBalancer Service stays pending"
+            assert present(present(lb.spec, "lb's spec").ports, "lb's ports")[0].node_port
             pods = [p for p in lab.status()["pods"] if p["namespace"] == "kube-system"]
             # 2 DNS pods (both on the 2 nodes), the API endpoint, a CNI pod per node, the ingress controller
             assert len(pods) == 6

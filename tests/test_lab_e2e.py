@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.message
 import pytest
@@ -25,6 +25,10 @@ from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab.cluster import Lab
 from netconform.lab.net.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
 from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401
+from tests.narrow import present
+
+if TYPE_CHECKING:
+    from kubernetes.client import V1ContainerStatus
 
 pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
 
@@ -158,7 +162,10 @@ def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:  # noqa: F811
     k.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
     try:
         k.core.create_namespaced_config_map(
-            NS, {"metadata": {"name": "agent"}, "data": {"agent.py": AGENT.read_text()}}
+            NS,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="agent"), data={"agent.py": AGENT.read_text()}
+            ),
         )
         for name, node, command, host in (
             ("echo-2", "node-2", SERVE, False),
@@ -166,25 +173,33 @@ def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:  # noqa: F811
             ("probe-2", "node-2", ["sleep", "infinity"], False),
             ("host-2", "node-2", ["sleep", "infinity"], True),
         ):
-            k.core.create_namespaced_pod(NS, _pod(name, node, command, host))
+            # the client sends a plain dict as it is; its annotation names only the model class
+            k.core.create_namespaced_pod(NS, _pod(name, node, command, host))  # type: ignore[arg-type]
         for name, typ, headless in (
             ("echo", "ClusterIP", False),
             ("echo-np", "NodePort", False),
             ("echo-lb", "LoadBalancer", False),
             ("echo-headless", "ClusterIP", True),
         ):
-            k.core.create_namespaced_service(NS, _service(name, typ, headless))
+            k.core.create_namespaced_service(NS, _service(name, typ, headless))  # type: ignore[arg-type]
 
         def all_ready() -> bool:
             pods = k.core.list_namespaced_pod(NS).items
             return len(pods) == 4 and all(
-                any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods
+                any(
+                    c.type == "Ready" and c.status == "True"
+                    for c in present(p.status, "status").conditions or []
+                )
+                for p in pods
             )
 
         _wait("the e2e pods to be Ready", all_ready)
-        _wait(
-            "the LB VIP", lambda: k.core.read_namespaced_service("echo-lb", NS).status.load_balancer.ingress
-        )
+
+        def vip() -> object:
+            status = present(k.core.read_namespaced_service("echo-lb", NS).status, "echo-lb's status")
+            return present(status.load_balancer, "echo-lb's load_balancer").ingress
+
+        _wait("the LB VIP", vip)
         _wait(
             "two echo endpoints",
             lambda: (
@@ -199,15 +214,15 @@ def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:  # noqa: F811
             ),
         )
         for p in k.core.list_namespaced_pod(NS).items:
-            k.pods[p.metadata.name] = p
+            k.pods[present(p.metadata, "metadata").name or ""] = p
         for s in k.core.list_namespaced_service(NS).items:
-            k.services[s.metadata.name] = s
+            k.services[present(s.metadata, "metadata").name or ""] = s
         yield k
     finally:
         k.core.delete_namespace(NS)
         _wait(
             "the e2e namespace to go away",
-            lambda: NS not in [n.metadata.name for n in k.core.list_namespace().items],
+            lambda: NS not in [present(n.metadata, "metadata").name for n in k.core.list_namespace().items],
         )
 
 
@@ -347,17 +362,28 @@ def test_endpoints_follow_pod_readiness(kit: Kit) -> None:
         slices = disc.list_namespaced_endpoint_slice(
             NS, label_selector="kubernetes.io/service-name=echo"
         ).items
-        return sorted(a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses)
+        return sorted(
+            a
+            for s in slices
+            for e in s.endpoints or []
+            if present(e.conditions, "conditions").ready
+            for a in e.addresses
+        )
 
     both = sorted([_ip(kit, "echo-2"), _ip(kit, "echo-3")])
     assert addresses() == both and slice_ready() == both
+
     # the container process crashes (the kubelet reports its pid as the container id)
-    cid = kit.core.read_namespaced_pod("echo-3", NS).status.container_statuses[0].container_id
+    def first_container(pod: str) -> V1ContainerStatus:
+        status = present(kit.core.read_namespaced_pod(pod, NS).status, f"{pod}'s status")
+        return present(status.container_statuses, f"{pod}'s container statuses")[0]
+
+    cid = present(first_container("echo-3").container_id, "echo-3's container id")
     assert cid.startswith("lab://")
     os.kill(int(cid.removeprefix("lab://")), signal.SIGKILL)
     _wait(
         "echo-3 to restart",
-        lambda: kit.core.read_namespaced_pod("echo-3", NS).status.container_statuses[0].restart_count >= 1,
+        lambda: first_container("echo-3").restart_count >= 1,
     )
     _wait("echo endpoints to be whole again", lambda: addresses() == both and slice_ready() == both)
 

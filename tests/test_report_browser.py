@@ -7,7 +7,7 @@ a click that opens the cell's evidence, the by-FM view, no request to any other 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,10 @@ def test_matrix_in_chromium(browser: Any, faulted: tuple[dict[str, Any], Path]) 
         # filter: failed cells of FM-09 only
         page.select_option("#f-outcome", "failed")
         page.select_option("#f-fm", "FM-09")
-        keep = lambda c: c["outcome"] == "failed" and "FM-09" in c["fm"]  # noqa: E731
+
+        def keep(c: Mapping[str, Any]) -> bool:
+            return bool(c["outcome"] == "failed" and "FM-09" in c["fm"])
+
         shown = sum(1 for c in data["cells"] if keep(c))
         assert page.locator("#f-count").inner_text() == f"{shown} of {len(data['cells'])} cells shown"
         got = opened.badges()

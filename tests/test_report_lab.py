@@ -563,7 +563,10 @@ def test_real_twelve_node_matrix_in_chromium(campaign: Campaign, browser: Any) -
         page.select_option("#f-outcome", "failed")
         failed = sum(1 for c in data["cells"] if c["outcome"] == "failed")
         assert page.locator("#f-count").inner_text() == f"{failed} of {len(data['cells'])} cells shown"
-        keep = lambda c: c["outcome"] == "failed"  # noqa: E731
+
+        def keep(c: Mapping[str, Any]) -> bool:
+            return bool(c["outcome"] == "failed")
+
         got = opened.badge_classes()
         assert got == expected_badges(data, 1, keep) and all("failed" in v for v in got.values())
 

@@ -12,21 +12,22 @@ With --gateway NS/NAME the same checks through a Gateway API Gateway and the kit
 from netconform.checks import check
 from netconform.checks.catalogue import ingress
 from netconform.model.cell import Cell
+from netconform.model.conformance import ConformanceFixture
 
 
 @check(ingress.INGRESS_HTTP)
-def test_ingress_http(cell: Cell, conformance) -> None:
+def test_ingress_http(cell: Cell, conformance: ConformanceFixture) -> None:
     """HTTP with the kit's host through the ingress reaches an echo pod."""
     conformance.expect(cell)
 
 
 @check(ingress.INGRESS_HTTPS)
-def test_ingress_https(cell: Cell, conformance) -> None:
+def test_ingress_https(cell: Cell, conformance: ConformanceFixture) -> None:
     """HTTPS with SNI through the ingress presents the kit's certificate and reaches an echo pod."""
     conformance.expect(cell)
 
 
 @check(ingress.GATEWAY_HTTP)
-def test_gateway_http(cell: Cell, conformance) -> None:
+def test_gateway_http(cell: Cell, conformance: ConformanceFixture) -> None:
     """HTTP with the kit's host through the Gateway (the kit's HTTPRoute) reaches an echo pod."""
     conformance.expect(cell)

@@ -7,9 +7,10 @@ Each check's cells are `SUBJECT->check:NAME/LAYER-PROTOCOL`; the address it prob
 import pytest
 
 from netconform.model.cell import Cell
+from netconform.model.conformance import ConformanceFixture
 
 
 @pytest.mark.user_checks
-def test_user_check(cell: Cell, conformance) -> None:
+def test_user_check(cell: Cell, conformance: ConformanceFixture) -> None:
     """A check from a --checks file passes as its expectation says."""
     conformance.expect(cell)

@@ -51,7 +51,7 @@ def check(value: Check) -> Callable[[F], F]:
     register(value)
 
     def mark(fn: F) -> F:
-        fn = pytest.mark.fm(*value.fm)(fn)
-        return pytest.mark.check(value)(fn)
+        marked: F = pytest.mark.check(value)(pytest.mark.fm(*value.fm)(fn))
+        return marked
 
     return mark

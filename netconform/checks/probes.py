@@ -118,7 +118,7 @@ class Probe:
 
     def describe(self) -> str:
         f = self.fields
-        kind = f["kind"]
+        kind = self.kind
         if kind in ("tcp", "udp", "mtu"):
             return f"{kind} {f['host']}:{f['port']}"
         if kind == "http":

@@ -8,6 +8,7 @@ test over its cells, one per subject, shown as the column `check:NAME` of the ma
 
 from netconform.checks import KIT_PODS, Check, Endpoint, Url, blocked, check, http, reachable, tcp
 from netconform.model.cell import Cell
+from netconform.model.conformance import ConformanceFixture
 
 # the lab's outside echo (203.0.113.10, a documentation address inside the lab's own namespaces)
 OUTSIDE_WEB = Check.to(
@@ -18,12 +19,12 @@ NO_TELNET = Check.to("py-no-telnet", KIT_PODS, Endpoint("203.0.113.10", 23), tcp
 
 
 @check(OUTSIDE_WEB)
-def test_my_pods_reach_the_outside_web(cell: Cell, conformance) -> None:  # type: ignore[no-untyped-def]
+def test_my_pods_reach_the_outside_web(cell: Cell, conformance: ConformanceFixture) -> None:
     """Every node's pods get an HTTP answer from the outside echo."""
     conformance.expect(cell)
 
 
 @check(NO_TELNET)
-def test_my_pods_cannot_telnet_out(cell: Cell, conformance) -> None:  # type: ignore[no-untyped-def]
+def test_my_pods_cannot_telnet_out(cell: Cell, conformance: ConformanceFixture) -> None:
     """Telnet to the outside is refused or dropped, never answered."""
     conformance.expect(cell)
