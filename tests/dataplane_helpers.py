@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -44,20 +43,6 @@ PODS: dict[str, tuple[str, str]] = {
 }
 ECHO_PODS = ("a2", "b1", "c1")
 DNS_PODS = ("dns1", "dns2")
-
-
-def skip_reason() -> str | None:
-    """Why the data-plane tests cannot run here (None when they can)."""
-    if sys.platform != "linux":
-        return "the lab data plane needs Linux network namespaces"
-    if os.geteuid() != 0:
-        return "the lab data plane needs root (network namespaces, iptables)"
-    for tool in ("ip", "bridge", "iptables-restore", "conntrack", "nsenter"):
-        if shutil.which(tool) is None:
-            return f"the lab data plane needs `{tool}` (iproute2, iptables, conntrack, util-linux)"
-    if not AGENT.exists():
-        return f"the probe agent is missing ({AGENT})"
-    return None
 
 
 def lab_name(tag: str) -> str:

@@ -11,11 +11,37 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from netconform.lab.cluster import Lab
+import pytest
+
+from netconform.lab.cluster import Lab, LabError
 from netconform.lab.net.outside import AGENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0
+
+
+def lab_name(prefix: str = "t") -> str:
+    """A lab name unique per xdist worker and process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    return f"{prefix}{worker.replace('gw', '')}-{os.getpid() % 100000}"
+
+
+def own_lab(
+    name: str, nodes: int = 3, dataplane: str = "lab", lb_kind: str = "lab", *, ingress: bool = True
+) -> Iterator[Lab]:
+    """A module's private lab (for modules whose faults must not touch the shared one): up, yield,
+    down even when tests fail; skips with the reason when the lab cannot come up here.
+    `dataplane="cilium"`, `lb_kind="metallb"|"f5"` add the optional components."""
+    handle = Lab(name)
+    try:
+        handle.up(nodes=nodes, lb=True, dataplane=dataplane, lb_kind=lb_kind, ingress=ingress)
+    except LabError as exc:
+        handle.down()
+        pytest.skip(f"the lab cannot come up here: {exc}")
+    try:
+        yield handle
+    finally:
+        handle.down()
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:

@@ -5,9 +5,10 @@ namespaces joined by veth pairs and bridges; nothing ever touches the host's roo
 
 Usage (module-scoped fixture)::
 
-    from tests.netns import Netns, skip_reason
+    from tests.can_run import needs
+    from tests.netns import Netns
 
-    pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+    pytestmark = needs("netns")
 
     with Netns("agt") as net:               # names get a unique prefix: "<tag><pid>x<n>-<short>"
         a, b = net.add("a"), net.add("b")
@@ -16,7 +17,7 @@ Usage (module-scoped fixture)::
         proc = net.popen(b, ["python3", "server.py"])   # killed on exit
         net.run(a, ["ping", "-c1", "10.1.0.2"])
 
-API: ``skip_reason()``; ``Netns(tag)`` with ``add``, ``veth``, ``bridge``, ``attach``, ``run``,
+API: ``Netns(tag)`` with ``add``, ``veth``, ``bridge``, ``attach``, ``run``,
 ``sh``, ``popen``, ``sysctl``, ``resolv_conf``, ``close`` (also via ``with``). ``sweep(tag)`` removes
 namespaces left by test processes that died (SIGKILL); it runs whenever a ``Netns`` is created.
 """
@@ -38,20 +39,6 @@ from types import TracebackType
 NETNS_RUN = Path("/run/netns")
 NETNS_ETC = Path("/etc/netns")
 _counter = itertools.count()
-
-
-def skip_reason() -> str | None:
-    """Why namespace tests cannot run here (None when they can)."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces"
-    if shutil.which("ip") is None:
-        return "needs iproute2 (`ip`)"
-    name = f"ncprobe{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, timeout=10)
-    if made.returncode != 0:
-        return f"cannot create network namespaces: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-    return None
 
 
 def _pid_alive(pid: int) -> bool:

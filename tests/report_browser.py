@@ -8,7 +8,6 @@ every script error recorded, and the time until the page's ``data-rendered`` mar
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from netconform.report.layout import worst
+from tests.can_run import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -29,15 +28,6 @@ LAUNCH_ARGS = [
 ]
 LAUNCH_TIMEOUT_MS = 30_000
 PAGE_TIMEOUT_MS = 10_000
-
-
-def browser_missing() -> str | None:
-    """Why the browser tests cannot run here (None when they can)."""
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is absent (Debian package 'chromium'; make test installs it)"
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed (pip install -e '.[dev]')"
-    return None
 
 
 @contextlib.contextmanager

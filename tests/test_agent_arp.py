@@ -17,14 +17,14 @@ import pytest
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.checks.parsers.oui import vendor
 from netconform.model.classify import classify
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 
 AGENT = str(AGENT_FILE)
-SKIP = skip_reason()
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+    needs("netns"),
     pytest.mark.xdist_group("agent-arp"),
 ]
 

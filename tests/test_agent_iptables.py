@@ -26,12 +26,12 @@ from netconform.checks.parsers.iptables_save import drop_growth, parse
 from netconform.engine.run import Engine
 from netconform.kube.exec import run_local
 from netconform.model.cell import Cell
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 from tests.suite_helpers import context
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = str(AGENT_FILE)
-SKIP = skip_reason() or (None if shutil.which("iptables-save") else "needs iptables-save")
 SENDER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -49,7 +49,7 @@ def root_only(test: F) -> F:
     """Needs root, namespaces and iptables; the in-process tests below need none of them."""
     for mark in (
         pytest.mark.root,
-        pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+        needs("netns", "iptables-save"),
         pytest.mark.xdist_group("agent-iptables"),
     ):
         test = mark(test)

@@ -25,17 +25,17 @@ import pytest
 
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.model.cell import Cell
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 from tests.suite_helpers import context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = str(AGENT_FILE)
-SKIP = skip_reason()
 SERVER, BLACK_HOLE = "10.72.2.2", "10.72.2.3"
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+    needs("netns"),
     pytest.mark.xdist_group("agent-mtu"),
 ]
 

@@ -38,12 +38,12 @@ from netconform.agent import SOURCE as AGENT_FILE
 from netconform.agent.probe_agent import ERROR_CODES, ConnectionLost, error_of
 from netconform.model.classify import classify, dns_outcome
 from tests.agent_dns_server import echo_address
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = str(AGENT_FILE)
 DNS_SERVER = str(ROOT / "tests" / "agent_dns_server.py")
-SKIP = skip_reason()
 SERVER = "10.71.2.2"
 CLIENT = "10.71.1.2"
 SERVER6 = "fd00:71:2::2"
@@ -51,7 +51,7 @@ CLIENT6 = "fd00:71:1::2"
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(SKIP is not None, reason=SKIP or ""),
+    needs("netns"),
     pytest.mark.xdist_group("agent-netns"),
 ]
 

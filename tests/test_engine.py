@@ -22,10 +22,11 @@ from netconform.kube.exec import AGENT_LOCAL, run_local
 from netconform.model.cell import Cell
 from netconform.model.kit import Kit
 from netconform.model.options import SuiteOptions
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 from tests.suite_helpers import topology
 
-pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+pytestmark = needs("netns")
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ from netconform.lab.control import procs
 from netconform.lab.net import hostguard
 from netconform.lab.net.addressing import EXTERNAL_CLIENT_IP, lab_namespace_pattern
 from netconform.lab.net.nsexec import STATE_ROOT, netns_list
-from tests.lab_helpers import wait_for
-from tests.labfixture import lab_name, missing_requirement, requires_lab
+from tests.can_run import missing, needs
+from tests.lab_helpers import lab_name, wait_for
 from tests.narrow import present
 
 CLI = [sys.executable, "-m", "netconform.cli.main", "lab"]
@@ -69,13 +69,13 @@ def test_bad_input_is_one_line(args: list[str], needle: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-pytestmark_lab = [requires_lab, pytest.mark.xdist_group("lab-cli"), pytest.mark.lab, pytest.mark.root]
+pytestmark_lab = [needs("lab"), pytest.mark.xdist_group("lab-cli"), pytest.mark.lab, pytest.mark.root]
 
 
 @pytest.fixture(scope="module")
 def cli_lab() -> Iterator[tuple[str, float, str]]:
     """A 3-node lab brought up through the CLI; yields (name, seconds to up, kubeconfig path)."""
-    reason = missing_requirement()
+    reason = missing("lab")
     if reason:
         pytest.skip(reason)
     name = lab_name("c")
@@ -259,7 +259,7 @@ DOWN_ALL_ALONE = (
     reason=DOWN_ALL_ALONE,
 )
 @pytest.mark.xdist_group("lab-cli")
-@requires_lab
+@needs("lab")
 def test_down_all_leaves_nothing() -> None:
     names = [f"a{uuid.uuid4().hex[:6]}" for _ in range(2)]
     before = _root_ns_snapshot()

@@ -23,7 +23,8 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from netconform.report.catalogue import CATALOGUE
-from tests.labfixture import missing_requirement, own_lab
+from tests.can_run import needs
+from tests.lab_helpers import own_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_CM = f"nccm{os.getpid() % 10000}"
@@ -31,7 +32,7 @@ LAB_F5 = f"ncf5{os.getpid() % 10000}"
 NODES = ("node-1", "node-2", "node-3")
 COMPONENT_K = "cilium or ebpf or drop_monitor or metallb or lb_vip_arp or cni_ready"
 pytestmark = [
-    pytest.mark.skipif(missing_requirement() is not None, reason=missing_requirement() or ""),
+    needs("lab"),
     pytest.mark.xdist_group("lab-components"),
     pytest.mark.lab,
     pytest.mark.slow,

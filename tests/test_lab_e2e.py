@@ -24,13 +24,13 @@ import pytest
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.lab.cluster import Lab
 from netconform.lab.net.addressing import OUTSIDE_ECHO_IP, lb_pool, node_ip
-from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401
+from tests.can_run import needs
 from tests.narrow import present
 
 if TYPE_CHECKING:
     from kubernetes.client import V1ContainerStatus
 
-pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
+pytestmark = [needs("lab"), pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
 
 NS = "e2e"
 AGENT = AGENT_FILE
@@ -155,7 +155,7 @@ def _wait(what: str, predicate: Any, timeout: float = DEADLINE) -> Any:
 
 
 @pytest.fixture(scope="module")
-def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:  # noqa: F811
+def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:
     from kubernetes import client
 
     k = Kit(lab, lab_api)

@@ -19,6 +19,7 @@ from netconform.lab.faults import catalogue as faults
 from netconform.lab.net import addressing as A
 from netconform.lab.net.netplane import Netplane, destroy_lab
 from netconform.lab.net.outside import AGENT
+from tests.can_run import needs
 from tests.dataplane_helpers import (
     DNS_PODS,
     ECHO_ARGS,
@@ -39,14 +40,13 @@ from tests.dataplane_helpers import (
     probe,
     read,
     sh,
-    skip_reason,
     snapshot,
     tcp,
     udp,
 )
 
 pytestmark = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("dataplane"),
     pytest.mark.root,
     pytest.mark.xdist_group("lab-dataplane-faults"),
 ]

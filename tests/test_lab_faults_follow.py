@@ -19,11 +19,11 @@ from netconform.lab.cluster import Lab
 from netconform.lab.net.addressing import ns_name
 from netconform.lab.net.netplane import Netplane
 from tests import lab_helpers
+from tests.can_run import needs
 from tests.dataplane_helpers import _drop_empty_tables, dns_answer, dns_query, http, probe, sh, tcp
 from tests.lab_helpers import cli, pod_state, remove, start, wait_for
-from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
 
-pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
+pytestmark = [needs("lab"), pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
 
 NS = "follow"
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ DNS_NAME = "kubernetes.default.svc.cluster.local"
 
 
 @pytest.fixture(scope="module")
-def core(lab_api: Any) -> Iterator[Any]:  # noqa: F811
+def core(lab_api: Any) -> Iterator[Any]:
     """CoreV1Api with this module's namespace; the namespace goes at the end."""
     yield from lab_helpers.namespace_api(lab_api, NS)
 
@@ -50,7 +50,7 @@ def echo_pod(name: str, node: str) -> dict[str, Any]:
     return lab_helpers.echo_pod(name, node, NS)
 
 
-def where(lab: Lab) -> dict[str, str]:  # noqa: F811
+def where(lab: Lab) -> dict[str, str]:
     return {f["name"]: f["where"] for f in lab.status()["faults"]}
 
 
@@ -60,13 +60,13 @@ def rules(netns: str) -> str:
     return _drop_empty_tables("".join(ln + "\n" for ln in text.splitlines() if not ln.startswith("#")))
 
 
-def helpers_in(lab: Lab, netns: str) -> list[str]:  # noqa: F811
+def helpers_in(lab: Lab, netns: str) -> list[str]:
     """Helper programs (the 503 responder) the data plane still records for a namespace."""
     return [n for n, info in Netplane.load(lab.name).state().processes.items() if info["netns"] == netns]
 
 
 def test_echo_pods_created_after_the_fault_are_broken_until_clear(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     core: Any,
     pods_removed: None,
 ) -> None:
@@ -111,7 +111,7 @@ def test_echo_pods_created_after_the_fault_are_broken_until_clear(
     assert helpers_in(lab, ns2) == [] and where(lab) == {}
 
 
-def _manifest(lab_api: Any, pod: Any) -> dict[str, Any]:  # noqa: F811
+def _manifest(lab_api: Any, pod: Any) -> dict[str, Any]:
     """A pod as it was created (name, labels, spec): what a controller recreates."""
     data = lab_api.sanitize_for_serialization(pod)
     meta = data["metadata"]
@@ -121,7 +121,7 @@ def _manifest(lab_api: Any, pod: Any) -> dict[str, Any]:  # noqa: F811
     }
 
 
-def test_recreated_dns_pod_stays_down_until_clear(lab: Lab, core: Any, lab_api: Any) -> None:  # noqa: F811
+def test_recreated_dns_pod_stays_down_until_clear(lab: Lab, core: Any, lab_api: Any) -> None:
     node1 = ns_name(lab.name, "node-1")
     dns = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
     target = next(p for p in dns if p.spec.node_name == "node-2")
@@ -153,7 +153,7 @@ def test_recreated_dns_pod_stays_down_until_clear(lab: Lab, core: Any, lab_api: 
 
 
 # --------------------------------------------------------------------------------- as a user does it
-def run_suite(lab: Lab, out: Path) -> tuple[int, dict[str, Any], str]:  # noqa: F811
+def run_suite(lab: Lab, out: Path) -> tuple[int, dict[str, Any], str]:
     """The suite's pod->pod and ClusterIP cells over HTTP and TCP, as `netconform run --lab` runs them."""
     proc = cli(
         *("run", "--lab", lab.name, "--probe-timeout", "1", "--attempts", "1", "--ready-timeout", "40"),
@@ -168,7 +168,7 @@ def run_suite(lab: Lab, out: Path) -> tuple[int, dict[str, Any], str]:  # noqa: 
 
 
 def test_cli_http_503_added_before_the_run_fails_the_http_cells(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     tmp_path: Path,
 ) -> None:
     added = cli("lab", "fault", "add", "http-503", "--name", lab.name)
@@ -200,7 +200,7 @@ def test_cli_http_503_added_before_the_run_fails_the_http_cells(
     assert rc == 0 and {c["outcome"] for c in results["cells"]} == {"passed"}, output[-2000:]
 
 
-def test_lb_arp_silent_covers_vips_allocated_after_it(lab: Lab, core: Any, pods_removed: None) -> None:  # noqa: F811
+def test_lb_arp_silent_covers_vips_allocated_after_it(lab: Lab, core: Any, pods_removed: None) -> None:
     """`fault add lb-arp-silent` before any LoadBalancer exists is a state: a VIP allocated later gets
     no ARP answer (it sits on its node's `lo`), and `clear` makes exactly one MAC answer for it again."""
     from tests.dataplane_helpers import arp

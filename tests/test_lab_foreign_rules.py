@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from netconform.lab.cluster import Lab
+from tests.can_run import needs
 from tests.dataplane_helpers import http, probe, sh, tcp
 from tests.lab_helpers import cli, echo_pod, namespace_api, remove, start, wait_for
-from tests.labfixture import lab, lab_api, requires_lab  # noqa: F401  (pytest fixtures)
 
-pytestmark = [requires_lab, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
+pytestmark = [needs("lab"), pytest.mark.xdist_group("lab-shared"), pytest.mark.lab, pytest.mark.root]
 
 NS = "foreign"
 COUNTERS = re.compile(r"^\[\d+:\d+\] ")
@@ -45,7 +45,7 @@ NFT_TABLE = f"""table inet {FOREIGN_TABLE} {{
 """
 
 
-def node_ns(lab: Lab, node: str) -> str:  # noqa: F811
+def node_ns(lab: Lab, node: str) -> str:
     return f"nc-{lab.name}-{node}"
 
 
@@ -100,12 +100,12 @@ def remove_foreign(netns: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def core(lab_api: Any) -> Iterator[Any]:  # noqa: F811
+def core(lab_api: Any) -> Iterator[Any]:
     yield from namespace_api(lab_api, NS)
 
 
 @pytest.fixture
-def foreign_on_node2(lab: Lab) -> Iterator[str]:  # noqa: F811
+def foreign_on_node2(lab: Lab) -> Iterator[str]:
     netns = node_ns(lab, "node-2")
     add_foreign(netns)
     try:
@@ -115,7 +115,7 @@ def foreign_on_node2(lab: Lab) -> Iterator[str]:  # noqa: F811
 
 
 def test_foreign_rules_survive_services_pods_and_faults(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     core: Any,
     foreign_on_node2: str,
 ) -> None:
@@ -176,7 +176,7 @@ def test_foreign_rules_survive_services_pods_and_faults(
 
 
 def test_a_foreign_nft_drop_takes_effect_and_goes_with_its_table(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     core: Any,
 ) -> None:
     """A security agent's nftables table on node-2 drops TCP 9000 to one pod: TCP 8080 to it still works."""
@@ -204,7 +204,7 @@ CELLS_K = "test_pod_to_pod_tcp or test_pod_to_pod_udp or test_pod_to_pod_icmp or
 
 
 def test_a_foreign_drop_between_two_nodes_pod_cidrs_fails_exactly_those_cells(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     tmp_path: Path,
 ) -> None:
     """`iptables -I FORWARD -s <node-1 pods> -d <node-2 pods> -j DROP` on node-1, then a suite run.

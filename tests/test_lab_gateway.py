@@ -21,16 +21,15 @@ from typing import Any
 
 import pytest
 
-from tests.lab_helpers import run_lab_suite
-from tests.labfixture import own_lab
-from tests.netns import skip_reason
+from tests.can_run import needs
+from tests.lab_helpers import own_lab, run_lab_suite
 from tests.test_lab_ingress import kubectl
 
 LAB = f"ncgw{os.getpid() % 10000}"
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = "kube-system/lab-gateway"
 pytestmark = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("lab"),
     pytest.mark.xdist_group("lab-gateway"),
     pytest.mark.lab,
     pytest.mark.slow,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -12,33 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from netconform.lab.cluster import Lab
-from tests.labfixture import lab, requires_lab  # noqa: F401
+from tests.can_run import needs
 
-MIN_MINOR = 30
 TIMEOUT = 60
 
-
-def _kubectl_minor() -> int | None:
-    path = shutil.which("kubectl")
-    if path is None:
-        return None
-    try:
-        out = subprocess.run(
-            [path, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'"minor":\s*"(\d+)', out.stdout)
-    return int(match.group(1)) if match else None
-
-
-_MINOR = _kubectl_minor()
-requires_kubectl = pytest.mark.skipif(
-    _MINOR is None or _MINOR < MIN_MINOR,
-    reason=f"needs kubectl >= 1.{MIN_MINOR} on PATH (found {'none' if _MINOR is None else f'1.{_MINOR}'}); "
-    "`make kubectl` installs one",
-)
-pytestmark = [requires_lab, requires_kubectl, pytest.mark.xdist_group("lab-shared"), pytest.mark.lab]
+pytestmark = [needs("lab", "kubectl"), pytest.mark.xdist_group("lab-shared"), pytest.mark.lab]
 
 
 class Kubectl:
@@ -66,7 +43,7 @@ class Kubectl:
 
 
 @pytest.fixture(scope="module")
-def kubectl(lab: Lab) -> Kubectl:  # noqa: F811
+def kubectl(lab: Lab) -> Kubectl:
     return Kubectl(lab)
 
 

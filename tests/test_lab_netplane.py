@@ -22,6 +22,7 @@ from netconform.lab.net import addressing as A
 from netconform.lab.net import hostguard as hostguard
 from netconform.lab.net.netplane import Backend, Netplane, NetplaneError, ServiceNAT, ServicePort, destroy_lab
 from netconform.lab.net.nsexec import NETNS_ETC, netns_list, process_alive
+from tests.can_run import needs
 from tests.dataplane_helpers import (
     ECHO_CIP,
     EMPTY_CIP,
@@ -38,7 +39,6 @@ from tests.dataplane_helpers import (
     lab_name,
     probe,
     sh,
-    skip_reason,
     tcp,
     udp,
     write_zone,
@@ -46,7 +46,7 @@ from tests.dataplane_helpers import (
 )
 
 pytestmark = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("dataplane"),
     pytest.mark.root,
     pytest.mark.xdist_group("lab-dataplane-netplane"),
 ]

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from netconform.report.matrix import page_data, write_matrix
-from tests.report_browser import ARTIFACTS, Opened, browser_missing, expected_badges, launched_chromium
+from tests.can_run import needs
+from tests.report_browser import ARTIFACTS, Opened, expected_badges, launched_chromium
 from tests.report_synth import Fault, synth_results
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.xdist_group("report-browser"),
-    pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or ""),
+    needs("chromium"),
 ]
 
 

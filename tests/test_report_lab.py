@@ -44,8 +44,8 @@ from netconform.report.matrix import page_data, render_matrix
 from netconform.report.results import load_results, make_key
 from netconform.report.terminal import render_terminal
 from netconform.report.verdict import compute_verdict
-from tests.netns import skip_reason
-from tests.report_browser import ARTIFACTS, Opened, browser_missing, expected_badges, launched_chromium
+from tests.can_run import missing, needs
+from tests.report_browser import ARTIFACTS, Opened, expected_badges, launched_chromium
 from tests.report_pagecheck import embedded_data, parse_page, self_contained_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ FAILING = ("failed", "error")
 TRAFFIC = frozenset({"icmp", "tcp", "udp", "http", "mtu"})  # protocols that send packets across nodes
 
 pytestmark = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("lab"),
     pytest.mark.xdist_group("lab-report12"),
     pytest.mark.lab,
     pytest.mark.slow,
@@ -498,7 +498,7 @@ def test_terminal_matrix_of_the_real_run_fits_100_columns(campaign: Campaign) ->
 # ---------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    reason = browser_missing()
+    reason = missing("chromium")
     if reason:
         pytest.skip(reason)
     with launched_chromium() as chromium:

@@ -5,7 +5,7 @@ run left in the cluster: a probe image that cannot be pulled (the lab fails `reg
 kubelet), host-network probes refused by a policy webhook (lab condition `deny-host-network`: the host
 cells skip with the webhook's words, the rest of the run passes), a namespace stuck Terminating (lab
 condition `namespace-stuck`), and an API that refuses, never answers, rejects the token, or a context that
-does not exist. The lab is the per-process shared one (tests/labfixture.py; its own xdist group, so
+does not exist. The lab is the per-process shared one (tests/conftest.py; its own xdist group, so
 usually its own lab); conditions are cleared in `finally` so other modules on the same lab never see them.
 """
 
@@ -26,11 +26,11 @@ import pytest
 import yaml
 
 from netconform.lab.cluster import Lab
-from tests.labfixture import lab, requires_lab  # noqa: F401  (pytest fixture)
+from tests.can_run import needs
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_WORDS = 'admission webhook "policy.lab.netconform.io" denied the request: hostNetwork is not allowed'
-pytestmark = [requires_lab, pytest.mark.xdist_group("lab-badinput"), pytest.mark.lab, pytest.mark.slow]
+pytestmark = [needs("lab"), pytest.mark.xdist_group("lab-badinput"), pytest.mark.lab, pytest.mark.slow]
 
 
 def run_suite(handle: Lab, out: Path, *args: str, timeout: float = 120.0) -> tuple[int, list[str], float]:
@@ -89,7 +89,7 @@ def namespace_labels(handle: Lab, namespace: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def condition(lab: Lab) -> Iterator[Any]:  # noqa: F811  (the lab fixture)
+def condition(lab: Lab) -> Iterator[Any]:
     """Adds lab conditions for one test and always clears them again."""
     added: list[str] = []
 
@@ -104,7 +104,7 @@ def condition(lab: Lab) -> Iterator[Any]:  # noqa: F811  (the lab fixture)
             lab.fault_clear(name)
 
 
-def test_unpullable_probe_image_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:  # noqa: F811
+def test_unpullable_probe_image_is_one_line_and_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
     image = "registry.invalid/python:3.12"
     rc, lines, elapsed = run_suite(lab, tmp_path, "--probe-image", image, "--delete-timeout", "30")
     assert rc == 4 and elapsed < 45, (rc, elapsed, lines[-5:])
@@ -116,7 +116,7 @@ def test_unpullable_probe_image_is_one_line_and_leaves_nothing(lab: Lab, tmp_pat
 
 
 def test_host_network_refused_skips_host_cells_and_the_run_passes(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     condition: Any,
     tmp_path: Path,
 ) -> None:
@@ -137,7 +137,7 @@ def test_host_network_refused_skips_host_cells_and_the_run_passes(
 
 
 def test_namespace_stuck_terminating_is_named_then_goes_when_cleared(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     condition: Any,
     tmp_path: Path,
 ) -> None:
@@ -181,7 +181,7 @@ def silent_api() -> Iterator[int]:
 
 
 def test_unreachable_hung_unauthorized_api_and_bad_context_fail_fast(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     tmp_path: Path,
 ) -> None:
     config = yaml.safe_load(lab.kubeconfig.read_text())

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.labfixture import own_lab
-from tests.netns import skip_reason
+from tests.can_run import needs
+from tests.lab_helpers import own_lab
 
 LAB = f"ncsuite{os.getpid() % 10000}"
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 180.0
 pytestmark = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("lab"),
     pytest.mark.xdist_group("lab-suite"),
     pytest.mark.lab,
     pytest.mark.slow,

@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from tests.labfixture import missing_requirement, own_lab
+from tests.can_run import needs
+from tests.lab_helpers import own_lab
 
 LAB = f"ncfm{os.getpid() % 10000}"
 ROOT = Path(__file__).resolve().parent.parent
 NODES = ("node-1", "node-2", "node-3")
 pytestmark = [
-    pytest.mark.skipif(missing_requirement() is not None, reason=missing_requirement() or ""),
+    needs("lab"),
     pytest.mark.xdist_group("lab-fm19"),
     pytest.mark.lab,
     pytest.mark.slow,

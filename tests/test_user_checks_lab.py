@@ -17,14 +17,14 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from netconform.lab.net.addressing import ns_name
+from tests.can_run import needs
 from tests.lab_helpers import cli
-from tests.labfixture import lab, requires_lab  # noqa: F401  (pytest fixtures)
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.lab,
     pytest.mark.slow,
-    requires_lab,
+    needs("lab"),
     pytest.mark.xdist_group("lab"),
 ]
 HERE = Path(__file__).resolve().parent / "user_checks"
@@ -32,12 +32,12 @@ DROP = ["FORWARD", "-s", "10.244.1.0/24", "-d", "203.0.113.10", "-p", "tcp", "--
 DROP += ["-m", "comment", "--comment", "user-checks-test", "-j", "DROP"]
 
 
-def _iptables(lab: Lab, op: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def _iptables(lab: Lab, op: str) -> subprocess.CompletedProcess[str]:
     argv = ["ip", "netns", "exec", ns_name(lab.name, "node-1"), "iptables", "-w", "5", op, *DROP]
     return subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
 
 
-def test_python_and_yaml_checks_with_a_drop_on_one_node(lab: Lab, tmp_path: Path) -> None:  # noqa: F811
+def test_python_and_yaml_checks_with_a_drop_on_one_node(lab: Lab, tmp_path: Path) -> None:
     assert _iptables(lab, "-I").returncode == 0
     try:
         proc = cli(
@@ -79,7 +79,7 @@ def test_python_and_yaml_checks_with_a_drop_on_one_node(lab: Lab, tmp_path: Path
     assert proc.returncode == 1, output[-2000:]
 
 
-def test_a_bad_checks_file_is_one_line_naming_file_and_line(lab: Lab, tmp_path: Path) -> None:  # noqa: F811
+def test_a_bad_checks_file_is_one_line_naming_file_and_line(lab: Lab, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("checks:\n  - name: x\n    from: pods\n    to: db:5432\n    expect: allowed\n")
     proc = cli("run", "--lab", lab.name, "--checks", str(bad), "--out", str(tmp_path), timeout=60)

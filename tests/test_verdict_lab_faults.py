@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from netconform.lab.cluster import Lab
-from tests.labfixture import lab_name, own_lab, requires_lab
+from tests.can_run import needs
+from tests.lab_helpers import lab_name, own_lab
 
-pytestmark = [requires_lab, pytest.mark.xdist_group("verdict-lab-faults")]
+pytestmark = [needs("lab"), pytest.mark.xdist_group("verdict-lab-faults")]
 
 ROOT = Path(__file__).resolve().parent.parent
 
