@@ -235,7 +235,7 @@ class _Judge:
             return Probe("check", "", None, [], skip=SKIPS[fam])
         if cell.target.startswith("pod@") and src and dst:
             port = {"tcp": 9000, "udp": 9001, "http": 8080, "mtu": 9000}.get(proto)
-            extra = {}
+            extra: dict[str, Any] = {}
             if proto == "mtu":
                 extra = {"sizes": [1200, 1400], "largest_ok": 1400 if m.overlay_ok(src, dst) else None}
             return Probe(
@@ -349,7 +349,7 @@ class _Judge:
 def _diagnose(names: list[str], cell: Cell, fm: tuple[str, ...]) -> dict[str, Any]:
     src, dst = cell.subject_node, cell.target_node
     if src in names and dst in names and src != dst and cell.target.startswith("pod@"):
-        a, b = node_ip(names, src), node_ip(names, dst)  # type: ignore[arg-type]
+        a, b = node_ip(names, src), node_ip(names, dst)
         return {
             "hop": f"overlay tunnel {src} -> {dst} (UDP 6081)",
             "summary": f"{src} and {dst} reach each other on the node network; encapsulated traffic is lost",

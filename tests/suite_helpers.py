@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from netconform.checks.api import REGISTRY
 from netconform.checks.context import Context
 from netconform.checks.judging import Results, evidence
-from netconform.checks.probes import Probe
+from netconform.checks.probes import Probe, ProbeResult
 from netconform.model.cell import Cell
 from netconform.model.kit import Kit
 from netconform.model.options import SuiteOptions
@@ -78,6 +79,11 @@ def context(nodes: int = 3, **opts: Any) -> Context:
     )
     # replace() refuses a name SuiteOptions does not have (TypeError), as the constructor did
     return Context(topo, kit(topo), dataclasses.replace(base, **opts))
+
+
+def agent_result(fields: Mapping[str, Any]) -> ProbeResult:
+    """`fields` as the engine reads the agent's JSON: a ProbeResult (agent output is not validated either)."""
+    return cast(ProbeResult, dict(fields))
 
 
 def probes_for(cell: Cell, ctx: Context) -> list[Probe]:

@@ -19,11 +19,11 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from netconform.agent import SOURCE as AGENT_FILE
+from netconform.checks.probes import ProbeResult
 from netconform.model.cell import Cell
 from tests.can_run import needs
 from tests.netns import Netns
@@ -44,11 +44,11 @@ class MtuLab:
     def __init__(self, net: Netns, client: str, port: int) -> None:
         self.net, self.client, self.port = net, client, port
 
-    def mtu(self, host: str, sizes: list[int], timeout: float = 1.0) -> dict[str, Any]:
+    def mtu(self, host: str, sizes: list[int], timeout: float = 1.0) -> ProbeResult:
         check = {"id": "m", "kind": "mtu", "host": host, "port": self.port, "sizes": sizes}
         plan = {"checks": [check], "timeout": timeout}
         out = self.net.run(self.client, ["python3", AGENT, "run"], input=json.dumps(plan) + "\n", timeout=30)
-        result: dict[str, Any] = json.loads(out)["results"][0]
+        result: ProbeResult = json.loads(out)["results"][0]
         return result
 
 
@@ -99,7 +99,7 @@ def test_enobufs_and_emsgsize_are_too_big_for_that_size_only(lab: MtuLab) -> Non
 def test_only_too_big_sizes_is_not_a_timeout(lab: MtuLab) -> None:
     result = lab.mtu(SERVER, [1600])
     assert result["ok"] is False and result["error"] == "other" and result["errno"] == 90  # EMSGSIZE
-    assert result["sizes_too_big"] == [1600] and "too big" in result["message"]
+    assert result["sizes_too_big"] == [1600] and "too big" in (result["message"] or "")
 
 
 def test_black_hole_sizes_are_lost_not_too_big(lab: MtuLab) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from netconform.checks.mesh import describe_partition, partition
 from netconform.engine.diagnose import Addresses, diagnose, evidence_cells
 from netconform.model.cell import Cell
@@ -24,8 +26,11 @@ ADDRS = Addresses(
 )
 
 
-def lookup_from(failing: set[str], default: str = "passed"):  # type: ignore[no-untyped-def]
-    return lambda cell: "failed" if cell.id in failing else default
+def lookup_from(failing: set[str], default: str = "passed") -> Callable[[Cell], str]:
+    def outcome(cell: Cell) -> str:
+        return "failed" if cell.id in failing else default
+
+    return outcome
 
 
 def test_cross_node_fails_same_node_works_points_at_the_tunnel() -> None:

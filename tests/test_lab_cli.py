@@ -219,7 +219,7 @@ class TestDown:
             pods = [p for p in lab.status()["pods"] if p["namespace"] == "kube-system"]
             # 2 DNS pods (both on the 2 nodes), the API endpoint, a CNI pod per node, the ingress controller
             assert len(pods) == 6
-            os.kill(int(lab.state()["supervisor_pid"]), signal.SIGKILL)  # type: ignore[index]
+            os.kill(int(present(lab.state(), "the lab's state")["supervisor_pid"]), signal.SIGKILL)
             assert procs.lab_pids(name), "pods and data-plane programs outlive a killed supervisor"
             assert nc("down", "--name", name).returncode == 0
             assert_nothing_left(name)

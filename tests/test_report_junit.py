@@ -49,7 +49,8 @@ def test_error_cells_and_unprintable_text() -> None:
     root = ET.fromstring(render_junit(results))
     error = root.find("testsuite/testcase/error")
     assert error is not None and "boom" in error.get("message", "")
-    assert root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
 
 
 @pytest.mark.slow

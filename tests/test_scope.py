@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netconform.checks.api import REGISTRY
+from netconform.checks.api import REGISTRY, Check
 from netconform.checks.catalogue import CATALOGUE
 from netconform.model.cell import Cell
 from netconform.model.topology import Topology
@@ -16,7 +16,7 @@ from tests.suite_helpers import topology
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def family(name: str):  # type: ignore[no-untyped-def]
+def family(name: str) -> Check:
     return REGISTRY.get(name)
 
 

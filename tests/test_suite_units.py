@@ -10,29 +10,34 @@ import pytest
 import yaml
 
 from netconform.checks import probes as P
+from netconform.checks.probes import ProbeResult
 from netconform.cli.run import pytest_args, run_main, run_parser, split_argv
 from netconform.engine.results_document import CELL_PROP, VERDICT_PROP, Collector, document
 from netconform.kube.connect import KubeError, connect, server_version
 from netconform.kube.preflight import RULES
 from netconform.model.cell import Cell
-from tests.suite_helpers import context, judge, probes_for
+from netconform.model.verdict import Verdict
+from tests.suite_helpers import agent_result, context, judge, probes_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ok(**fields: Any) -> dict[str, Any]:
-    return {"ok": True, "error": None, "attempts": [{"ok": True, "elapsed_ms": 1.0, **fields}], **fields}
+def ok(**fields: Any) -> ProbeResult:
+    return agent_result(
+        {"ok": True, "error": None, "attempts": [{"ok": True, "elapsed_ms": 1.0, **fields}], **fields}
+    )
 
 
-def bad(error: str, **fields: Any) -> dict[str, Any]:
+def bad(error: str, **fields: Any) -> ProbeResult:
     att = {"ok": False, "error": error, "message": error, "elapsed_ms": 1000.0, **fields}
-    return {"ok": False, "error": error, "message": error, "attempts": [att, att], **fields}
+    return agent_result({"ok": False, "error": error, "message": error, "attempts": [att, att], **fields})
 
 
-def run_cell(cell: Cell, answers: list[dict[str, Any]], **opts: Any):  # type: ignore[no-untyped-def]
+def run_cell(cell: Cell, answers: list[ProbeResult], **opts: Any) -> Verdict:
+    """Judges `cell` from one answer per planned probe (a test giving more or fewer answers is wrong)."""
     ctx = context(**opts)
     probes = probes_for(cell, ctx)
-    return judge(cell, ctx, probes, dict(zip(probes, answers, strict=False)))
+    return judge(cell, ctx, probes, dict(zip(probes, answers, strict=True)))
 
 
 def test_clusterip_without_ping_but_with_port_passes_and_both_silent_fails() -> None:
@@ -89,7 +94,7 @@ def test_mtu_black_hole_is_named() -> None:
         "sizes_lost": [1450, 1500],
         "sizes_too_big": [],
     }
-    verdict = run_cell(cell, [{"ok": True, "attempts": [att, att], **att}])
+    verdict = run_cell(cell, [agent_result({"ok": True, "attempts": [att, att], **att})])
     assert verdict.outcome == "failed" and "MTU" in verdict.reason and verdict.classified_layer == "L3"
 
 
@@ -116,7 +121,7 @@ def test_stale_control_plane_arp_entry() -> None:
 
 def test_flaky_when_only_some_attempts_pass() -> None:
     cell = Cell("pod@node-1", "pod@node-2", "L4", "tcp")
-    flaky = {"ok": True, "attempts": [{"ok": False, "error": "timeout"}, {"ok": True}]}
+    flaky: ProbeResult = {"ok": True, "attempts": [{"ok": False, "error": "timeout"}, {"ok": True}]}
     assert run_cell(cell, [flaky]).outcome == "flaky"
 
 
@@ -260,7 +265,7 @@ def test_api_endpoint_tcp_timeout_with_a_stale_arp_entry_names_fm28() -> None:
     ]
     table = "IP address HW type Flags HW address Mask Device\n10.89.0.2 0x1 0x6 02:00:00:00:0f:28 * eth0\n"
 
-    def verdict(tcp: dict[str, Any], answered: str) -> Any:
+    def verdict(tcp: ProbeResult, answered: str) -> Verdict:
         return judge(
             cell, ctx, probes, dict(zip(probes, [tcp, ok(content=table), ok(macs=[answered])], strict=True))
         )

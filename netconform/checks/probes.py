@@ -64,6 +64,7 @@ class Attempt(TypedDict, total=False):
     sizes_ok: list[int]
     sizes_lost: list[int]
     sizes_too_big: list[int]
+    sizes_failed: list[int]
     too_big_by: dict[str, str]
     send_errors: dict[str, str]
     # iptables
