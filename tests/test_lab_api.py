@@ -248,7 +248,13 @@ def test_viewer_can_read_not_write_and_ssar(server: Server) -> None:
     from kubernetes.client.exceptions import ApiException
 
     viewer = client.CoreV1Api(_client(server, VIEWER))
-    assert viewer.list_namespaced_pod("default").items is not None
+    admin = client.CoreV1Api(_client(server, ADMIN))
+    # the viewer reads what the admin reads
+    namespaces = [present(n.metadata, "metadata").name for n in viewer.list_namespace().items]
+    assert "default" in namespaces
+    assert namespaces == [present(n.metadata, "metadata").name for n in admin.list_namespace().items]
+    pods = [present(p.metadata, "metadata").name for p in viewer.list_pod_for_all_namespaces().items]
+    assert pods == [present(p.metadata, "metadata").name for p in admin.list_pod_for_all_namespaces().items]
     with pytest.raises(ApiException) as denied:
         viewer.create_namespaced_pod(
             "default",

@@ -412,7 +412,8 @@ def test_typed_client_reads_every_kind(kit: Kit) -> None:
     assert core.list_config_map_for_all_namespaces().items
     assert core.list_namespace().items
     assert client.DiscoveryV1Api(core.api_client).list_endpoint_slice_for_all_namespaces().items
-    assert core.read_namespaced_pod_log("echo-2", NS, _request_timeout=10) is not None
+    log = core.read_namespaced_pod_log("echo-2", NS, _request_timeout=10)
+    assert '"serving"' in log, log  # the echo agent's first line: {"agent": ..., "serving": [...]}
 
 
 def test_concurrent_exec_sessions(kit: Kit) -> None:
