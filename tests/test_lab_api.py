@@ -483,9 +483,11 @@ def test_json_patch_follows_rfc_6902(server: Server, core: Any) -> None:
     code, body = _raw(server, "PATCH", path, body=ops, headers=headers)
     assert code == 422 and "test operation failed" in body["message"], body
     assert core.read_namespaced_config_map("p2", "default").data == {"a": "1"}
-    ops = [{"op": "add", "path": "/metadata/finalizers", "value": []}]
-    ops += [{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/x"}]
-    code, body = _raw(server, "PATCH", path, body=ops, headers=headers)
+    appends: list[dict[str, Any]] = [
+        {"op": "add", "path": "/metadata/finalizers", "value": []},
+        {"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/x"},
+    ]
+    code, body = _raw(server, "PATCH", path, body=appends, headers=headers)
     assert code == 200 and body["metadata"]["finalizers"] == ["example.com/x"], body
 
 
