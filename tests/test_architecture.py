@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -94,3 +95,12 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
             test_a_module_imports_only_the_layers_below_it(bad)
     finally:
         bad.unlink()
+
+
+if TYPE_CHECKING:
+    from fixtures.plugin import Conformance
+    from netconform.model.conformance import ConformanceFixture
+
+    def _the_fixture_has_the_shape_the_tests_are_typed_with(fixture: Conformance) -> ConformanceFixture:
+        """mypy checks this: the plugin's Conformance satisfies the protocol conformance tests annotate."""
+        return fixture
