@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from netconform.agent import probe_agent as agent
-from tests.netns import Netns, skip_reason
+from tests.can_run import needs
+from tests.netns import Netns
 
-pytestmark = [pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""), pytest.mark.root]
+pytestmark = [needs("netns"), pytest.mark.root]
 AGENT = Path(agent.__file__)
 
 

@@ -49,6 +49,9 @@ class NoKubelet:
     def container_alive(self, namespace: str, pod: str, container: str | None) -> bool:
         return False
 
+    def attach_target(self, namespace: str, pod: str, container: str | None) -> tuple[Any, Path]:
+        raise ApiError(400, "BadRequest", f"pod {pod} is not running")
+
     def lab_status(self) -> dict[str, Any]:
         return {}
 

@@ -8,6 +8,7 @@ another pod of the lab.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -22,9 +23,9 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from netconform.lab.net.outside import AGENT
-from tests.dataplane_helpers import skip_reason
-from tests.lab_helpers import echo_pod, pod_state, wait_for
-from tests.labfixture import own_lab
+from tests.can_run import missing, needs
+from tests.lab_helpers import echo_pod, own_lab, pod_state, wait_for
+from tests.narrow import present
 
 LAB = f"ncep{os.getpid() % 10000}"
 NS = "eph"
@@ -34,7 +35,7 @@ PROBE = "netconform-probe"
 _VENV_KUBECTL = Path(sys.executable).parent / "kubectl"
 KUBECTL = str(_VENV_KUBECTL) if _VENV_KUBECTL.exists() else (shutil.which("kubectl") or "kubectl")
 LAB_MARKS = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("dataplane"),
     pytest.mark.xdist_group("lab-ephemeral"),
     pytest.mark.lab,
 ]
@@ -99,8 +100,8 @@ def test_admission_of_ephemeral_containers() -> None:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if skip_reason() is not None:
-        pytest.skip(skip_reason() or "")
+    if reason := missing("dataplane"):
+        pytest.skip(reason)
     yield from own_lab(LAB, ingress=False)
 
 
@@ -115,10 +116,13 @@ def core(lab: Lab) -> Iterator[Any]:
     api.create_namespace({"metadata": {"name": PSA_NS, "labels": labels}})
     for ns, name, node in ((NS, "web", "node-1"), (NS, "peer", "node-2"), (PSA_NS, "web", "node-3")):
         api.create_namespaced_pod(ns, echo_pod(name, node, ns))
+
+    def ready(ns: str, name: str) -> bool:
+        state = pod_state(api, ns, name)
+        return bool(state and state["ready"])
+
     for ns, name in ((NS, "web"), (NS, "peer"), (PSA_NS, "web")):
-        wait_for(
-            f"{ns}/{name} Ready", lambda ns=ns, name=name: (s := pod_state(api, ns, name)) and s["ready"]
-        )
+        wait_for(f"{ns}/{name} Ready", functools.partial(ready, ns, name))
     try:
         yield api
     finally:
@@ -206,7 +210,9 @@ def test_add_exec_and_reuse(lab: Lab, core: Any) -> None:
     # the same container again: accepted, nothing restarts (the suite reuses it across runs)
     again = patch_ephemeral(core, NS, "web", [probe_container(["sleep", "3600"])])
     assert [c.name for c in again.spec.ephemeral_containers] == [PROBE]
-    assert running(core, NS, "web", PROBE)["containerID"] == first["containerID"]
+    assert (
+        present(running(core, NS, "web", PROBE), "the running probe")["containerID"] == first["containerID"]
+    )
     # changing or removing it is refused like the real API does
     with pytest.raises(ApiException) as err:
         patch_ephemeral(core, NS, "web", [probe_container(["sleep", "7200"])])
@@ -336,7 +342,7 @@ def test_disabled_condition_looks_like_an_old_cluster(lab: Lab, core: Any) -> No
         with pytest.raises(ApiException) as err:
             patch_ephemeral(core, NS, "peer", [probe_container(["sleep", "1"], name="late")])
         assert err.value.status == 404
-        assert json.loads(err.value.body)["details"] == {}
+        assert json.loads(present(err.value.body, "the error's body"))["details"] == {}
         out = kubectl(lab, "-n", NS, "debug", "peer", "--image=busybox", "-c", "late", "--", "true")
         assert out.returncode != 0
         assert "ephemeral containers are disabled for this cluster" in out.stderr, out.stderr

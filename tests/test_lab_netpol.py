@@ -23,9 +23,10 @@ import pytest
 from netconform.lab.cluster import Lab
 from netconform.lab.net import netpol as netpol
 from netconform.lab.net.iptrules import OwnedRules, render_node_tables, restore_document
-from tests.dataplane_helpers import probe, sh, skip_reason, tcp, udp
-from tests.lab_helpers import echo_pod, pod_state, wait_for
-from tests.labfixture import own_lab
+from tests.can_run import missing, needs
+from tests.dataplane_helpers import probe, sh, tcp, udp
+from tests.lab_helpers import echo_pod, own_lab, pod_state, wait_for
+from tests.narrow import present
 
 LAB = f"ncnp{os.getpid() % 10000}"
 NAMESPACES = {"np-a": "a", "np-b": "b", "np-c": "c"}
@@ -34,7 +35,7 @@ PORTS = (9000, 8080)
 PROBE_TIMEOUT = 1.0
 SETTLE = 30.0
 lab_marks = [
-    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+    needs("dataplane"),
     pytest.mark.xdist_group("lab-netpol"),
     pytest.mark.lab,
 ]
@@ -119,8 +120,8 @@ def test_compile_selectors_named_ports_and_ipblock() -> None:
 
 def test_render_sctp_and_endport_restore_in_a_namespace(tmp_path: Any) -> None:
     """SCTP and port ranges render into rules the kernel takes (one throwaway namespace)."""
-    if skip_reason() is not None:
-        pytest.skip(skip_reason() or "")
+    if reason := missing("dataplane"):
+        pytest.skip(reason)
     entry = {
         "key": "a/x",
         "ip": "10.244.1.9",
@@ -173,8 +174,8 @@ def test_validation_refuses_bad_policies() -> None:
 # ------------------------------------------------------------------------------ lab
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if skip_reason() is not None:
-        pytest.skip(skip_reason() or "")
+    if reason := missing("dataplane"):
+        pytest.skip(reason)
     yield from own_lab(LAB, ingress=False)
 
 
@@ -457,7 +458,7 @@ def test_policies_are_served_like_the_api(lab: Lab, table: World) -> None:
     bad["ingress"][0]["ports"] = [{"protocol": "ICMP", "port": 1}]
     with pytest.raises(ApiException) as err:
         table.apply("np-c", "bad", bad)
-    message = json.loads(err.value.body)["message"]
+    message = json.loads(present(err.value.body, "the error's body"))["message"]
     assert err.value.status == 422 and message.startswith('NetworkPolicy "bad" is invalid: '), message
     assert 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP"' in message, message
 

@@ -27,14 +27,14 @@ from netconform.lab.control import procs
 from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
 from netconform.lab.net.addressing import lab_namespace_pattern
 from netconform.lab.net.nsexec import netns_list
-from tests.lab_helpers import wait_for
-from tests.labfixture import lab_name, missing_requirement
+from tests.can_run import needs
+from tests.lab_helpers import lab_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl")
 _MISSING = missing_binaries()
 pytestmark = [
-    pytest.mark.skipif(missing_requirement() is not None, reason=missing_requirement() or ""),
+    needs("lab"),
     pytest.mark.skipif(
         bool(_MISSING),
         reason=f"real control plane binaries missing in {cache_bin_dir()}: {', '.join(_MISSING)} "

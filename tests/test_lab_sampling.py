@@ -13,8 +13,8 @@ import pytest
 from netconform.lab.cluster import Lab
 from netconform.lab.net import addressing as A
 from netconform.model.sampling import sampled_pairs
-from tests.lab_helpers import run_lab_suite
-from tests.labfixture import lab_name, missing_requirement, own_lab
+from tests.can_run import missing
+from tests.lab_helpers import lab_name, own_lab, run_lab_suite
 
 pytestmark = [pytest.mark.root, pytest.mark.lab, pytest.mark.slow]
 NODES, PEERS = 7, 2
@@ -23,7 +23,7 @@ SUBSET = "pod_to_pod_tcp or pod_mesh"
 
 @pytest.fixture(scope="module")
 def sampled_lab() -> Iterator[Lab]:
-    reason = missing_requirement()
+    reason = missing("lab")
     if reason:
         pytest.skip(reason)
     yield from own_lab(lab_name("smp"), nodes=NODES)
@@ -41,7 +41,8 @@ def _overlay_drop(lab: Lab, node: str, peer: str | None, action: str) -> None:
 
 
 def _mesh(doc: dict[str, Any]) -> dict[str, Any]:
-    (cell,) = [c for c in doc["cells"] if c["target"] == "component:pod-mesh"]
+    cells: list[dict[str, Any]] = [c for c in doc["cells"] if c["target"] == "component:pod-mesh"]
+    (cell,) = cells
     return cell
 
 

@@ -40,9 +40,10 @@ from netconform.lab.control.realmirror import (
     scratch_bootstrap,
     wait_for,
 )
-from netconform.lab.control.supervisor import KUBECONFIG_FILE, LabBackend, Supervisor, kubeconfig
+from netconform.lab.control.supervisor import LabBackend, Supervisor, kubeconfig
 from netconform.lab.faults.bridge import FaultBridge
 from netconform.lab.net.dataplane import NetplaneDataPlane
+from netconform.lab.statefiles import KUBECONFIG_FILE
 
 log = logging.getLogger("netconform.lab.control.realsupervisor")
 
