@@ -283,6 +283,92 @@ def test_suite_default_run_passes(lab: Lab, tmp_path: Path) -> None:
     assert results, output[-2000:]
 
 
+def _kubectl(lab: Lab, *args: str, context: str | None = None, stdin: str | None = None) -> str:
+    assert KUBECTL is not None
+    argv = [KUBECTL, "--kubeconfig", str(lab.kubeconfig), *(["--context", context] if context else []), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, input=stdin, check=False)
+    assert proc.returncode == 0, (argv, proc.stdout + proc.stderr)
+    return proc.stdout
+
+
+def test_suite_as_a_service_account_bound_to_exactly_docs_rbac_yaml(lab: Lab, tmp_path: Path) -> None:
+    """docs/rbac.yaml applied to the real API server and bound to a ServiceAccount; the suite runs with
+    that account's token only: the preflight (SelfSubjectAccessReview) passes and the run is healthy."""
+    import yaml
+
+    _kubectl(lab, "apply", "-f", str(ROOT / "docs" / "rbac.yaml"))
+    _kubectl(lab, "-n", "default", "create", "serviceaccount", "netconform-runner")
+    binding = ["create", "clusterrolebinding", "netconform-runner", "--clusterrole=netconform"]
+    _kubectl(lab, *binding, "--serviceaccount=default:netconform-runner")
+    token = _kubectl(lab, "-n", "default", "create", "token", "netconform-runner", "--duration=1h").strip()
+    config = yaml.safe_load(lab.kubeconfig.read_text())
+    admin = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c for c in config["clusters"] if c["name"] == admin["context"]["cluster"])
+    sa_config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "netconform-runner", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "netconform-runner"}}],
+        "current-context": "sa",
+    }
+    kubeconfig = tmp_path / "sa.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(sa_config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [
+        sys.executable,
+        "-m",
+        "netconform.cli.main",
+        "run",
+        "--lab",
+        lab.name,
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--no-html"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=ROOT, env=env, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["run"]["counts"]["failed"] == 0 and results["run"]["counts"]["passed"] > 100
+
+
+def test_preflight_on_a_viewer_names_what_the_real_authorizer_refuses(lab: Lab, tmp_path: Path) -> None:
+    """The viewer (bound to the built-in `view` role): every permission of docs/rbac.yaml the preflight
+    names as missing is one `kubectl auth can-i` answers "no" for, and every one it does not name is "yes"."""
+    import yaml
+
+    from netconform.kube.preflight import required_permissions
+
+    contexts = [c["name"] for c in yaml.safe_load(lab.kubeconfig.read_text())["contexts"]]
+    viewer = next(c for c in contexts if c.endswith("-viewer"))
+    refused = set()
+    for perm in required_permissions():
+        resource, _, sub = perm.resource.partition("/")
+        what = f"{resource}.{perm.group}" if perm.group else resource
+        args = ["auth", "can-i", perm.verb, what + (f" --subresource={sub}" if sub else "")]
+        argv = [
+            str(KUBECTL),
+            "--kubeconfig",
+            str(lab.kubeconfig),
+            "--context",
+            viewer,
+            *" ".join(args).split(),
+        ]
+        answer = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        assert answer in ("yes", "no"), (argv, answer)
+        if answer == "no":
+            refused.add(perm.describe())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", lab.name, "--context", viewer]
+    argv += ["--out", str(tmp_path / "out"), "--no-html"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "missing permission" in ln]
+    assert proc.returncode == 4 and len(lines) == 1, proc.stdout + proc.stderr
+    named = lines[0].split("missing permissions: ", 1)[1].split(" (the least ClusterRole", 1)[0].split(", ")
+    assert set(named) == refused and refused, (sorted(set(named) ^ refused), lines[0])
+
+
 def test_down_leaves_nothing(lab: Lab) -> None:
     st = lab.state() or {}
     pids = procs.lab_pids(lab.name)

@@ -98,9 +98,10 @@ def _cluster_domain(cluster: Cluster) -> str:
     return match.group(1).rstrip(".") if match else "cluster.local"
 
 
-def discover(cluster: Cluster) -> Topology:
-    """Read nodes, kube-system pods, the kube-dns Service and the API endpoints (fixed request count)."""
-    version = server_version(cluster)
+def discover(cluster: Cluster, version: str | None = None) -> Topology:
+    """Read nodes, kube-system pods, the kube-dns Service and the API endpoints (fixed request count);
+    `version`: the server's version when the caller has read it already."""
+    version = version if version is not None else server_version(cluster)
     try:
         nodes = [node_info(n) for n in call(cluster, "list_node").get("items") or []]
         system_pods = [
