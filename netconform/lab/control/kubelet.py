@@ -348,17 +348,7 @@ class Kubelet:
                 self.store, pod, "Warning", "Failed", f"Error: {message}", "kubelet", run.node, field_path
             )
             cr.proc = None
-            cr.state = {
-                "terminated": {
-                    "exitCode": 128,
-                    "reason": start_error.get("reason", "ContainerCannotRun"),
-                    "message": message,
-                    "startedAt": started_at,
-                    "finishedAt": now_iso(),
-                }
-            }
-            cr.done = True
-            self._publish(run)
+            self._cannot_run(run, cr, start_error, message, started_at)
             return
         exit_code = await self._run_started(run, cr, pod, field_path, started_at)
         cr.proc = None
@@ -575,17 +565,7 @@ class Kubelet:
                 )
                 cr.proc = None
                 if policy == "Never":
-                    cr.state = {
-                        "terminated": {
-                            "exitCode": 128,
-                            "reason": start_error.get("reason", "ContainerCannotRun"),
-                            "message": message,
-                            "startedAt": started_at,
-                            "finishedAt": now_iso(),
-                        }
-                    }
-                    cr.done = True
-                    self._publish(run)
+                    self._cannot_run(run, cr, start_error, message, started_at)
                     return
                 cr.state = {
                     "waiting": {"reason": start_error.get("reason", "ContainerCannotRun"), "message": message}
@@ -750,6 +730,23 @@ class Kubelet:
                 out.write(data)
 
         loop.add_reader(master, readable)
+
+    def _cannot_run(
+        self, run: PodRun, cr: ContainerRun, start_error: dict[str, Any], message: str, started_at: str
+    ) -> None:
+        """A container that could not be started and will not be retried: terminated, exit code 128."""
+        reason = start_error.get("reason", "ContainerCannotRun")
+        cr.state = {
+            "terminated": {
+                "exitCode": 128,
+                "reason": reason,
+                "message": message,
+                "startedAt": started_at,
+                "finishedAt": now_iso(),
+            }
+        }
+        cr.done = True
+        self._publish(run)
 
     async def _run_started(
         self, run: PodRun, cr: ContainerRun, pod: Obj, field_path: str, started_at: str

@@ -65,18 +65,8 @@ class RealSupervisor(Supervisor):
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.api_loop = loop
-        import signal
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._save_state()
+        loop = self._begin()
         t0 = time.monotonic()
-        from netconform.lab.net.netplane import Netplane
-
-        self.plane = Netplane(self.name, nodes=len(self.node_list), lb=self.lb, state_dir=self.state_dir)
         runner: web.AppRunner | None = None
         reconciler: asyncio.Future[None] | None = None
         try:

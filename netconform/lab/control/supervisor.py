@@ -168,17 +168,22 @@ class Supervisor:
         self.state.update(changes)
         write_json_atomic(self.state_dir / STATE_FILE, self.state)
 
-    async def serve(self) -> int:
+    def _begin(self) -> asyncio.AbstractEventLoop:
+        """What every supervisor does first: signals stop it, the state file exists, the data plane object."""
         loop = asyncio.get_running_loop()
         self.api_loop = loop
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save_state()
-        t0 = time.monotonic()
         from netconform.lab.net.netplane import Netplane
 
         self.plane = Netplane(self.name, nodes=len(self.node_list), lb=self.lb, state_dir=self.state_dir)
+        return loop
+
+    async def serve(self) -> int:
+        loop = self._begin()
+        t0 = time.monotonic()
         try:
             await loop.run_in_executor(None, self.plane.build)
         except Exception as err:
