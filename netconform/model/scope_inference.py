@@ -456,13 +456,25 @@ def best_box(points: Sequence[Point], passing: Sequence[Point]) -> Box | None:
         return None
     bounds = {c: frozenset(getattr(p, c) for p in points) for c in COORDS}
     best: Box | None = None
+    options = _node_options(points)
+    by_coords: dict[tuple[str, ...], list[Point]] = {}  # passing points by their free coordinates
+    for q in passing:
+        by_coords.setdefault(tuple(getattr(q, c) for c in COORDS), []).append(q)
     for chosen in itertools.product((False, True), repeat=len(COORDS)):
         fixed = {c: bounds[c] for c, on in zip(COORDS, chosen, strict=True) if on}
-        for nodes in _node_options(points):
+        near: list[Point] | None = None  # the passing points inside the fixed coordinates, once per choice
+        for nodes in options:
             box = Box(**fixed, **nodes)
             if best is not None and _order(box) >= _order(best):
                 continue
-            if any(box.matches(q) for q in passing):
+            if near is None:
+                near = [
+                    q
+                    for coords, qs in by_coords.items()
+                    if all(coords[i] in bounds[c] for i, c in enumerate(COORDS) if c in fixed)
+                    for q in qs
+                ]
+            if any(box.matches(q) for q in near):
                 continue
             best = box
     return best
@@ -495,6 +507,7 @@ def cover(failing: Sequence[Point], passing: Sequence[Point], max_boxes: int = 8
         return [single]
     uncovered = list(failing)
     boxes: list[Box] = []
+    known: dict[tuple[str, ...], Box | None] = {}  # a group's best box does not change between rounds
     while uncovered and len(boxes) < max_boxes:
         best: tuple[Any, ...] | None = None
         tried: set[tuple[str, ...]] = set()
@@ -508,7 +521,9 @@ def cover(failing: Sequence[Point], passing: Sequence[Point], max_boxes: int = 8
                 if sig in tried:
                     continue
                 tried.add(sig)
-                box = best_box(group, passing)
+                if sig not in known:
+                    known[sig] = best_box(group, passing)
+                box = known[sig]
                 if box is None:
                     continue
                 n = sum(1 for p in uncovered if box.matches(p))
