@@ -162,6 +162,9 @@ COORDS = ("family", "target_class", "path", "channel")
 NODE_MODES = ("subject", "target", "both", "involves", "pairs")
 #: a single box up to this cost is preferred to any union of boxes
 SIMPLE = 5.0
+#: the search's size bound: per grouping of the greedy cover, the biggest groups tried (a 100-node run with
+#: scattered failures has hundreds of node and pair groups; the verdict must still take seconds)
+MAX_GROUPS = 40
 #: target classes reached through a translation or a server (a Service, a name): their failures follow
 #: from the direct paths (backend pod, DNS server) when those fail too
 INDIRECT = frozenset(
@@ -458,14 +461,25 @@ def best_box(points: Sequence[Point], passing: Sequence[Point]) -> Box | None:
     best: Box | None = None
     options = _node_options(points)
     by_coords: dict[tuple[str, ...], list[Point]] = {}  # passing points by their free coordinates
+    by_node: dict[tuple[str, Any], list[Point]] = {}  # ... and by subject node, target node, pair
     for q in passing:
         by_coords.setdefault(tuple(getattr(q, c) for c in COORDS), []).append(q)
+        by_node.setdefault(("subject_nodes", q.subject_node), []).append(q)
+        by_node.setdefault(("target_nodes", q.target_node), []).append(q)
+        if q.pair:
+            by_node.setdefault(("pairs", q.pair), []).append(q)
+    node_near = [_node_candidates(nodes, by_node) for nodes in options]
     for chosen in itertools.product((False, True), repeat=len(COORDS)):
         fixed = {c: bounds[c] for c, on in zip(COORDS, chosen, strict=True) if on}
         near: list[Point] | None = None  # the passing points inside the fixed coordinates, once per choice
-        for nodes in options:
+        for nodes, candidates in zip(options, node_near, strict=True):
             box = Box(**fixed, **nodes)
             if best is not None and _order(box) >= _order(best):
+                continue
+            if candidates is not None:  # fewer passing points to test: those on the box's nodes
+                if any(box.matches(q) for q in candidates):
+                    continue
+                best = box
                 continue
             if near is None:
                 near = [
@@ -478,6 +492,27 @@ def best_box(points: Sequence[Point], passing: Sequence[Point]) -> Box | None:
                 continue
             best = box
     return best
+
+
+def _node_candidates(
+    nodes: Mapping[str, Any], by_node: Mapping[tuple[str, Any], list[Point]]
+) -> list[Point] | None:
+    """The passing points that a box with these node constraints can match (a superset), from the
+    index; None when the option constrains no node (every passing point is a candidate)."""
+    if not nodes:
+        return None
+    keys: list[tuple[str, Any]] = []
+    if "subject_nodes" in nodes:
+        keys = [("subject_nodes", n) for n in nodes["subject_nodes"]]
+    elif "target_nodes" in nodes:
+        keys = [("target_nodes", n) for n in nodes["target_nodes"]]
+    elif "pairs" in nodes:
+        keys = [("pairs", pair) for pair in nodes["pairs"]]
+    elif "involves" in nodes:
+        keys = [(side, n) for n in nodes["involves"] for side in ("subject_nodes", "target_nodes")]
+    else:
+        return None
+    return [q for k in keys for q in by_node.get(k, ())]
 
 
 Grouping = Callable[[Point], Iterable[Any]]
@@ -516,7 +551,10 @@ def cover(failing: Sequence[Point], passing: Sequence[Point], max_boxes: int = 8
             for p in uncovered:
                 for k in grouping(p):
                     groups.setdefault(k, []).append(p)
-            for group in groups.values():
+            # bound (docs/scale.md): the MAX_GROUPS biggest groups of each grouping; a run with fewer
+            # groups (every grouping up to 6 nodes, most up to 20) is searched in full, as before
+            chosen = sorted(groups.values(), key=len, reverse=True)[:MAX_GROUPS]
+            for group in chosen:
                 sig = tuple(sorted(p.key for p in group))
                 if sig in tried:
                     continue
