@@ -53,7 +53,10 @@ class Subjects:
         if self.role in ("external", "cluster"):
             return [self.role]
         nodes = self.nodes if self.nodes is not None else tuple(topo.node_names)
-        return [f"{self.role}@{n}" for n in nodes]
+        refs = [f"{self.role}@{n}" for n in nodes]
+        if self.role == "pod" and self.nodes is None:  # --subject: the workloads' pods run the pod checks
+            refs += topo.workload_subjects()
+        return refs
 
 
 KIT_PODS = Subjects("pod")
@@ -280,7 +283,7 @@ def _describe(target: Targets) -> str:
 
 
 def _role(subject: str) -> str:
-    return Ref.parse(subject).head
+    return Ref.parse(subject).role
 
 
 # -------------------------------------------------------------------------------------------- registry

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from netconform.model.refs import Ref
 
 LAYERS = ("L2", "L3", "L4", "L7", "DNS")
-SUBJECT_KINDS = {"host": "S-NODE", "pod": "S-POD-NODE", "external": "S-EXTERNAL", "cluster": "S-CLUSTER"}
+SUBJECT_KINDS = {
+    "host": "S-NODE",
+    "pod": "S-POD-NODE",
+    "workload": "S-POD-WORKLOAD",  # a user's workload pod (--subject deployment/NS/NAME, model/workload.py)
+    "external": "S-EXTERNAL",
+    "cluster": "S-CLUSTER",
+}
 CELL_ID = re.compile(
     r"^(?P<subject>[^>]+)->(?P<target>.+)/(?P<layer>L2|L3|L4|L7|DNS)-(?P<protocol>[a-z0-9-]+)$"
 )

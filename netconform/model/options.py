@@ -37,6 +37,9 @@ class SuiteOptions:
     checks: list[str] | None = None  # --checks FILE.yaml: users' own checks (repeatable)
     ingress_tls: bool = False
     peers: str | None = None  # --peers K|all; None: full mesh up to 20 nodes, K=8 above
+    subject: list[str] | None = None  # --subject deployment/NS/NAME ... (repeatable): workload subjects
+    workload_pods: int | None = None  # --workload-pods K: at most K pods (nodes) per workload
+    allow_ephemeral: bool = False  # --allow-ephemeral: may add the netconform-probe ephemeral container
 
     @property
     def gateways(self) -> list[str]:
@@ -90,6 +93,20 @@ def peers_spec(text: str) -> str:
 
     try:
         return parse_peers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def workload_subject(text: str) -> str:
+    """`--subject`: a workload (model/workload.py), checked.
+
+    >>> workload_subject("deployment/shop/checkout")
+    'deployment/shop/checkout'
+    """
+    from netconform.model.workload import parse_subject
+
+    try:
+        return str(parse_subject(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -225,6 +242,27 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "node pairs: each node probes K peers and is probed by K (a stable hash ring, across zones "
         "first), 'all' = every pair (default: every pair up to 20 nodes, K=8 above)",
         peers_spec,
+    ),
+    OptionSpec(
+        "--subject",
+        "subject",
+        "also probe from a workload's pods: deployment/NS/NAME, daemonset/NS/NAME, statefulset/NS/NAME or "
+        "pods/NS/SELECTOR (repeatable); through an ephemeral container, see docs/workloads.md",
+        workload_subject,
+        multiple=True,
+    ),
+    OptionSpec(
+        "--workload-pods",
+        "workload_pods",
+        "at most K pods per --subject workload, one per node (default: one on every node it runs on)",
+        positive_int,
+    ),
+    OptionSpec(
+        "--allow-ephemeral",
+        "allow_ephemeral",
+        "opt in to adding the ephemeral container netconform-probe to --subject pods (it cannot be "
+        "removed; later runs reuse it)",
+        switch=True,
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),
