@@ -204,3 +204,45 @@ def test_refused_ephemeral_containers_skip_with_the_reason(shop: Lab, tmp_path: 
     assert all(ephemeral(p) == [] for p in pods(shop, "legacy"))
     assert any("skipped: ephemeral containers are disabled" in ln for ln in lines)
     assert run_namespaces(shop) == []
+
+
+def test_node_sets_limit_subjects_and_node_targets(shop: Lab, tmp_path: Path) -> None:
+    if not pods(shop, "checkout"):
+        deployment(shop, "checkout", 6)
+    subject = f"deployment/{NS}/checkout"
+    select = ("-k", "test_pod_to_pod_tcp or test_clusterip or test_each_coredns_pod or test_node_ping")
+    code, lines = run_suite(shop, tmp_path / "a", "--nodes", "node-2", "--subject", subject, "--", *select)
+    assert code == 0, lines[-20:]
+    doc = results(tmp_path / "a")
+    assert doc["run"]["node_set"] == {
+        "by": "--nodes node-2",
+        "selected": ["node-2"],
+        "excluded": ["node-1", "node-3"],
+    }
+    assert "netconform: node set (--nodes node-2): 1 of 3 nodes: node-2" in lines
+    cells = doc["cells"]
+    subjects = {c["subject"] for c in cells}
+    assert subjects - {"external", "cluster"} <= {"pod@node-2", "host@node-2", f"{subject}@node-2"}
+    assert {"pod@node-2", f"{subject}@node-2"} <= subjects
+    node_targets = {
+        c["target"] for c in cells if "@" in c["target"] and not c["target"].startswith("coredns@")
+    }
+    assert node_targets and all(t.endswith("@node-2") for t in node_targets), node_targets
+    # DNS is still reached where it runs: the CoreDNS pod on node-1 is a target of node-2's pods
+    assert any(c["target"] == "coredns@node-1" and c["outcome"] == "passed" for c in cells)
+    assert any(c["target"] == "clusterip" and c["outcome"] == "passed" for c in cells)
+    assert {c["outcome"] for c in cells if c["subject"] != "cluster"} <= {"passed", "skipped"}
+
+    code, lines = run_suite(
+        shop, tmp_path / "b", "--node-selector", "kubernetes.io/hostname=node-3", "--", *select
+    )
+    assert code == 0, lines[-20:]
+    assert results(tmp_path / "b")["run"]["node_set"]["selected"] == ["node-3"]
+
+    code, lines = run_suite(shop, tmp_path / "c", "--nodes", "node-2,node-9")
+    assert code == 4 and len(lines) == 1 and "--nodes: no node node-9 in the cluster" in lines[0], lines
+    code, lines = run_suite(shop, tmp_path / "d", "--node-selector", "rack=none")
+    assert code == 4 and len(lines) == 1 and "--node-selector rack=none: no node is selected" in lines[0], (
+        lines
+    )
+    assert run_namespaces(shop) == []

@@ -40,6 +40,8 @@ class SuiteOptions:
     subject: list[str] | None = None  # --subject deployment/NS/NAME ... (repeatable): workload subjects
     workload_pods: int | None = None  # --workload-pods K: at most K pods (nodes) per workload
     allow_ephemeral: bool = False  # --allow-ephemeral: may add the netconform-probe ephemeral container
+    nodes: str | None = None  # --nodes NAME,...: the run's node set (kube/nodesets.py)
+    node_selector: str | None = None  # --node-selector LABEL=VALUE: the node set by label
 
     @property
     def gateways(self) -> list[str]:
@@ -109,6 +111,19 @@ def workload_subject(text: str) -> str:
         return str(parse_subject(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def node_names(text: str) -> str:
+    """`--nodes`: comma-separated node names, normalised.
+
+    >>> node_names(" node-1, node-2 ")
+    'node-1,node-2'
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not _DNS_SUBDOMAIN.match(n)]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME[,NAME...] of nodes (e.g. node-1,node-2)")
+    return ",".join(names)
 
 
 def positive_int(text: str) -> int:
@@ -263,6 +278,17 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "opt in to adding the ephemeral container netconform-probe to --subject pods (it cannot be "
         "removed; later runs reuse it)",
         switch=True,
+    ),
+    OptionSpec(
+        "--nodes",
+        "nodes",
+        "only these nodes (NAME,...): subjects and node targets there; DNS and Services still reached",
+        node_names,
+    ),
+    OptionSpec(
+        "--node-selector",
+        "node_selector",
+        "only the nodes with these labels (LABEL=VALUE[,...], a label selector); with --nodes: both",
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),
