@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from netconform.checks import policy_table
 from netconform.checks.api import Subjects
 from netconform.checks.catalogue.pods import POD_POD_TCP
 from netconform.checks.context import Skip
@@ -17,12 +18,12 @@ from netconform.model import refs, workload
 from netconform.model.cell import Cell
 from netconform.model.options import workload_subject
 from netconform.model.workload import WorkloadInfo, WorkloadPod, choose_pods, parse_subject
-from netconform.report import layout
+from netconform.report import layout, policy_grid
 from tests import suite_helpers
 
 
 def test_doctests() -> None:
-    for module in (workload, refs, layout, kube_workloads):
+    for module in (workload, refs, layout, kube_workloads, policy_table, policy_grid):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -92,3 +93,55 @@ def test_agent_travels_on_stdin_before_the_plan() -> None:
     size = int(head[:10])
     assert len(head[10:].encode()) == size and "def cmd_run" in head[10:]
     assert "os.read(0" in kube_workloads.BOOTSTRAP  # unbuffered: the plan line stays for the agent
+
+
+TABLE = """policy_table:
+  workloads: [deployment/a/w1, deployment/b/w1]
+  addresses: [{cidr: 198.51.100.0/24, probe: 198.51.100.10}]
+  ports: [9000, udp/53]
+  default: deny
+  rules:
+    - {from: {namespace: a}, to: {cidr: 198.51.100.0/24}, ports: [9000], expect: allow}
+    - {from: {namespaceLabels: {team: b}}, to: {workload: deployment/a/w1}, expect: allow}
+"""
+
+
+def test_truth_table_first_matching_rule_decides() -> None:
+    table = policy_table.parse_text(TABLE, "t.yaml")
+    table["namespace_labels"] = {"a": {"team": "a"}, "b": {"team": "b"}}
+    assert policy_table.expected(table, "deployment/a/w1", None, "198.51.100.10", 9000) == ("allow", 7)
+    assert policy_table.expected(table, "deployment/a/w1", None, "198.51.100.10", 53) == ("deny", None)
+    assert policy_table.expected(table, "deployment/b/w1", "deployment/a/w1", "10.0.0.1", 53) == ("allow", 8)
+    assert policy_table.expected(table, "deployment/a/w1", "deployment/b/w1", "10.0.0.2", 9000) == (
+        "deny",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("checks: []\n", "t.yaml:1: the file must hold one key, 'policy_table:'"),
+        ("policy_table:\n  ports: [80]\n", "t.yaml:2: 'policy_table:' needs 'workloads:'"),
+        (
+            "policy_table:\n  workloads: [deployment/a/w]\n  ports: [80]\n  colour: red\n",
+            "t.yaml:4: unknown key",
+        ),
+        ("policy_table:\n  workloads: [deployment/a/w]\n  ports: []\n", "t.yaml:3: 'ports:' is empty"),
+        (
+            "policy_table:\n  workloads: [deployment/a/w]\n  ports: [80]\n  rules:\n"
+            "    - {from: {cidr: 10.0.0.0/8}, expect: deny}\n",
+            "t.yaml:5: 'cidr' is for 'to:'",
+        ),
+        (
+            "policy_table:\n  workloads: [deployment/a/w]\n  ports: [80]\n  rules:\n"
+            "    - {ports: [81], expect: deny}\n",
+            "t.yaml:5: port 81 is not in the table's 'ports:'",
+        ),
+        ("policy_table: [\n", "t.yaml:2: not valid YAML"),
+    ],
+)
+def test_malformed_tables_are_one_line(text: str, words: str) -> None:
+    with pytest.raises(policy_table.PolicyTableError) as info:
+        policy_table.parse_text(text, "t.yaml")
+    assert words in str(info.value) and "\n" not in str(info.value)

@@ -48,8 +48,11 @@ class Subjects:
 
     role: SubjectRole
     nodes: tuple[str, ...] | None = None  # None: every node (pod and host only)
+    workloads_only: bool = False  # only the pods of every workload of the run (--subject, --policy-table)
 
     def refs(self, topo: Topology) -> list[str]:
+        if self.workloads_only:
+            return [s for w in topo.workloads for s in w.subjects]
         if self.role in ("external", "cluster"):
             return [self.role]
         nodes = self.nodes if self.nodes is not None else tuple(topo.node_names)
@@ -60,6 +63,7 @@ class Subjects:
 
 
 KIT_PODS = Subjects("pod")
+WORKLOAD_PODS = Subjects("pod", workloads_only=True)
 HOST_PROBES = Subjects("host")
 OUTSIDE_CLIENT = Subjects("external")
 CLUSTER = Subjects("cluster")

@@ -107,7 +107,7 @@ def _selector(cluster: Cluster, ref: WorkloadRef) -> str:
 
 
 def resolve(
-    cluster: Cluster, text: str, limit: int | None, nodes: Iterable[str] | None = None
+    cluster: Cluster, text: str, limit: int | None, nodes: Iterable[str] | None = None, where: str = ""
 ) -> WorkloadInfo:
     """The workload's running pods and the ones chosen (one per node, at most `limit` nodes), or
     KubeError with one line: unknown workload, nothing running, nothing on the selected nodes."""
@@ -115,6 +115,17 @@ def resolve(
         ref = parse_subject(text)
     except ValueError as exc:
         raise KubeError(f"--subject {exc}") from None
+    try:
+        return _resolve(cluster, ref, limit, nodes)
+    except KubeError as exc:
+        if not where:
+            raise
+        raise KubeError(str(exc).replace("--subject ", f"{where}: workload ", 1)) from None
+
+
+def _resolve(
+    cluster: Cluster, ref: WorkloadRef, limit: int | None, nodes: Iterable[str] | None
+) -> WorkloadInfo:
     selector = _selector(cluster, ref)
     try:
         items = (

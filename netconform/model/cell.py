@@ -42,6 +42,8 @@ def target_kind(subject: str, target: str) -> str:
         return "T-INGRESS-L7"
     if target.startswith("check:"):
         return "T-USER"
+    if target.startswith("policy:"):
+        return "T-POLICY"  # a --policy-table column: a workload's pod or an address, and a port
     head = Ref.parse(target).head
     if head == "pod":
         return "T-POD-NODE" if _node_of(target) == _node_of(subject) else "T-POD-CLUSTER"

@@ -42,6 +42,7 @@ class SuiteOptions:
     allow_ephemeral: bool = False  # --allow-ephemeral: may add the netconform-probe ephemeral container
     nodes: str | None = None  # --nodes NAME,...: the run's node set (kube/nodesets.py)
     node_selector: str | None = None  # --node-selector LABEL=VALUE: the node set by label
+    policy_table: str | None = None  # --policy-table FILE.yaml (checks/policy_table.py, docs/policy.md)
 
     @property
     def gateways(self) -> list[str]:
@@ -289,6 +290,12 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "--node-selector",
         "node_selector",
         "only the nodes with these labels (LABEL=VALUE[,...], a label selector); with --nodes: both",
+    ),
+    OptionSpec(
+        "--policy-table",
+        "policy_table",
+        "a YAML truth table of what must be allowed and denied between workloads (NetworkPolicy), "
+        "reported as expected-vs-observed grids; see docs/policy.md",
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-NAMED = ("component", "ingress", "gateway", "check", "family")
+NAMED = ("component", "ingress", "gateway", "check", "family", "policy")
 WORKLOAD_KINDS = ("deployment", "daemonset", "statefulset", "pods")  # model/workload.py
 
 

@@ -90,10 +90,11 @@ class Topology:
     ingress_tls: bool = False
     peers: int | None = None  # K peers per node (--peers), None: every node pair
     workloads: list[WorkloadInfo] = field(default_factory=list)  # --subject: the chosen pods
+    policy_table: dict[str, Any] | None = None  # --policy-table, parsed (checks/policy_table.py)
 
     def workload_subjects(self) -> list[str]:
-        """The subject references of every workload's chosen pods (`deployment/NS/NAME@NODE`)."""
-        return [s for w in self.workloads for s in w.subjects]
+        """The subjects of the built-in pod checks among the workloads' pods (`deployment/NS/NAME@NODE`)."""
+        return [s for w in self.workloads if w.rows for s in w.subjects]
 
     def workload(self, ref: str) -> WorkloadInfo | None:
         return next((w for w in self.workloads if w.ref == ref), None)
@@ -146,6 +147,7 @@ class Topology:
             ingress_tls=bool(data.get("ingress_tls", False)),
             peers=data.get("peers"),
             workloads=[WorkloadInfo.from_dict(w) for w in data.get("workloads", [])],
+            policy_table=data.get("policy_table"),
         )
 
     @classmethod

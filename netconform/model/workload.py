@@ -88,6 +88,7 @@ class WorkloadInfo:
     running: int = 0  # running pods the workload has (the chosen ones are at most one per node)
     unavailable: dict[str, str] = field(default_factory=dict)  # node -> reason its cells skip
     added: list[str] = field(default_factory=list)  # nodes whose pod got netconform-probe in this run
+    rows: bool = True  # the built-in pod checks run from it (False: only a --policy-table's workload)
 
     def subject(self, node: str) -> str:
         return f"{self.ref}@{node}"
@@ -111,6 +112,7 @@ class WorkloadInfo:
             running=int(data.get("running", 0)),
             unavailable=dict(data.get("unavailable", {})),
             added=list(data.get("added", [])),
+            rows=bool(data.get("rows", True)),
         )
 
 

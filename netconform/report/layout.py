@@ -145,14 +145,14 @@ def slot_sort_key(slot: tuple[str, str]) -> tuple[Any, ...]:
 
 def subject_label(subject: str) -> str:
     """Row title: ``host@node-1`` -> ``node-1 host``, ``pod@node-1`` -> ``node-1 pods``, a workload's
-    ``deployment/shop/checkout@node-2`` -> ``checkout pods on node-2`` (``pods/NS/SELECTOR``: the selector).
+    ``deployment/shop/checkout@node-2`` -> ``shop/checkout pods on node-2`` (``pods/NS/SEL``: NS/SEL).
 
     >>> subject_label("deployment/shop/checkout@node-2"), subject_label("pods/db/app=pg@node-1")
-    ('checkout pods on node-2', 'app=pg pods on node-1')
+    ('shop/checkout pods on node-2', 'db/app=pg pods on node-1')
     """
     family, node = family_of(subject), node_of(subject)
     if family == "workload":
-        return f"{subject.rpartition('@')[0].split('/', 2)[2]} pods on {node}"
+        return f"{subject.rpartition('@')[0].split('/', 1)[1]} pods on {node}"
     if node:
         return f"{node} {'pods' if family == 'pod' else family}"
     return SUBJECT_FAMILY_LABEL.get(family, subject)
