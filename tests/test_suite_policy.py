@@ -206,3 +206,40 @@ def test_bad_tables_one_line(lab: Lab, world: dict[str, str], tmp_path: Path, te
     assert code == 4 and len(lines) == 1 and words in lines[0], lines
     names = kubectl(lab, "get", "namespaces", "-o", "name").stdout.split()
     assert not [n for n in names if n.startswith("namespace/netconform-")]
+
+
+def test_policy_check_derives_the_flows_from_the_policies(
+    lab: Lab, world: dict[str, str], tmp_path: Path
+) -> None:
+    """--policy-check: the same world without a table: the flows come from the policies (the only numeric
+    port they name is 9000), all as expected on the healthy lab, counted per policy; under the fault,
+    exactly the flows the policies deny towards node-2's pods are wrong."""
+    subjects = [a for ref in REFS.split(", ") for a in ("--subject", ref)]
+    args = ("--policy-check", *subjects, "--allow-ephemeral", "--", "-k", "policy")
+    code, lines = run_suite(lab, tmp_path / "a", *args)
+    assert code == 0, lines[-30:]
+    table = table_of(tmp_path / "a")
+    assert table["file"] == "--policy-check" and [g["port"] for g in table["grids"]] == ["tcp/9000"]
+    assert table["counts"] == {"as_expected": 72, "wrong": 0, "unmeasured": 0}, table["counts"]
+    marks = table["grids"][0]["rows"]
+    for src, dst, port in flows(world):
+        if port == 9000:
+            assert marks[src][dst] == ("a" if allowed(src, dst, port) else "d"), (src, dst)
+    assert set(table["by_policy"]) == {
+        f"{ns}/{n}" for ns in NAMESPACES for n in ("default-deny", "same-namespace-9000")
+    } | {"ns-b/from-ns-a-to-w1"}
+    assert all(t["wrong"] == 0 and t["as_expected"] > 0 for t in table["by_policy"].values())
+    assert any(ln.startswith("  policy ns-b/from-ns-a-to-w1: ") for ln in lines)
+
+    lab.fault_add("netpol-not-enforced", node="node-2")
+    try:
+        code, lines = run_suite(lab, tmp_path / "b", *args)
+    finally:
+        lab.fault_clear("netpol-not-enforced")
+    table = table_of(tmp_path / "b")
+    wrong = {(w["from"], w["to"]) for w in table["wrong"]}
+    want = {
+        (s, d) for s, d, p in flows(world) if p == 9000 and not allowed(s, d, p) and d.endswith("@node-2")
+    }
+    assert code == 1 and wrong == want, (sorted(wrong ^ want)[:5], lines[-10:])
+    assert all(w["rule"].startswith("denied by ") and "(ingress)" in w["rule"] for w in table["wrong"])

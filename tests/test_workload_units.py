@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from netconform.checks import policy_table
+from netconform.checks import policy_derive, policy_table
 from netconform.checks.api import Subjects
 from netconform.checks.catalogue.pods import POD_POD_TCP
 from netconform.checks.context import Skip
@@ -23,7 +23,7 @@ from tests import suite_helpers
 
 
 def test_doctests() -> None:
-    for module in (workload, refs, layout, kube_workloads, policy_table, policy_grid):
+    for module in (workload, refs, layout, kube_workloads, policy_table, policy_grid, policy_derive):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -145,3 +145,39 @@ def test_malformed_tables_are_one_line(text: str, words: str) -> None:
     with pytest.raises(policy_table.PolicyTableError) as info:
         policy_table.parse_text(text, "t.yaml")
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_policy_check_evaluates_policies_as_the_api_defines_them() -> None:
+    E = policy_derive.Endpoint
+    web, db, other = (
+        E("a", {"app": "web"}, "10.0.1.1"),
+        E("a", {"app": "db"}, "10.0.1.2"),
+        E("b", {}, "10.0.2.1"),
+    )
+    labels = {"a": {"team": "x"}, "b": {"team": "y"}}
+
+    def pol(name: str, ns: str, spec: dict[str, object]) -> dict[str, object]:
+        return {"metadata": {"namespace": ns, "name": name}, "spec": spec}
+
+    web_only = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
+    rule = {"from": [{"podSelector": web_only}], "ports": [{"port": 5432, "endPort": 5433}]}
+    db_from_web = pol("db", "a", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [rule]})
+    block = {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.2.0/24"]}}
+    no_egress = pol(
+        "out",
+        "a",
+        {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [block]}],
+        },
+    )
+    decide = policy_derive.decide
+    assert decide([db_from_web], labels, db, web, "tcp", 5433)[0] == "allow"
+    assert decide([db_from_web], labels, db, web, "tcp", 5434) == ("deny", "denied by a/db (ingress)")
+    assert decide([db_from_web], labels, db, other, "tcp", 5432)[0] == "deny"  # another namespace
+    assert decide([db_from_web], labels, db, web, "udp", 5432)[0] == "deny"
+    assert decide([db_from_web, no_egress], labels, db, web, "tcp", 5432)[0] == "allow"
+    assert decide([no_egress], labels, other, web, "tcp", 80) == ("deny", "denied by a/out (egress)")
+    assert decide([no_egress], labels, other, db, "tcp", 80) == ("allow", "no policy isolates either pod")
+    assert policy_derive.numeric_ports([db_from_web]) == [{"protocol": "tcp", "port": 5432}]

@@ -259,6 +259,33 @@ def expected(
     return str(table["default"]), None
 
 
+def expect_cell(
+    table: dict[str, Any], src: str, col: str, dest: str | None, ip: str | None, protocol: str, port: int
+) -> tuple[str, str]:
+    """("allow"|"deny", why) for one cell: from the rules, or from the policies (`--policy-check`)."""
+    computed = table.get("computed")
+    if computed is not None:
+        found = computed.get(f"{src}|{col}|{protocol}/{port}")
+        if found is None:
+            raise Skip(f"--policy-check derived no flow {src} -> {col} {protocol}/{port}")
+        return str(found[0]), str(found[1])
+    want, line = expected(table, src.rpartition("@")[0], dest, ip, port)
+    return want, (
+        f"rule at {table.get('file')}:{line}" if line else f"the table's default ({table['default']})"
+    )
+
+
+def policies_of(why: str) -> list[str]:
+    """The policies a `--policy-check` reason names ("denied by a/x, b/y (ingress)" -> [a/x, b/y]).
+
+    >>> policies_of("denied by a/x, b/y (ingress)"), policies_of("no policy isolates either pod")
+    (['a/x', 'b/y'], [])
+    """
+    if " by " not in why:
+        return []
+    return [n.strip() for n in why.split(" by ", 1)[1].split(" (")[0].split(",") if n.strip()]
+
+
 def parse_target(target: str) -> tuple[str, int]:
     """`policy:deployment/b/w@node-2:9000` -> ("deployment/b/w@node-2", 9000)."""
     dest, _, port = target.split(":", 1)[1].rpartition(":")
@@ -326,9 +353,9 @@ def plan(cell: Cell, ctx: Context) -> list[Probe]:
 def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Any:
     table = ctx.topo.policy_table or {}
     workload, ip, port = _dest(cell, ctx)
-    want, line = expected(table, str(Ref.parse(cell.subject).name), workload, ip, port)
+    col = parse_target(cell.target)[0]
+    want, why = expect_cell(table, cell.subject, col, workload, ip, cell.protocol, port)
     verdict = (reachable if want == "allow" else blocked).judge(cell, ctx, probes, results)
-    why = f"rule at {table.get('file')}:{line}" if line else f"the table's default ({table.get('default')})"
     verdict.notes.append(f"expected {want} ({why})")
     return verdict
 
@@ -368,6 +395,7 @@ def grid(topo: Topology, cells: dict[str, dict[str, Any]]) -> dict[str, Any] | N
         for p in w.pods
     }
     grids, wrong, counts = [], [], {"as_expected": 0, "wrong": 0, "unmeasured": 0}
+    by_policy: dict[str, dict[str, int]] = {}
     for port in table["ports"]:
         entries: dict[str, dict[str, str]] = {}
         for src in rows:
@@ -377,7 +405,10 @@ def grid(topo: Topology, cells: dict[str, dict[str, Any]]) -> dict[str, Any] | N
                     continue
                 cell_id = f"{src}->policy:{col}:{port['port']}/L4-{port['protocol']}"
                 found = cells.get(cell_id)
-                want, rule = expected(table, src.rpartition("@")[0], workload, ip, port["port"])
+                try:
+                    want, rule = expect_cell(table, src, col, workload, ip, port["protocol"], port["port"])
+                except Skip:
+                    continue
                 outcome = str((found or {}).get("outcome") or "not run")
                 if outcome == "passed":
                     mark, seen = f"ok-{want}", want
@@ -386,6 +417,15 @@ def grid(topo: Topology, cells: dict[str, dict[str, Any]]) -> dict[str, Any] | N
                 else:
                     mark, seen = "unmeasured", outcome
                 line[col] = MARKS[mark]
+                for name in policies_of(rule) if "computed" in table else []:
+                    tally = by_policy.setdefault(name, {"as_expected": 0, "wrong": 0, "unmeasured": 0})
+                    tally[
+                        "wrong"
+                        if mark == "wrong"
+                        else "unmeasured"
+                        if mark == "unmeasured"
+                        else "as_expected"
+                    ] += 1
                 counts[
                     "wrong" if mark == "wrong" else "unmeasured" if mark == "unmeasured" else "as_expected"
                 ] += 1
@@ -417,6 +457,10 @@ def grid(topo: Topology, cells: dict[str, dict[str, Any]]) -> dict[str, Any] | N
         "pods": pods,
         "legend": {"a": "allowed as expected", "d": "denied as expected", "X": "wrong", "?": "unmeasured"},
         "counts": counts,
+        "by_policy": {
+            name: by_policy.get(name, {"as_expected": 0, "wrong": 0, "unmeasured": 0})
+            for name in table.get("policies", [])
+        },
         "grids": grids,
         "wrong": wrong,
     }

@@ -151,7 +151,14 @@ def _resolve(
             f"--subject {ref}: none of its {len(running)} running pod(s) is on the selected nodes "
             f"({', '.join(sorted(allowed or ()))})"
         )
-    return WorkloadInfo(str(ref), ref.namespace, choose_pods(on_nodes, limit), running=len(running))
+    chosen = choose_pods(on_nodes, limit)
+    names = {p.name for p in chosen}
+    labels = {
+        p["metadata"]["name"]: dict(p["metadata"].get("labels") or {})
+        for p in items
+        if p["metadata"]["name"] in names
+    }
+    return WorkloadInfo(str(ref), ref.namespace, chosen, running=len(running), labels=labels)
 
 
 def _probe_status(pod: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:

@@ -43,6 +43,7 @@ class SuiteOptions:
     nodes: str | None = None  # --nodes NAME,...: the run's node set (kube/nodesets.py)
     node_selector: str | None = None  # --node-selector LABEL=VALUE: the node set by label
     policy_table: str | None = None  # --policy-table FILE.yaml (checks/policy_table.py, docs/policy.md)
+    policy_check: bool = False  # --policy-check: the table derived from the NetworkPolicies
 
     @property
     def gateways(self) -> list[str]:
@@ -296,6 +297,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "policy_table",
         "a YAML truth table of what must be allowed and denied between workloads (NetworkPolicy), "
         "reported as expected-vs-observed grids; see docs/policy.md",
+    ),
+    OptionSpec(
+        "--policy-check",
+        "policy_check",
+        "derive the allowed and denied flows between the --subject workloads from the NetworkPolicies of "
+        "their namespaces and check them (grids per port, counts per policy); see docs/policy.md",
+        switch=True,
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),

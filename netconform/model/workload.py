@@ -89,6 +89,7 @@ class WorkloadInfo:
     unavailable: dict[str, str] = field(default_factory=dict)  # node -> reason its cells skip
     added: list[str] = field(default_factory=list)  # nodes whose pod got netconform-probe in this run
     rows: bool = True  # the built-in pod checks run from it (False: only a --policy-table's workload)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # chosen pod -> its labels
 
     def subject(self, node: str) -> str:
         return f"{self.ref}@{node}"
@@ -113,6 +114,7 @@ class WorkloadInfo:
             unavailable=dict(data.get("unavailable", {})),
             added=list(data.get("added", [])),
             rows=bool(data.get("rows", True)),
+            labels={k: dict(v) for k, v in data.get("labels", {}).items()},
         )
 
 

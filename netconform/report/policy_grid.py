@@ -37,6 +37,11 @@ def render(results: Mapping[str, Any]) -> list[str]:
         f"{counts['unmeasured']} unmeasured",
         "  a/d: allowed/denied as expected, X: wrong, ?: unmeasured",
     ]
+    for name, tally in (table.get("by_policy") or {}).items():
+        lines.append(
+            f"  policy {name}: {tally['as_expected']} as expected, {tally['wrong']} wrong, "
+            f"{tally['unmeasured']} unmeasured"
+        )
     cols = table["columns"]
     number = {c: str(i + 1) for i, c in enumerate(cols)}
     label_w = max([len(short(r)) + 2 + len(str(len(table["rows"]))) for r in table["rows"]] + [10])
