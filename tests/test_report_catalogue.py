@@ -79,9 +79,9 @@ def test_every_id_a_check_carries_is_in_the_catalogue() -> None:
     }
 
 
-# in the catalogue and reproduced by lab faults, but no built-in check carries them yet (the suite's
-# policy checks are still to come): their entries say so, and tests/test_lab_netpol.py proves the faults
-SUITE_PENDING = {"FM-37", "FM-38"}
+# in the catalogue and reproduced by lab faults, but no built-in check carries them yet: their entries say
+# so (FM-37/38 are carried by the --policy-table checks now)
+SUITE_PENDING: set[str] = set()
 
 
 def test_every_catalogue_id_is_carried_by_a_check() -> None:

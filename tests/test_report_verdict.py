@@ -19,7 +19,7 @@ def test_healthy_run_says_so_and_names_skip_reasons() -> None:
     assert verdict.status == "healthy"
     assert verdict.text.startswith("All 168 cells run on 3 nodes passed.")
     assert "no Cilium-based dataplane (anetd/cilium) runs in this cluster" in verdict.text
-    assert "and 6 other reasons" in verdict.text
+    assert "and 8 other reasons" in verdict.text  # 6, and the two --policy-table checks without a table
     assert not verdict.findings
 
 

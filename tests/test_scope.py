@@ -77,7 +77,8 @@ def test_the_checks_make_exactly_the_cells_of_the_families_they_replaced() -> No
     with 3 nodes, 2 CoreDNS pods, an IngressClass with TLS and a Gateway: all 53 checks have cells)."""
     topo = Topology.from_dict(json.loads((DATA / "cells_before_topology.json").read_text()))
     before: dict[str, list[str]] = json.loads((DATA / "cells_before.json").read_text())
-    assert sorted(before) == sorted(c.name for c in CATALOGUE)
+    # the --policy-table checks came later: without a table they have no cell
+    assert sorted(before) == sorted(c.name for c in CATALOGUE if not c.name.startswith("policy-table-"))
     for name, ids in before.items():
         assert [c.id for c in REGISTRY.get(name).cells(topo)] == ids, name
     assert sum(map(len, before.values())) == len(all_cells(topo)) == 200

@@ -146,7 +146,8 @@ def test_same_cells_and_cost_as_before_checks_were_values(healthy: dict[str, Any
 
     tests/data/healthy_lab_before.json: a default run on a healthy 3-node lab with the code before (cb4cd5e).
     One intended difference: the placeholder of a check with no cell here (`family:NAME`) now carries the
-    check's layer (L7 for gateway-http and ingress-https) where it said L3 for every family.
+    check's layer (L7 for gateway-http and ingress-https) where it said L3 for every family. One
+    addition: the placeholders of the two --policy-table checks (no table in a default run).
     """
     before = json.loads((ROOT / "tests" / "data" / "healthy_lab_before.json").read_text())
     placeholder_layer = {"FM-34|cluster|family:gateway-http|L3|gateway-http": "L7"}
@@ -155,6 +156,8 @@ def test_same_cells_and_cost_as_before_checks_were_values(healthy: dict[str, Any
         k.replace("|L3|", f"|{placeholder_layer[k]}|") if k in placeholder_layer else k
         for k in before["keys"]
     }
+    # added since: the --policy-table checks, one placeholder each when no table is given
+    expected |= {f"FM-37|cluster|family:policy-table-{p}|L4|policy-table-{p}" for p in ("tcp", "udp")}
     keys = {c["key"] for c in healthy["results"]["cells"]}
     assert keys == expected, (sorted(keys - expected)[:10], sorted(expected - keys)[:10])
     stats = healthy["results"]["run"]["stats"]

@@ -48,15 +48,22 @@ class Subjects:
 
     role: SubjectRole
     nodes: tuple[str, ...] | None = None  # None: every node (pod and host only)
+    workloads_only: bool = False  # only the pods of every workload of the run (--subject, --policy-table)
 
     def refs(self, topo: Topology) -> list[str]:
+        if self.workloads_only:
+            return [s for w in topo.workloads for s in w.subjects]
         if self.role in ("external", "cluster"):
             return [self.role]
         nodes = self.nodes if self.nodes is not None else tuple(topo.node_names)
-        return [f"{self.role}@{n}" for n in nodes]
+        refs = [f"{self.role}@{n}" for n in nodes]
+        if self.role == "pod" and self.nodes is None:  # --subject: the workloads' pods run the pod checks
+            refs += topo.workload_subjects()
+        return refs
 
 
 KIT_PODS = Subjects("pod")
+WORKLOAD_PODS = Subjects("pod", workloads_only=True)
 HOST_PROBES = Subjects("host")
 OUTSIDE_CLIENT = Subjects("external")
 CLUSTER = Subjects("cluster")
@@ -280,7 +287,7 @@ def _describe(target: Targets) -> str:
 
 
 def _role(subject: str) -> str:
-    return Ref.parse(subject).head
+    return Ref.parse(subject).role
 
 
 # -------------------------------------------------------------------------------------------- registry

@@ -62,6 +62,8 @@ class Context:
             return "external"
         parsed = Ref.parse(subject)
         role, node = parsed.head, parsed.node or ""
+        if role == "workload":
+            return self.workload_sender(parsed)
         kit_role = "probe" if role == "pod" else role
         if kit_role in self.kit.unavailable:
             raise Skip(self.kit.unavailable[kit_role])
@@ -71,6 +73,16 @@ class Context:
         if ref not in self.kit.pods:
             raise Skip(f"no {kit_role} pod on {node}")
         return subject
+
+    def workload_sender(self, ref: Ref) -> str:
+        """A workload's pod on a node (`--subject`), or Skip with why it cannot be probed."""
+        workload = self.topo.workload(ref.name or "")
+        node = ref.node or ""
+        if workload is None or workload.pod_on(node) is None:
+            raise Skip(f"no pod of {ref.name} was chosen on {node}")
+        if node in workload.unavailable:
+            raise Skip(workload.unavailable[node])
+        return str(ref)
 
     @property
     def iptables_window(self) -> float:

@@ -32,6 +32,7 @@ from netconform.checks.probes import Probe, ProbeResult
 from netconform.engine.diagnose import Addresses, diagnose, evidence_cells
 from netconform.kube.connect import Cluster, api_error_line, call
 from netconform.kube.exec import ExecError, exec_batch, run_local
+from netconform.kube.workloads import run_batch
 from netconform.model.cell import Cell
 from netconform.model.refs import Ref
 from netconform.model.sampling import FOLLOWUP_ROUNDS, followup_pairs, peer_pairs
@@ -117,6 +118,11 @@ def kube_runner(cluster: Cluster, ctx: Context) -> Runner:
                 raise ExecError(f"external subject: {NO_OUTSIDE_CLIENT}")
             return run_local(None if outside == "local" else outside, plan, deadline_s)
         ref = Ref.parse(subject)
+        if ref.head == "workload":  # a user's workload pod, through its ephemeral container
+            workload = ctx.topo.workload(ref.name or "")
+            if workload is None:
+                raise ExecError(f"{subject}: not a workload subject of this run")
+            return run_batch(cluster, workload, ref.node or "", plan, deadline_s)
         pod = ctx.kit.pods[f"{'probe' if ref.head == 'pod' else ref.head}@{ref.node}"]["name"]
         return exec_batch(cluster, ctx.kit.namespace, pod, plan, deadline_s)
 

@@ -46,25 +46,36 @@ def parse_agent_output(text: str, where: str) -> dict[str, Any]:
 
 
 def exec_batch(
-    cluster: Cluster, namespace: str, pod: str, plan: dict[str, Any], deadline_s: float
+    cluster: Cluster,
+    namespace: str,
+    pod: str,
+    plan: dict[str, Any],
+    deadline_s: float,
+    *,
+    container: str | None = None,
+    command: list[str] | None = None,
+    stdin_prefix: str = "",
 ) -> dict[str, Any]:
-    """One websocket exec into `pod` running `agent.py run`, the plan on the first stdin line."""
+    """One websocket exec into `pod` running `agent.py run`, the plan on the first stdin line (after
+    `stdin_prefix`: a workload pod's ephemeral container gets the agent's source that way)."""
     cluster.counters.add("exec_sessions")
     api = client.CoreV1Api(cluster.exec_client())
-    where = f"exec in {namespace}/{pod}"
+    where = f"exec in {namespace}/{pod}" + (f" (container {container})" if container else "")
+    extra = {"container": container} if container else {}
     try:
         with cluster.exec_lock:  # stream() swaps call_api on the exec client while it connects
             resp = stream(
                 api.connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
-                command=["python3", AGENT_IN_POD, "run"],
+                command=command or ["python3", AGENT_IN_POD, "run"],
                 stdin=True,
                 stdout=True,
                 stderr=True,
                 tty=False,
                 _preload_content=False,
                 _request_timeout=cluster.request_timeout,
+                **extra,
             )
     except Exception as exc:
         raise ExecError(api_error_line(exc, where)) from None
@@ -73,7 +84,7 @@ def exec_batch(
     size = 0
     end = time.monotonic() + deadline_s
     try:
-        resp.write_stdin(json.dumps(plan, separators=(",", ":")) + "\n")
+        resp.write_stdin(stdin_prefix + json.dumps(plan, separators=(",", ":")) + "\n")
         while resp.is_open():
             left = end - time.monotonic()
             if left <= 0:

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from netconform.model.refs import Ref
 
 LAYERS = ("L2", "L3", "L4", "L7", "DNS")
-SUBJECT_KINDS = {"host": "S-NODE", "pod": "S-POD-NODE", "external": "S-EXTERNAL", "cluster": "S-CLUSTER"}
+SUBJECT_KINDS = {
+    "host": "S-NODE",
+    "pod": "S-POD-NODE",
+    "workload": "S-POD-WORKLOAD",  # a user's workload pod (--subject deployment/NS/NAME, model/workload.py)
+    "external": "S-EXTERNAL",
+    "cluster": "S-CLUSTER",
+}
 CELL_ID = re.compile(
     r"^(?P<subject>[^>]+)->(?P<target>.+)/(?P<layer>L2|L3|L4|L7|DNS)-(?P<protocol>[a-z0-9-]+)$"
 )
@@ -36,6 +42,8 @@ def target_kind(subject: str, target: str) -> str:
         return "T-INGRESS-L7"
     if target.startswith("check:"):
         return "T-USER"
+    if target.startswith("policy:"):
+        return "T-POLICY"  # a --policy-table column: a workload's pod or an address, and a port
     head = Ref.parse(target).head
     if head == "pod":
         return "T-POD-NODE" if _node_of(target) == _node_of(subject) else "T-POD-CLUSTER"

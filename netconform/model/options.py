@@ -37,6 +37,13 @@ class SuiteOptions:
     checks: list[str] | None = None  # --checks FILE.yaml: users' own checks (repeatable)
     ingress_tls: bool = False
     peers: str | None = None  # --peers K|all; None: full mesh up to 20 nodes, K=8 above
+    subject: list[str] | None = None  # --subject deployment/NS/NAME ... (repeatable): workload subjects
+    workload_pods: int | None = None  # --workload-pods K: at most K pods (nodes) per workload
+    allow_ephemeral: bool = False  # --allow-ephemeral: may add the netconform-probe ephemeral container
+    nodes: str | None = None  # --nodes NAME,...: the run's node set (kube/nodesets.py)
+    node_selector: str | None = None  # --node-selector LABEL=VALUE: the node set by label
+    policy_table: str | None = None  # --policy-table FILE.yaml (checks/policy_table.py, docs/policy.md)
+    policy_check: bool = False  # --policy-check: the table derived from the NetworkPolicies
 
     @property
     def gateways(self) -> list[str]:
@@ -92,6 +99,33 @@ def peers_spec(text: str) -> str:
         return parse_peers(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def workload_subject(text: str) -> str:
+    """`--subject`: a workload (model/workload.py), checked.
+
+    >>> workload_subject("deployment/shop/checkout")
+    'deployment/shop/checkout'
+    """
+    from netconform.model.workload import parse_subject
+
+    try:
+        return str(parse_subject(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def node_names(text: str) -> str:
+    """`--nodes`: comma-separated node names, normalised.
+
+    >>> node_names(" node-1, node-2 ")
+    'node-1,node-2'
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not _DNS_SUBDOMAIN.match(n)]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME[,NAME...] of nodes (e.g. node-1,node-2)")
+    return ",".join(names)
 
 
 def positive_int(text: str) -> int:
@@ -225,6 +259,51 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "node pairs: each node probes K peers and is probed by K (a stable hash ring, across zones "
         "first), 'all' = every pair (default: every pair up to 20 nodes, K=8 above)",
         peers_spec,
+    ),
+    OptionSpec(
+        "--subject",
+        "subject",
+        "also probe from a workload's pods: deployment/NS/NAME, daemonset/NS/NAME, statefulset/NS/NAME or "
+        "pods/NS/SELECTOR (repeatable); through an ephemeral container, see docs/workloads.md",
+        workload_subject,
+        multiple=True,
+    ),
+    OptionSpec(
+        "--workload-pods",
+        "workload_pods",
+        "at most K pods per --subject workload, one per node (default: one on every node it runs on)",
+        positive_int,
+    ),
+    OptionSpec(
+        "--allow-ephemeral",
+        "allow_ephemeral",
+        "opt in to adding the ephemeral container netconform-probe to --subject pods (it cannot be "
+        "removed; later runs reuse it)",
+        switch=True,
+    ),
+    OptionSpec(
+        "--nodes",
+        "nodes",
+        "only these nodes (NAME,...): subjects and node targets there; DNS and Services still reached",
+        node_names,
+    ),
+    OptionSpec(
+        "--node-selector",
+        "node_selector",
+        "only the nodes with these labels (LABEL=VALUE[,...], a label selector); with --nodes: both",
+    ),
+    OptionSpec(
+        "--policy-table",
+        "policy_table",
+        "a YAML truth table of what must be allowed and denied between workloads (NetworkPolicy), "
+        "reported as expected-vs-observed grids; see docs/policy.md",
+    ),
+    OptionSpec(
+        "--policy-check",
+        "policy_check",
+        "derive the allowed and denied flows between the --subject workloads from the NetworkPolicies of "
+        "their namespaces and check them (grids per port, counts per policy); see docs/policy.md",
+        switch=True,
     ),
     OptionSpec("--keep", "keep", "keep the probe namespace after the run", switch=True),
     OptionSpec("--baseline", "baseline", "a previous results.json to diff against"),

@@ -58,6 +58,7 @@ PATH_WORDS = {
 }
 FAMILY_WORDS = {
     "pod": "pods",
+    "workload": "workload pods (--subject)",
     "host": "nodes (host network)",
     "external": "the outside client",
     "cluster": "cluster-wide checks",

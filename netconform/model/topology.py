@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netconform.model.workload import WorkloadInfo
+
 
 @dataclass
 class NodeInfo:
@@ -87,6 +89,15 @@ class Topology:
     requested_gateways: list[str] = field(default_factory=list)
     ingress_tls: bool = False
     peers: int | None = None  # K peers per node (--peers), None: every node pair
+    workloads: list[WorkloadInfo] = field(default_factory=list)  # --subject: the chosen pods
+    policy_table: dict[str, Any] | None = None  # --policy-table, parsed (checks/policy_table.py)
+
+    def workload_subjects(self) -> list[str]:
+        """The subjects of the built-in pod checks among the workloads' pods (`deployment/NS/NAME@NODE`)."""
+        return [s for w in self.workloads if w.rows for s in w.subjects]
+
+    def workload(self, ref: str) -> WorkloadInfo | None:
+        return next((w for w in self.workloads if w.ref == ref), None)
 
     @property
     def node_names(self) -> list[str]:
@@ -135,6 +146,8 @@ class Topology:
             requested_gateways=data.get("requested_gateways", []),
             ingress_tls=bool(data.get("ingress_tls", False)),
             peers=data.get("peers"),
+            workloads=[WorkloadInfo.from_dict(w) for w in data.get("workloads", [])],
+            policy_table=data.get("policy_table"),
         )
 
     @classmethod

@@ -14,10 +14,11 @@ from typing import Any
 
 from netconform.report.results import LAYERS, OUTCOMES, family_of, natural_key, node_of
 
-SUBJECT_FAMILY_ORDER = ("host", "pod", "external", "cluster")
+SUBJECT_FAMILY_ORDER = ("host", "pod", "workload", "external", "cluster")
 SUBJECT_FAMILY_LABEL = {
     "host": "host network",
     "pod": "pods",
+    "workload": "workload pods",
     "external": "outside client",
     "cluster": "cluster-wide checks",
 }
@@ -125,7 +126,12 @@ def _rank(order: Sequence[str], value: str) -> int:
 
 
 def subject_sort_key(subject: str) -> tuple[Any, ...]:
-    return (_rank(SUBJECT_FAMILY_ORDER, family_of(subject)), natural_key(node_of(subject) or subject))
+    workload = subject.rpartition("@")[0] if family_of(subject) == "workload" else ""
+    return (
+        _rank(SUBJECT_FAMILY_ORDER, family_of(subject)),
+        workload,
+        natural_key(node_of(subject) or subject),
+    )
 
 
 def target_sort_key(target: str) -> tuple[Any, ...]:
@@ -138,8 +144,15 @@ def slot_sort_key(slot: tuple[str, str]) -> tuple[Any, ...]:
 
 
 def subject_label(subject: str) -> str:
-    """Row title: ``host@node-1`` -> ``node-1 host``, ``pod@node-1`` -> ``node-1 pods``."""
+    """Row title: ``host@node-1`` -> ``node-1 host``, ``pod@node-1`` -> ``node-1 pods``, a workload's
+    ``deployment/shop/checkout@node-2`` -> ``shop/checkout pods on node-2`` (``pods/NS/SEL``: NS/SEL).
+
+    >>> subject_label("deployment/shop/checkout@node-2"), subject_label("pods/db/app=pg@node-1")
+    ('shop/checkout pods on node-2', 'db/app=pg pods on node-1')
+    """
     family, node = family_of(subject), node_of(subject)
+    if family == "workload":
+        return f"{subject.rpartition('@')[0].split('/', 1)[1]} pods on {node}"
     if node:
         return f"{node} {'pods' if family == 'pod' else family}"
     return SUBJECT_FAMILY_LABEL.get(family, subject)

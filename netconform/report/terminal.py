@@ -134,7 +134,7 @@ def _matrix_lines(cells: list[Mapping[str, Any]], width: int, writer: TerminalWr
         grid[(c["subject"], kind, slot)].append(str(c["outcome"]))
     for kind in layout.kinds:
         kind_slots[kind] = [s for s in layout.slots if any((sub, kind, s) in grid for sub in layout.subjects)]
-    label_w = min(20, max(len(subject_label(s)) for s in layout.subjects))
+    label_w = min(28, max(len(subject_label(s)) for s in layout.subjects))
     col_w = {k: max(len(KIND_SHORT.get(k, k)), len(kind_slots[k])) for k in layout.kinds}
     # split the kinds into blocks that fit the width (label + one space before each column)
     blocks: list[list[str]] = [[]]

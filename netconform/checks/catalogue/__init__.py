@@ -8,7 +8,17 @@ True
 from __future__ import annotations
 
 from netconform.checks.api import Check, register
-from netconform.checks.catalogue import dataplane, dns, egress, ingress, load_balancer, nodes, pods, services
+from netconform.checks.catalogue import (
+    dataplane,
+    dns,
+    egress,
+    ingress,
+    load_balancer,
+    nodes,
+    pods,
+    policy,
+    services,
+)
 
 CATALOGUE: tuple[Check, ...] = (
     *pods.CHECKS,
@@ -19,5 +29,6 @@ CATALOGUE: tuple[Check, ...] = (
     *egress.CHECKS,
     *dns.CHECKS,
     *dataplane.CHECKS,
+    *policy.CHECKS,
 )
 register(*CATALOGUE)

@@ -52,7 +52,16 @@ log = logging.getLogger("netconform.lab.control.controllers")
 CLUSTER_DOMAIN = "cluster.local"
 KUBERNETES_ENDPOINT_PORT = 6443
 SLICE_MANAGER = "endpointslice-controller.k8s.io"
-RECONCILE_KINDS = {"pods", "services", "endpoints", "namespaces", "nodes", "configmaps", "networkpolicies"}
+RECONCILE_KINDS = {
+    "pods",
+    "services",
+    "endpoints",
+    "namespaces",
+    "nodes",
+    "configmaps",
+    "networkpolicies",
+    "deployments",
+}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NAMESPACED_RESOURCES = (
     "pods",
@@ -263,6 +272,7 @@ class Controllers:
 
     def reconcile(self) -> None:
         self._namespaces()
+        self._deployments()
         self._schedule()
         self._endpoints()
         self._load_balancers()
@@ -437,6 +447,69 @@ class Controllers:
         self.store.mutate("namespaces", "", name, apply)
 
     # ------------------------------------------------------------------ scheduler
+    def _deployments(self) -> None:
+        """A Deployment's pods from its template, up to spec.replicas (no ReplicaSet in between: the pods
+        are owned by the Deployment; no scale-down or rollout), spread by the scheduler like any pod."""
+        from netconform.lab.api.admission import Admission
+        from netconform.lab.api.resources import lookup
+
+        pod_res = lookup("", "v1", "pods")
+        assert pod_res is not None
+        pods = self.store.select("pods")
+        for dep in self.store.select("deployments"):
+            meta, spec = dep["metadata"], dep.get("spec") or {}
+            if meta.get("deletionTimestamp"):
+                continue
+            owned = [
+                p
+                for p in pods
+                if p["metadata"]["namespace"] == meta["namespace"]
+                and any(o.get("uid") == meta["uid"] for o in p["metadata"].get("ownerReferences") or [])
+                and not p["metadata"].get("deletionTimestamp")
+            ]
+            template = spec.get("template") or {}
+            digest = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+            names = {p["metadata"]["name"] for p in pods}
+            for i in range(len(owned), int(spec.get("replicas", 1))):
+                n = 0
+                while True:
+                    suffix = hashlib.sha1(f"{meta['uid']}/{i}/{n}".encode()).hexdigest()[:5]
+                    name = f"{meta['name']}-{digest}-{suffix}"
+                    if name not in names:
+                        break
+                    n += 1
+                names.add(name)
+                labels = {
+                    **((template.get("metadata") or {}).get("labels") or {}),
+                    "pod-template-hash": digest,
+                }
+                owner = {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                }
+                pod = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": name,
+                        "namespace": meta["namespace"],
+                        "labels": labels,
+                        "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": True}],
+                    },
+                    "spec": json.loads(json.dumps(template.get("spec") or {})),
+                }
+                try:
+                    Admission(self.store).on_create(pod_res, pod)
+                    self.store.create("pods", pod, namespaced=True)
+                except Exception as exc:  # e.g. PodSecurity: the Deployment's event says why, as kube's
+                    message = str(exc)[:300]
+                    events.record(
+                        self.store, dep, "Warning", "FailedCreate", message, "deployment-controller"
+                    )
+                    break
+
     def _schedule(self) -> None:
         nodes = self.store.select("nodes")
         counts: dict[str, int] = {n["metadata"]["name"]: 0 for n in nodes}
