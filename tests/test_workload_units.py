@@ -181,3 +181,21 @@ def test_policy_check_evaluates_policies_as_the_api_defines_them() -> None:
     assert decide([no_egress], labels, other, web, "tcp", 80) == ("deny", "denied by a/out (egress)")
     assert decide([no_egress], labels, other, db, "tcp", 80) == ("allow", "no policy isolates either pod")
     assert policy_derive.numeric_ports([db_from_web]) == [{"protocol": "tcp", "port": 5432}]
+
+
+def test_a_yaml_check_from_workloads_runs_from_the_runs_workload_pods_only() -> None:
+    from netconform.checks.api import WORKLOAD_PODS
+    from netconform.checks.yaml_checks import ChecksFileError, load_text
+
+    (check,) = load_text(
+        "checks:\n  - name: w\n    from: workloads\n    to: db:5432\n    expect: blocked\n", "w.yaml"
+    )
+    assert check.subjects == (WORKLOAD_PODS,) and check.expect.name == "blocked"
+    try:
+        load_text(
+            "checks:\n  - name: w\n    from: everyone\n    to: db:5432\n    expect: blocked\n", "w.yaml"
+        )
+    except ChecksFileError as exc:
+        assert str(exc).startswith("w.yaml:3: from must be pods, hosts, outside or workloads")
+    else:
+        raise AssertionError("an unknown 'from' was accepted")

@@ -2,7 +2,7 @@
 
     checks:
       - name: db-reachable          # the matrix column and the JUnit case name
-        from: pods                  # pods | hosts | outside, or {pods: [node-1, node-2]}
+        from: pods                  # pods | hosts | outside | workloads, or {pods: [node-1, node-2]}
         to: db.prod.svc:5432        # host:port | http(s)://URL | service: NS/NAME:PORT | dns: NAME
         protocol: tcp               # tcp | udp | http | icmp | dns  (default: tcp; http for a URL)
         expect: reachable           # reachable | blocked
@@ -27,7 +27,16 @@ from typing import Any
 import yaml
 
 from netconform.checks import user
-from netconform.checks.api import HOST_PROBES, KIT_PODS, NAME, OUTSIDE_CLIENT, Check, Subjects, Targets
+from netconform.checks.api import (
+    HOST_PROBES,
+    KIT_PODS,
+    NAME,
+    OUTSIDE_CLIENT,
+    WORKLOAD_PODS,
+    Check,
+    Subjects,
+    Targets,
+)
 from netconform.checks.expectations import blocked, reachable
 
 KEYS = {"name", "from", "to", "protocol", "expect", "attempts", "timeout", "fm", "about"}
@@ -138,7 +147,8 @@ def _one(node: yaml.Node, where: str) -> Check:
 
 
 def _subjects(value: Any, at: int, where: str) -> tuple[Subjects, ...]:
-    roles = {"pods": KIT_PODS, "hosts": HOST_PROBES, "outside": OUTSIDE_CLIENT}
+    # workloads: the pods chosen from the run's --subject workloads (through their ephemeral containers)
+    roles = {"pods": KIT_PODS, "hosts": HOST_PROBES, "outside": OUTSIDE_CLIENT, "workloads": WORKLOAD_PODS}
     if isinstance(value, str) and value in roles:
         return (roles[value],)
     if isinstance(value, dict) and len(value) == 1:
@@ -151,7 +161,7 @@ def _subjects(value: Any, at: int, where: str) -> tuple[Subjects, ...]:
         ):
             return (Subjects("pod" if key == "pods" else "host", tuple(nodes)),)
     raise ChecksFileError(
-        f"{where}:{at}: from must be pods, hosts or outside, "
+        f"{where}:{at}: from must be pods, hosts, outside or workloads, "
         "or {pods: [NODE, ...]} / {hosts: [NODE, ...]}"
     )
 
