@@ -825,10 +825,16 @@ class Kubelet:
         if pod is not None and pod["metadata"]["uid"] == run.uid and not self.closing:
             with contextlib.suppress(ApiError):
                 self.store.delete("pods", run.namespace, run.name)
-        elif pod is not None and not self.closing and run.key not in self.runs:
-            # a pod of the same name was created while this one was still being torn down (deleted
-            # with grace 0, then created again): its ADDED event found this run in the way
-            self._on_event(WatchEvent("ADDED", "pods", pod, self.store.rv))
+        # a pod of the same name created while this one was torn down (deleted with grace 0, then created
+        # again, possibly after the read above): its ADDED event found this run in the way, so start it now
+        current = self.store.find("pods", run.namespace, run.name)
+        if (
+            current is not None
+            and current["metadata"]["uid"] != run.uid
+            and not self.closing
+            and run.key not in self.runs
+        ):
+            self._on_event(WatchEvent("ADDED", "pods", current, self.store.rv))
 
     async def _network_changed(self, change: str, run: PodRun, pod: Obj) -> None:
         """Tell the listeners; one that fails or hangs is logged and never stops the pod's lifecycle."""
