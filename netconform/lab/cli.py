@@ -51,9 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--control-plane",
-        default="emulated",
+        default=None,
         choices=("emulated", "real"),
-        help="real: etcd, kube-apiserver, controller-manager, scheduler and node agents (make control-plane)",
+        help="real: etcd, kube-apiserver, controller-manager, scheduler, node agents (make control-plane); "
+        "default $NETCONFORM_LAB_CONTROL_PLANE, else emulated",
     )
     up.add_argument("--timeout", type=float, default=None, help="seconds to wait for the lab (default 90)")
     kc = sub.add_parser("kubeconfig", help="print the kubeconfig path")

@@ -42,6 +42,15 @@ STOP_TIMEOUT = 25.0
 API_TIMEOUT = 15.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTERNAL_NAME = "example.test"
+CONTROL_PLANE_ENV = "NETCONFORM_LAB_CONTROL_PLANE"
+
+
+def default_control_plane() -> str:
+    """The control plane a lab gets when none is asked for: `$NETCONFORM_LAB_CONTROL_PLANE`, else emulated
+    (`NETCONFORM_LAB_CONTROL_PLANE=real make test` runs every lab test on the real one)."""
+    return os.environ.get(CONTROL_PLANE_ENV) or "emulated"
+
+
 __all__ = ["EXTERNAL_CLIENT_IP", "Lab", "LabError"]
 
 
@@ -131,7 +140,7 @@ class Lab:
         dataplane: str = "lab",
         lb_kind: str = "lab",
         ingress: bool = True,
-        control_plane: str = "emulated",
+        control_plane: str | None = None,
     ) -> Path:
         """Start the lab; returns the kubeconfig path once every kube-system pod is Ready.
 
@@ -144,6 +153,7 @@ class Lab:
             components = ComponentConfig(dataplane, lb_kind)
         except (AddressError, ComponentError) as err:
             raise LabError(str(err)) from None
+        control_plane = control_plane or default_control_plane()
         if control_plane not in ("emulated", "real"):
             raise LabError(f"--control-plane {control_plane}: emulated or real")
         if control_plane == "real":
