@@ -160,6 +160,31 @@ def test_real_api_server_and_nodes_ready(lab: Lab) -> None:
     assert all(p["status"]["phase"] == "Running" for p in pods), [p["status"] for p in pods]
 
 
+def ready_condition(lab: Lab, node: str) -> dict[str, Any]:
+    node_obj = json.loads(kubectl(lab, "get", "node", node, "-o", "json"))
+    return next(c for c in node_obj["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_cni_not_ready_is_reported_by_the_node_agent_to_the_real_api(lab: Lab) -> None:
+    """A fault that flips API state: the node's own agent reports Ready=False (as a kubelet whose runtime
+    says NetworkReady=false), so the real API, kubectl and the scheduler see it; clear reports Ready."""
+    assert ready_condition(lab, "node-3")["status"] == "True"
+    lab.fault_add("cni-not-ready", node="node-3")
+    try:
+        cond = wait_for(
+            "node-3 NotReady in the real API",
+            lambda: (c := ready_condition(lab, "node-3"))["status"] == "False" and c,
+        )
+        assert cond["reason"] == "NetworkPluginNotReady"
+        assert "cni plugin not initialized" in cond["message"]
+        assert ready_condition(lab, "node-2")["status"] == "True"
+        wide = kubectl(lab, "get", "nodes", "--no-headers")
+        assert any(line.split()[:2] == ["node-3", "NotReady"] for line in wide.splitlines()), wide
+    finally:
+        lab.fault_clear("cni-not-ready")
+    wait_for("node-3 Ready again", lambda: ready_condition(lab, "node-3")["status"] == "True")
+
+
 def test_node_authorizer_node_restriction_and_rbac(lab: Lab) -> None:
     """The real authorizers decide: a node's credentials may not give itself a role label
     (NodeRestriction) nor touch another node (Node authorizer); the viewer context may read, not write."""

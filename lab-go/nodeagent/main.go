@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -118,9 +119,58 @@ func (b *bridge) call(ctx context.Context, req map[string]any, out any) error {
 	return nil
 }
 
-// provider implements nodeutil.Provider and node.PodNotifier over the bridge.
+// provider implements nodeutil.Provider and node.PodNotifier over the bridge, and sends the node's
+// Ready condition to the node controller: true once the pod controller runs, then whatever the lab
+// kubelet's status stream says (a fault such as cni-not-ready turns it false with its reason).
 type provider struct {
-	b *bridge
+	b     *bridge
+	nodes *node.NaiveNodeProviderV2
+	mu    sync.Mutex
+	spec  *corev1.Node // the node as this agent reports it; status updates start from a copy
+	ready *readiness   // the lab kubelet's last word on Ready (nil: none yet)
+	up    bool         // the pod controller runs
+}
+
+// readiness is the lab kubelet's Ready condition for this node: {"ready": bool, "reason", "message"}.
+type readiness struct {
+	Ready   bool   `json:"ready"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// report sends the node's status with the current Ready condition to the node controller.
+func (p *provider) report(ctx context.Context) {
+	p.mu.Lock()
+	r := readiness{Ready: false, Reason: "KubeletNotReady", Message: "starting"}
+	if p.up {
+		r = readiness{Ready: true, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
+	}
+	if p.up && p.ready != nil {
+		r = *p.ready
+	}
+	now := metav1.Now()
+	for i := range p.spec.Status.Conditions {
+		c := &p.spec.Status.Conditions[i]
+		if c.Type != corev1.NodeReady {
+			continue
+		}
+		status := corev1.ConditionFalse
+		if r.Ready {
+			status = corev1.ConditionTrue
+		}
+		if c.Status != status {
+			c.LastTransitionTime = now
+		}
+		c.Status, c.Reason, c.Message, c.LastHeartbeatTime = status, r.Reason, r.Message, now
+	}
+	if p.up {
+		p.spec.Status.Phase = corev1.NodeRunning
+	}
+	copied := p.spec.DeepCopy()
+	p.mu.Unlock()
+	if err := p.nodes.UpdateStatus(ctx, copied); err != nil && ctx.Err() == nil {
+		log.G(ctx).WithError(err).Warn("node status update")
+	}
 }
 
 func podKey(pod *corev1.Pod) map[string]any {
@@ -210,13 +260,20 @@ func (p *provider) follow(ctx context.Context, cb func(*corev1.Pod)) error {
 			return err
 		}
 		var msg struct {
-			Pod *corev1.Pod `json:"pod"`
+			Pod  *corev1.Pod `json:"pod"`
+			Node *readiness  `json:"node"`
 		}
 		if err := json.Unmarshal(line, &msg); err != nil {
 			return err
 		}
 		if msg.Pod != nil {
 			cb(msg.Pod)
+		}
+		if msg.Node != nil {
+			p.mu.Lock()
+			p.ready = msg.Node
+			p.mu.Unlock()
+			go p.report(ctx)
 		}
 	}
 }
@@ -501,6 +558,7 @@ func main() {
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
 	b := &bridge{sock: *sock, node: *nodeName}
+	var prov *provider
 	mux := http.NewServeMux()
 	n, err := nodeutil.NewNode(*nodeName,
 		func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
@@ -541,7 +599,8 @@ func main() {
 					c.Status, c.Reason, c.Message = corev1.ConditionFalse, "KubeletHasSufficient", "ok"
 				}
 			}
-			return &provider{b: b}, nil, nil
+			prov = &provider{b: b, nodes: node.NewNaiveNodeProvider(), spec: pc.Node}
+			return prov, prov.nodes, nil
 		},
 		nodeutil.WithClient(client),
 		func(c *nodeutil.NodeConfig) error {
@@ -567,6 +626,10 @@ func main() {
 			log.G(ctx).WithError(err).Error("node not ready")
 			return
 		}
+		prov.mu.Lock()
+		prov.up = true
+		prov.mu.Unlock()
+		prov.report(ctx)
 		log.G(ctx).Infof("node %s ready, kubelet API on %s", *nodeName, *listen)
 	}()
 	if err := n.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -12,7 +12,9 @@ One JSON request per line, one JSON answer per line (`{"ok": true, ...}` or `{"o
   namespaces (the node agent runs it and streams it); `logs`: the log file's path; `alive`; `netns`: the
   path of the pod's network namespace (port-forward dials inside it).
 - `watch`: the connection stays open; one `{"pod": ...}` line per status change of this node's pods
-  (a deleted pod is sent once with its containers terminated) and `{}` every 5 s as a heartbeat.
+  (a deleted pod is sent once with its containers terminated), `{"node": {"ready", "reason", "message"}}`
+  when the lab changes the node's Ready condition (a fault; sent again to every new watcher, so an agent
+  that reconnects keeps it), and `{}` every 5 s as a heartbeat.
 """
 
 from __future__ import annotations
@@ -90,11 +92,14 @@ class NodeBridge:
         self.kubelet = kubelet
         self.socket_path = socket_path
         self.server: asyncio.AbstractServer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.followers: dict[str, set[asyncio.Queue[Obj]]] = {}
+        self.readiness: dict[str, Obj] = {}  # node -> the Ready condition the lab set (absent: the agent's)
         self.requests = 0
         store.listeners.append(self._on_event)
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.socket_path.unlink(missing_ok=True)
         self.server = await asyncio.start_unix_server(self._serve, str(self.socket_path), limit=MAX_LINE)
         self.socket_path.chmod(0o600)
@@ -106,6 +111,19 @@ class NodeBridge:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
 
     # -- status fan-out
+    def set_ready(self, node: str, ready: bool, reason: str, message: str) -> None:
+        """Have `node`'s agent report this Ready condition (called on the event loop or from a thread)."""
+        readiness = {"ready": ready, "reason": reason, "message": message}
+        if self.loop is None:
+            raise RuntimeError("the node bridge is not started")
+        self.loop.call_soon_threadsafe(self._publish_ready, node, readiness)
+
+    def _publish_ready(self, node: str, readiness: Obj) -> None:
+        self.readiness[node] = readiness
+        for q in list(self.followers.get(node, ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait({"node": readiness})
+
     def _on_event(self, ev: WatchEvent) -> None:
         if ev.resource != "pods":
             return
@@ -116,7 +134,7 @@ class NodeBridge:
         pod = terminated(ev.obj) if ev.type == "DELETED" else ev.obj
         for q in list(queues):
             with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(pod)
+                q.put_nowait({"pod": pod})
 
     # -- requests
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -146,12 +164,14 @@ class NodeBridge:
 
     async def _follow(self, node: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         q: asyncio.Queue[Obj] = asyncio.Queue(maxsize=10000)
+        if node in self.readiness:
+            q.put_nowait({"node": self.readiness[node]})
         self.followers.setdefault(node, set()).add(q)
         try:
             while not reader.at_eof():
                 try:
-                    pod = await asyncio.wait_for(q.get(), HEARTBEAT_S)
-                    writer.write(json.dumps({"pod": pod}).encode() + b"\n")
+                    message = await asyncio.wait_for(q.get(), HEARTBEAT_S)
+                    writer.write(json.dumps(message).encode() + b"\n")
                 except TimeoutError:
                     writer.write(b"{}\n")
                 await asyncio.wait_for(writer.drain(), 10)

@@ -22,6 +22,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,17 @@ class RealControllers(Controllers):
         super().__init__(*args, **kwargs)
         self.mirror = mirror
         self.lb_tasks: set[asyncio.Future[None]] = set()
+        # where a node's Ready condition goes: the node agent that reports that node (NodeBridge.set_ready)
+        self.report_node_ready: Callable[[str, bool, str, str], None] | None = None
+
+    def set_node_condition(self, node: str, ready: bool, reason: str, message: str) -> None:
+        """A fault's Ready condition (cni-not-ready): the node's agent reports it to the real API, as a
+        kubelet whose runtime says NetworkReady=false would; the mirror then brings it back locally."""
+        if node not in self.nodes:
+            raise ValueError(f"node {node!r}: the lab has {', '.join(self.nodes)}")
+        if self.report_node_ready is None:
+            raise ValueError("the node agents are not connected yet")
+        self.report_node_ready(node, ready, reason, message)
 
     def reconcile(self) -> None:
         self._load_balancers()

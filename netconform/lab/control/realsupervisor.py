@@ -108,6 +108,7 @@ class RealSupervisor(Supervisor):
             self.kubelet.network_listeners.append(self.faults.pod_network)
             self.bridge = NodeBridge(self.store, self.kubelet, self.state_dir / NODE_SOCKET)
             await self.bridge.start()
+            self.controllers.report_node_ready = self.bridge.set_ready
             reconciler = asyncio.ensure_future(self.controllers.run())
             self.controllers.kick()
             # nodes
