@@ -40,8 +40,10 @@ from netconform.lab.control.realmirror import (
     scratch_bootstrap,
     wait_for,
 )
+from netconform.lab.control.realwebhook import ConditionWebhook
 from netconform.lab.control.supervisor import LabBackend, Supervisor, kubeconfig
 from netconform.lab.faults.bridge import FaultBridge
+from netconform.lab.faults.conditions import ConditionError
 from netconform.lab.net.dataplane import NetplaneDataPlane
 from netconform.lab.statefiles import KUBECONFIG_FILE
 
@@ -62,6 +64,7 @@ class RealSupervisor(Supervisor):
         self.mirror: Mirror | None = None
         self.real: RealApi | None = None
         self.bridge: NodeBridge | None = None
+        self.webhook: ConditionWebhook | None = None
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
@@ -105,6 +108,8 @@ class RealSupervisor(Supervisor):
                 ingress=False,
             )
             self.faults = FaultBridge(self)
+            self.webhook = ConditionWebhook(self.real, self.cp.ca, self.conditions)
+            await self.webhook.start()
             self.kubelet.network_listeners.append(self.faults.pod_network)
             self.bridge = NodeBridge(self.store, self.kubelet, self.state_dir / NODE_SOCKET)
             await self.bridge.start()
@@ -139,6 +144,15 @@ class RealSupervisor(Supervisor):
         finally:
             await self._teardown(runner, reconciler, loop)
         return 0
+
+    def condition_refusal(self, name: str) -> str | None:
+        return ConditionWebhook.refusal(name)
+
+    async def conditions_changed(self) -> None:
+        """The real API server refuses and keeps namespaces through the lab's admission webhook."""
+        if self.webhook is None:
+            raise ConditionError("the lab's admission webhook is not started yet")
+        await self.webhook.sync()
 
     @staticmethod
     def _no_delete(*_: Any) -> dict[str, Any]:
@@ -216,6 +230,8 @@ class RealSupervisor(Supervisor):
             await self.mirror.stop()
         if self.bridge is not None:
             await self.bridge.close()
+        if self.webhook is not None:
+            await self.webhook.close()
         if self.real is not None:
             await self.real.close()
         if runner is not None:

@@ -164,6 +164,13 @@ class Supervisor:
         self.api: ApiServer
         self.faults: FaultBridge
 
+    def condition_refusal(self, name: str) -> str | None:
+        """Why this control plane cannot have bad-input condition `name` (None: it can)."""
+        return None
+
+    async def conditions_changed(self) -> None:
+        """After a condition was added or cleared: the emulated API reads `self.conditions` itself."""
+
     def _save_state(self, **changes: Any) -> None:
         self.state.update(changes)
         write_json_atomic(self.state_dir / STATE_FILE, self.state)

@@ -154,16 +154,29 @@ class FaultBridge:
         except ApiError:
             return held
 
+    async def _conditions_changed(self) -> None:
+        try:
+            await self.sup.conditions_changed()
+        except conditions.ConditionError as err:
+            raise ApiError(500, "InternalError", str(err)) from None
+
     def _known(self, module: ModuleType) -> str:
         return ", ".join([*module.names(), *conditions.names()])
 
     async def add(self, name: str, node: str | None) -> dict[str, Any]:
         module = self._module()
         if name in conditions.names():
+            if refusal := self.sup.condition_refusal(name):
+                raise ApiError(422, "Invalid", refusal)
             try:
                 summary = self.sup.conditions.add(name, node)
             except conditions.ConditionError as err:
                 raise ApiError(422, "Invalid", str(err)) from None
+            try:
+                await self.sup.conditions_changed()
+            except conditions.ConditionError as err:
+                self.sup.conditions.clear(name)
+                raise ApiError(500, "InternalError", str(err)) from None
             log.info("condition added: %s", summary)
             return {"name": name, "where": self.sup.conditions.active.get(name), "summary": summary}
         if name not in module.names():
@@ -183,6 +196,7 @@ class FaultBridge:
             if not held.is_active(name):
                 return []
             log.info("condition cleared: %s", held.clear(name))
+            await self._conditions_changed()
             return [name]
         if name is not None and name not in module.names():
             raise ApiError(404, "NotFound", f"no fault {name!r}; known: {self._known(module)}")
@@ -191,6 +205,8 @@ class FaultBridge:
             for n in list(held.active):
                 log.info("condition cleared: %s", held.clear(n))
                 cleared_conditions.append(n)
+            if cleared_conditions:
+                await self._conditions_changed()
         async with self.lock:
             active = list(module.active(self._context(module)))
             targets = [name] if name is not None else active
