@@ -29,6 +29,7 @@ from netconform.lab.control.controllers import Ipam
 from netconform.lab.control.kubelet import Kubelet
 from netconform.lab.control.nodebridge import NodeBridge
 from netconform.lab.control.realcp import ControlPlane
+from netconform.lab.control.realevents import EventForwarder
 from netconform.lab.control.realmirror import (
     Mirror,
     RealApi,
@@ -65,6 +66,7 @@ class RealSupervisor(Supervisor):
         self.real: RealApi | None = None
         self.bridge: NodeBridge | None = None
         self.webhook: ConditionWebhook | None = None
+        self.events: EventForwarder | None = None
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
@@ -92,6 +94,9 @@ class RealSupervisor(Supervisor):
             # local store, kubelet, lab controllers over the mirror of the real API
             ipam = Ipam()
             self.kubelet = Kubelet(self.store, self.dataplane, ipam, self.state_dir, self.name)
+            self.events = EventForwarder(self.real)
+            self.store.listeners.append(self.events.on_store_event)
+            self.events.start()
             self.mirror = Mirror(self.real, self.store)
             self.mirror.start()
             await self.mirror.wait_synced(SETUP_TIMEOUT)
@@ -232,6 +237,8 @@ class RealSupervisor(Supervisor):
             await self.bridge.close()
         if self.webhook is not None:
             await self.webhook.close()
+        if self.events is not None:
+            await self.events.close()
         if self.real is not None:
             await self.real.close()
         if runner is not None:
@@ -256,6 +263,9 @@ class RealSupervisor(Supervisor):
             "pids": self.cp.pids() if self.cp else [],
             "mirror": self.mirror.summary() if self.mirror else {},
             "node_bridge_requests": self.bridge.requests if self.bridge else 0,
+            "events_posted": self.events.posted if self.events else 0,
+            "events_dropped": self.events.dropped if self.events else 0,
+            "webhook_reviews": self.webhook.reviews if self.webhook else 0,
         }
         return out
 
