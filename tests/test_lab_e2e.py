@@ -465,11 +465,10 @@ def test_exec_subprotocols_report_exit_code(kit: Kit, protocol: str) -> None:
         cfg.host + f"/api/v1/namespaces/{NS}/pods/probe-2/exec"
         "?command=sh&command=-c&command=echo+hi%3B+exit+3&stdout=true&stderr=true"
     )
-    token = (kit.lab.state() or {})["token"]
     ws = WSClient(
         cfg,
         url,
-        headers={"sec-websocket-protocol": protocol, "authorization": f"Bearer {token}"},
+        headers={"sec-websocket-protocol": protocol, "authorization": cfg.api_key["authorization"]},
         capture_all=True,
     )
     try:

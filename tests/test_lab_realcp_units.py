@@ -227,3 +227,43 @@ def test_up_control_plane_bad_input_is_one_line(args: list[str], env: dict[str, 
     assert needle in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not Path("/run/netconform/lab/realcp-bad").exists()
+
+
+def _audit(audit_id: str, stage: str, verb: str, resource: str | None = None, sub: str | None = None) -> str:
+    event: dict[str, Any] = {
+        "auditID": audit_id,
+        "stage": stage,
+        "verb": verb,
+        "requestURI": "/api?timeout=5s",
+    }
+    if resource:
+        event["objectRef"] = {"resource": resource, **({"subresource": sub} if sub else {})}
+    return json.dumps(event) + "\n"
+
+
+def test_audit_counters_count_each_request_once_and_open_sessions(tmp_path: Path) -> None:
+    from netconform.lab.control.realaudit import AuditCounters
+
+    log = tmp_path / "audit.log"
+    log.write_text(
+        _audit("a", "ResponseComplete", "list", "pods")
+        + _audit("b", "ResponseStarted", "get", "pods", "exec")  # a WebSocket exec: counted as create
+        + _audit("c", "ResponseStarted", "watch", "services")
+        + _audit("d", "ResponseComplete", "get")
+        + _audit("e", "ResponseComplete", "get", "pods", "exec")  # refused before it streamed: no session
+        + '{"auditID": "f", "stage": "ResponseCompl'  # still being written
+    )
+    counters = AuditCounters(log)
+    first = counters.snapshot()
+    assert first["requests"] == {"create": {"pods/exec": 2}, "get": {"/api": 1}, "list": {"pods": 1},
+                                 "watch": {"services": 1}}  # fmt: skip
+    assert (first["requests_total"], first["exec_sessions"], first["exec_active"]) == (5, 1, 1)
+    assert first["watches_active"] == 1
+    with log.open("a") as f:
+        f.write('ete", "verb": "delete", "objectRef": {"resource": "pods"}}\n')
+        f.write(_audit("b", "ResponseComplete", "get", "pods", "exec"))
+        f.write(_audit("c", "ResponseComplete", "watch", "services"))
+    second = counters.snapshot()
+    assert second["requests"]["delete"] == {"pods": 1}, "the line finished later is read whole"
+    assert (second["requests_total"], second["exec_sessions"], second["exec_active"]) == (6, 1, 0)
+    assert second["watches_active"] == 0

@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from netconform.lab.control.procs import MARKER
+from netconform.lab.control.realaudit import POLICY as AUDIT_POLICY
+from netconform.lab.control.realaudit import SUPERVISOR_USER
 from netconform.lab.net.addressing import SERVICE_CIDR, node_ip, pod_cidr
 
 log = logging.getLogger("netconform.lab.control.realcp")
@@ -205,6 +207,7 @@ class ControlPlane:
         self.bin = cache_bin_dir(self.version)
         self.pki = self.state_dir / "pki"
         self.logs = self.state_dir / "logs"
+        self.audit_log = self.logs / "audit.log"
         self.api_port = free_port()
         self.url = f"https://127.0.0.1:{self.api_port}"
         self.agent_ports = {n: free_port() for n in self.nodes}
@@ -224,6 +227,9 @@ class ControlPlane:
                  "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
                  ips=("127.0.0.1", "10.96.0.1"))  # fmt: skip
         self.admin_cert = ca.issue("admin", "lab-admin", orgs=("system:masters",), client=True)
+        # the supervisor's own identity: its mirror, status and event requests stay out of the audit log
+        self.supervisor_cert = ca.issue("supervisor", SUPERVISOR_USER, orgs=("system:masters",), client=True)
+        (self.pki / "audit-policy.yaml").write_text(json.dumps(AUDIT_POLICY))  # JSON is YAML
         ca.issue("kubelet-client", "kube-apiserver-kubelet-client", orgs=("system:masters",), client=True)
         sa_key = ec.generate_private_key(ec.SECP256R1())
         _write_secret(self.pki / "sa.key", _key_pem(sa_key))
@@ -308,6 +314,10 @@ class ControlPlane:
                     f"--kubelet-certificate-authority={p / 'ca.crt'}",
                     "--kubelet-preferred-address-types=Hostname",
                     "--profiling=false",
+                    f"--audit-policy-file={p / 'audit-policy.yaml'}",
+                    f"--audit-log-path={self.audit_log}",
+                    "--audit-log-format=json",
+                    "--audit-log-mode=blocking",
                     "--v=1",
                 ],
                 f"{self.url}/readyz",
@@ -390,7 +400,7 @@ class ControlPlane:
     def _wait_healthy(self, comp: Component, deadline: float) -> None:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         if comp.name == "kube-apiserver":
-            ctx.load_cert_chain(*self.admin_cert)
+            ctx.load_cert_chain(*self.supervisor_cert)
         elif comp.health.startswith("https") and comp.name != "kube-apiserver":
             ctx = ssl._create_unverified_context()  # self-signed cert of its own cert-dir, on loopback
         last = "no answer"

@@ -28,6 +28,7 @@ from netconform.lab.api.tls import make_serving_cert
 from netconform.lab.control.controllers import Ipam
 from netconform.lab.control.kubelet import Kubelet
 from netconform.lab.control.nodebridge import NodeBridge
+from netconform.lab.control.realaudit import AuditCounters
 from netconform.lab.control.realcp import ControlPlane
 from netconform.lab.control.realevents import EventForwarder
 from netconform.lab.control.realmirror import (
@@ -67,6 +68,7 @@ class RealSupervisor(Supervisor):
         self.bridge: NodeBridge | None = None
         self.webhook: ConditionWebhook | None = None
         self.events: EventForwarder | None = None
+        self.audit: AuditCounters | None = None
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
@@ -86,7 +88,8 @@ class RealSupervisor(Supervisor):
             await loop.run_in_executor(None, self.cp.start)
             self.timings["control_plane_s"] = round(time.monotonic() - t1, 2)
             self.timings.update({f"{k}_ready_s": v for k, v in self.cp.timings.items()})
-            self.real = RealApi(self.cp.url, self.cp.pki / "ca.crt", *self.cp.admin_cert)
+            self.real = RealApi(self.cp.url, self.cp.pki / "ca.crt", *self.cp.supervisor_cert)
+            self.audit = AuditCounters(self.cp.audit_log)
             await self.real.open()
             for path, obj in rbac_objects():
                 with contextlib.suppress(RealApiError):  # 409: already there
@@ -255,7 +258,9 @@ class RealSupervisor(Supervisor):
     def status(self) -> dict[str, Any]:
         out = super().status()
         if self.cp is not None:
-            out["api_url"] = self.cp.url  # the kubeconfig's server; the lab API's counters stay in "api"
+            out["api_url"] = self.cp.url  # the kubeconfig's server
+        if self.audit is not None:
+            out["api"] = self.audit.snapshot()  # the real API server's requests, as the emulated counts them
         out["control_plane"] = {
             "kind": "real",
             "api_url": self.cp.url if self.cp else None,
