@@ -172,7 +172,10 @@ def test_errors_as_status(kubectl: Kubectl, namespace: str) -> None:
 def test_delete_namespace_waits_for_its_pods(kubectl: Kubectl) -> None:
     name = f"kc-del-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
-    kubectl("-n", name, "run", "victim", "--image=any", "--", "sleep", "300")
+    # a short grace period: the real namespace controller looks again only after the pods' grace
+    # estimate (51 s with the default 30 s, docs/lab.md), the emulated one as soon as they are gone
+    grace = '{"spec": {"terminationGracePeriodSeconds": 3}}'
+    kubectl("-n", name, "run", "victim", "--image=any", f"--overrides={grace}", "--", "sleep", "300")
     kubectl("-n", name, "wait", "--for=condition=Ready", "pod/victim", "--timeout=30s")
     started = time.monotonic()
     kubectl("delete", "namespace", name, "--timeout=40s")

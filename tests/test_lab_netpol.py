@@ -459,7 +459,9 @@ def test_policies_are_served_like_the_api(lab: Lab, table: World) -> None:
     with pytest.raises(ApiException) as err:
         table.apply("np-c", "bad", bad)
     message = json.loads(present(err.value.body, "the error's body"))["message"]
-    assert err.value.status == 422 and message.startswith('NetworkPolicy "bad" is invalid: '), message
+    assert err.value.status == 422 and message.startswith(
+        'NetworkPolicy.networking.k8s.io "bad" is invalid: '  # the group-qualified kind, as the real API
+    ), message
     assert 'spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP"' in message, message
 
     def rendered() -> bool:

@@ -237,7 +237,7 @@ class Admission:
             spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
         causes = netpol.validate(policy)
         if causes:
-            raise invalid("NetworkPolicy", policy["metadata"].get("name", ""), causes)
+            raise invalid("NetworkPolicy", policy["metadata"].get("name", ""), causes, "networking.k8s.io")
 
     # ------------------------------------------------------------------ services
     def _service(self, svc: Obj, old: Obj | None) -> None:

@@ -68,14 +68,18 @@ def already_exists(resource: str, name: str, group: str = "") -> ApiError:
     )
 
 
-def invalid(kind: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
+def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = "") -> ApiError:
+    """422 as the real API server words it: the kind is qualified by its group outside the core group,
+    e.g. `NetworkPolicy.networking.k8s.io "bad" is invalid: spec...: Unsupported value: ...`."""
     text = ", ".join(f"{f}: {m}" for f, m in causes)
+    qualified = f"{kind}.{group}" if group else kind
     return ApiError(
         422,
         "Invalid",
-        f'{kind} "{name}" is invalid: {text}',
+        f'{qualified} "{name}" is invalid: {text}',
         {
             "name": name,
+            **({"group": group} if group else {}),
             "kind": kind,
             "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
         },

@@ -190,6 +190,7 @@ class NodeBridge:
         if op == "create":
             return self._create(req["node"], req["pod"])
         if op == "update":
+            self._update(req["node"], req["pod"])
             return {}
         if op == "delete":
             pod = self._pod(req)
@@ -232,6 +233,25 @@ class NodeBridge:
                 raise ApiError(400, "BadRequest", f"pod {req['name']} has no network namespace yet")
             return {"netns": str(NETNS_DIR / netns)}
         raise ApiError(400, "BadRequest", f"unknown op {op!r}")
+
+    def _update(self, node: str, pod: Obj) -> None:
+        """What a pod may change once running (virtual-kubelet sends these): labels and annotations, which
+        NetworkPolicy selects on, and new ephemeral containers, which the kubelet then starts."""
+        meta = pod["metadata"]
+        current = self.store.find("pods", meta["namespace"], meta["name"])
+        if current is None or current["metadata"].get("uid") != meta.get("uid"):
+            raise ApiError(404, "NotFound", f'pods "{meta["name"]}" not found')
+        if current["spec"].get("nodeName") != node:
+            raise ApiError(400, "BadRequest", f"pod {meta['name']} is not bound to {node}")
+
+        def apply(o: Obj) -> None:
+            o["metadata"]["labels"] = copy.deepcopy(meta.get("labels") or {})
+            o["metadata"]["annotations"] = copy.deepcopy(meta.get("annotations") or {})
+            ephemeral = (pod.get("spec") or {}).get("ephemeralContainers")
+            if ephemeral:
+                o["spec"]["ephemeralContainers"] = copy.deepcopy(ephemeral)
+
+        self.store.mutate("pods", meta["namespace"], meta["name"], apply)
 
     def _create(self, node: str, pod: Obj) -> Obj:
         meta = pod["metadata"]

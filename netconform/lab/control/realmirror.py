@@ -51,6 +51,7 @@ MIRRORED: tuple[tuple[str, str, bool, str], ...] = (
     ("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", True, "EndpointSlice"),
     ("configmaps", "/api/v1/configmaps", True, "ConfigMap"),
     ("secrets", "/api/v1/secrets", True, "Secret"),
+    ("networkpolicies", "/apis/networking.k8s.io/v1/networkpolicies", True, "NetworkPolicy"),
 )
 
 
