@@ -164,9 +164,6 @@ class Lab:
                     f"--control-plane real needs {', '.join(missing)} in {cache_bin_dir()}: "
                     "run `make control-plane`"
                 )
-            if components.dataplane != "lab" or components.lb != "lab":
-                raise LabError("--control-plane real runs the lab's own dataplane and LB only (for now)")
-            ingress = False  # the ingress controller follows the lab API only (docs/lab.md)
         if not lb and components.lb != "lab":
             raise LabError(f"--lb {components.lb} needs a load balancer: drop --no-lb")
         if os.geteuid() != 0:

@@ -46,6 +46,7 @@ from netconform.lab.net.addressing import SERVICE_CIDR, node_ip, pod_cidr
 log = logging.getLogger("netconform.lab.control.realcp")
 
 K8S_VERSION = os.environ.get("NETCONFORM_K8S_VERSION", "v1.34.4")
+GATEWAY_API_VERSION = os.environ.get("NETCONFORM_GATEWAY_API_VERSION", "v1.6.3")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "nodeagent")
 START_TIMEOUT = 60.0
 STOP_GRACE = 8.0
@@ -58,10 +59,19 @@ def cache_bin_dir(version: str = K8S_VERSION) -> Path:
     return base / "bin"
 
 
+def gateway_api_dir(version: str = K8S_VERSION, gateway: str = GATEWAY_API_VERSION) -> Path:
+    """The Gateway API's standard-channel CRDs that `make control-plane` caches next to the binaries."""
+    return cache_bin_dir(version).parent / "gateway-api" / gateway
+
+
 def missing_binaries(version: str = K8S_VERSION) -> list[str]:
-    """The binaries `--control-plane real` needs that are not in the cache (empty: ready to run)."""
+    """What `--control-plane real` needs that is not in the cache (empty: ready to run): binaries, and
+    the Gateway API CRDs (`gateway-api/<version>`)."""
     bin_dir = cache_bin_dir(version)
-    return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    if not (gateway_api_dir(version) / ".done").exists():
+        missing.append(f"the Gateway API {GATEWAY_API_VERSION} CRDs")
+    return missing
 
 
 # ---------------------------------------------------------------------- PKI

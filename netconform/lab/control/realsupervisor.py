@@ -26,9 +26,11 @@ from netconform.lab import components as comp
 from netconform.lab.api.apiserver import ApiServer, User
 from netconform.lab.api.tls import make_serving_cert
 from netconform.lab.control.controllers import Ipam
+from netconform.lab.control.ingress import API_SOCKET, INGRESS_TOKEN_FILE
 from netconform.lab.control.kubelet import Kubelet
 from netconform.lab.control.nodebridge import NodeBridge
-from netconform.lab.control.realcp import ControlPlane
+from netconform.lab.control.realcp import GATEWAY_API_VERSION, ControlPlane, gateway_api_dir
+from netconform.lab.control.realingress import ApiProxy, ingress_token, install_gateway_api
 from netconform.lab.control.realmirror import (
     Mirror,
     RealApi,
@@ -55,13 +57,13 @@ class RealSupervisor(Supervisor):
     control_plane_kind = "real"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ingress"] = False  # the ingress controller reads Ingress/Gateway over the lab API only
         super().__init__(*args, **kwargs)
         self.state["control_plane"] = "real"
         self.cp: ControlPlane | None = None
         self.mirror: Mirror | None = None
         self.real: RealApi | None = None
         self.bridge: NodeBridge | None = None
+        self.proxy: ApiProxy | None = None
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
@@ -86,6 +88,15 @@ class RealSupervisor(Supervisor):
             for path, obj in rbac_objects():
                 with contextlib.suppress(RealApiError):  # 409: already there
                     await self.real.request("POST", path, obj)
+            # the Gateway API, served by the real API server through its CRDs
+            t_crd = time.monotonic()
+            crds = await install_gateway_api(self.real, gateway_api_dir(), SETUP_TIMEOUT)
+            self.timings["gateway_api_crds_s"] = round(time.monotonic() - t_crd, 2)
+            log.info("Gateway API %s: %d CRDs Established", GATEWAY_API_VERSION, len(crds))
+            if self.ingress:  # the controller's identity, and api.sock: a proxy to the real API
+                await ingress_token(self.real, self.state_dir / INGRESS_TOKEN_FILE, SETUP_TIMEOUT)
+                self.proxy = ApiProxy(self.cp.url, self.cp.pki / "ca.crt", self.state_dir / API_SOCKET)
+                await self.proxy.start()
             # local store, kubelet, lab controllers over the mirror of the real API
             ipam = Ipam()
             self.kubelet = Kubelet(self.store, self.dataplane, ipam, self.state_dir, self.name)
@@ -105,6 +116,8 @@ class RealSupervisor(Supervisor):
                 ingress=False,
             )
             self.faults = FaultBridge(self)
+            if self.components.cilium:
+                self.kubelet.network_listeners.append(self._endpoint_put)
             self.kubelet.network_listeners.append(self.faults.pod_network)
             self.bridge = NodeBridge(self.store, self.kubelet, self.state_dir / NODE_SOCKET)
             await self.bridge.start()
@@ -119,7 +132,7 @@ class RealSupervisor(Supervisor):
             self.timings["nodes_registered_s"] = round(time.monotonic() - t2, 2)
             # kube-system as the emulated lab has it
             scratch = scratch_bootstrap(
-                self.node_list, self.state_dir, self.lb, self.dataplane, self.components
+                self.node_list, self.state_dir, self.lb, self.dataplane, self.components, ingress=self.ingress
             )
             self.controllers.last_zone = None  # the scratch bootstrap wrote its own zone file
             self.controllers.kick()
@@ -215,6 +228,9 @@ class RealSupervisor(Supervisor):
             await self.mirror.stop()
         if self.bridge is not None:
             await self.bridge.close()
+        if self.proxy is not None:
+            with contextlib.suppress(Exception):
+                await self.proxy.close()
         if self.real is not None:
             await self.real.close()
         if runner is not None:
@@ -239,6 +255,7 @@ class RealSupervisor(Supervisor):
             "pids": self.cp.pids() if self.cp else [],
             "mirror": self.mirror.summary() if self.mirror else {},
             "node_bridge_requests": self.bridge.requests if self.bridge else 0,
+            "api_socket_requests": self.proxy.requests if self.proxy else 0,
         }
         return out
 
