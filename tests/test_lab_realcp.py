@@ -24,7 +24,7 @@ import pytest
 
 from netconform.lab.cluster import Lab, LabError
 from netconform.lab.control import procs
-from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+from netconform.lab.control.realcp import missing_cache
 from netconform.lab.net.addressing import lab_namespace_pattern
 from netconform.lab.net.nsexec import netns_list
 from tests.can_run import needs
@@ -32,13 +32,12 @@ from tests.lab_helpers import lab_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl")
-_MISSING = missing_binaries()
+_MISSING = missing_cache()
 pytestmark = [
     needs("lab"),
     pytest.mark.skipif(
         bool(_MISSING),
-        reason=f"real control plane binaries missing in {cache_bin_dir()}: {', '.join(_MISSING)} "
-        "(run `make control-plane`)",
+        reason=f"the real control plane's cache lacks {_MISSING} (run `make control-plane`)",
     ),
     pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed (make kubectl)"),
     pytest.mark.xdist_group("lab-realcp"),

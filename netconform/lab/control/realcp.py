@@ -65,13 +65,19 @@ def gateway_api_dir(version: str = K8S_VERSION, gateway: str = GATEWAY_API_VERSI
 
 
 def missing_binaries(version: str = K8S_VERSION) -> list[str]:
-    """What `--control-plane real` needs that is not in the cache (empty: ready to run): binaries, and
-    the Gateway API CRDs (`gateway-api/<version>`)."""
+    """The binaries `--control-plane real` needs that are not in the cache (empty: ready to run)."""
     bin_dir = cache_bin_dir(version)
-    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
-    if not (gateway_api_dir(version) / ".done").exists():
-        missing.append(f"the Gateway API {GATEWAY_API_VERSION} CRDs")
-    return missing
+    return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+
+
+def missing_cache(version: str = K8S_VERSION) -> str | None:
+    """One line saying what of the cache `make control-plane` fills is missing, or None."""
+    if missing := missing_binaries(version):
+        return f"{', '.join(missing)} in {cache_bin_dir(version)}"
+    crds = gateway_api_dir(version)
+    if not (crds / ".done").exists():
+        return f"the Gateway API {GATEWAY_API_VERSION} CRDs in {crds}"
+    return None
 
 
 # ---------------------------------------------------------------------- PKI
@@ -222,11 +228,9 @@ class ControlPlane:
 
     # -- setup
     def prepare(self) -> None:
-        missing = missing_binaries(self.version)
+        missing = missing_cache(self.version)
         if missing:
-            raise RuntimeError(
-                f"the real control plane needs {', '.join(missing)} in {self.bin}: run `make control-plane`"
-            )
+            raise RuntimeError(f"the real control plane needs {missing}: run `make control-plane`")
         self.logs.mkdir(parents=True, exist_ok=True)
         ca = LabCA(self.pki, self.lab)
         self.ca = ca

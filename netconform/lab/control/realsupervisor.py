@@ -3,7 +3,8 @@
 Same data plane, kubelet, faults and lab API (`/lab/v1/status`, faults: served by the lab's own aiohttp
 app on a second loopback port, recorded as `api` in state.json) as the emulated lab; the kubeconfig points
 at the real kube-apiserver instead (`kube_api`). Order at start: data plane, PKI, etcd, kube-apiserver
-(`/readyz`), controller-manager and scheduler (`/healthz`), RBAC additions, the mirror of the real API
+(`/readyz`), controller-manager and scheduler (`/healthz`), RBAC additions, the Gateway API CRDs (until
+Established), the ingress controller's ServiceAccount, token and `api.sock` proxy, the mirror of the real API
 into the local store, the node bridge socket, one node agent per node (each registers its Node; node-1
 gets the control-plane label and taint as in the emulated lab), then kube-system's objects. At stop, in
 reverse; `lab down` also finds every one of these processes by their `NETCONFORM_LAB` marker.
