@@ -24,7 +24,7 @@ import pytest
 
 from netconform.lab.cluster import Lab, LabError
 from netconform.lab.control import procs
-from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+from netconform.lab.control.realcp import missing_cache
 from netconform.lab.net.addressing import lab_namespace_pattern
 from netconform.lab.net.nsexec import netns_list
 from tests.can_run import needs
@@ -32,13 +32,12 @@ from tests.lab_helpers import lab_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl")
-_MISSING = missing_binaries()
+_MISSING = missing_cache()
 pytestmark = [
     needs("lab"),
     pytest.mark.skipif(
         bool(_MISSING),
-        reason=f"real control plane binaries missing in {cache_bin_dir()}: {', '.join(_MISSING)} "
-        "(run `make control-plane`)",
+        reason=f"the real control plane's cache lacks {_MISSING} (run `make control-plane`)",
     ),
     pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed (make kubectl)"),
     pytest.mark.xdist_group("lab-realcp"),
@@ -392,6 +391,91 @@ def test_preflight_on_a_viewer_names_what_the_real_authorizer_refuses(lab: Lab, 
     assert proc.returncode == 4 and len(lines) == 1, proc.stdout + proc.stderr
     named = lines[0].split("missing permissions: ", 1)[1].split(" (the least ClusterRole", 1)[0].split(", ")
     assert set(named) == refused and refused, (sorted(set(named) ^ refused), lines[0])
+
+
+INGRESS_SA = "system:serviceaccount:kube-system:lab-ingress-controller"
+
+
+def _unix_get(socket_path: Path, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.0 GET over the lab's api.sock (as the ingress controller pod makes it)."""
+    import socket
+
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(15)
+        sock.connect(str(socket_path))
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: lab\r\n{auth}Accept: application/json\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_ingress_controller_and_gateway_api_on_the_real_api(lab: Lab) -> None:
+    """The Gateway API's standard CRDs (v1.6.3) are Established; the ingress controller is the
+    ServiceAccount kube-system/lab-ingress-controller with exactly its ClusterRole (the real authorizer
+    says so), reaches the real API through api.sock with its own token (none: the API server's
+    anonymous refusal), and has programmed the lab's Gateway with its Service's VIP."""
+    crds = [c for c in kget(lab, "crd")["items"] if c["spec"]["group"] == "gateway.networking.k8s.io"]
+    names = {c["metadata"]["name"] for c in crds}
+    assert {f"{r}.gateway.networking.k8s.io" for r in ("gatewayclasses", "gateways", "httproutes")} <= names
+    for crd in crds:
+        notes = crd["metadata"]["annotations"]
+        assert notes["gateway.networking.k8s.io/bundle-version"] == "v1.6.3", notes
+        assert notes["gateway.networking.k8s.io/channel"] == "standard", notes
+        conds = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conds.get("Established") == "True", (crd["metadata"]["name"], conds)
+    allowed = {
+        "list ingresses.networking.k8s.io -A": "yes",
+        "watch endpointslices.discovery.k8s.io -A": "yes",
+        "get secrets -A": "yes",
+        "patch ingresses.networking.k8s.io --subresource=status -A": "yes",
+        "patch httproutes.gateway.networking.k8s.io --subresource=status -A": "yes",
+        "update gateways.gateway.networking.k8s.io --subresource=status -A": "yes",
+        "update gateways.gateway.networking.k8s.io -A": "no",  # status only, never the spec
+        "create ingresses.networking.k8s.io -A": "no",
+        "create pods -A": "no",
+        "delete secrets -A": "no",
+        "list configmaps -A": "no",
+    }
+    answers = {
+        what: kubectl(lab, "auth", "can-i", *what.split(), f"--as={INGRESS_SA}", check=False).split()[0]
+        for what in allowed
+    }
+    assert answers == allowed, {k: v for k, v in answers.items() if allowed[k] != v}
+    token = (lab.state_dir / "ingress-token").read_text().strip()
+    status, body = _unix_get(lab.state_dir / "api.sock", "/apis/networking.k8s.io/v1/ingressclasses", token)
+    assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["lab"], (status, body)
+    status, body = _unix_get(lab.state_dir / "api.sock", "/api/v1/namespaces/kube-system/pods", token)
+    assert status == 403 and INGRESS_SA in body["message"], (status, body)
+    status, body = _unix_get(lab.state_dir / "api.sock", "/apis/networking.k8s.io/v1/ingressclasses", None)
+    assert status == 403 and "system:anonymous" in body["message"], (status, body)
+    vip = kget(lab, "svc", "-n", "kube-system", "lab-ingress-controller")["status"]["loadBalancer"]["ingress"]
+
+    def programmed() -> dict[str, Any] | None:
+        gw: dict[str, Any] = kget(lab, "gateway", "-n", "kube-system", "lab-gateway")
+        conds = {c["type"]: c["status"] for c in (gw.get("status") or {}).get("conditions") or []}
+        return gw if conds.get("Programmed") == "True" else None
+
+    gw = wait_for("the lab Gateway Programmed", programmed, timeout=60)
+    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": vip[0]["ip"]}], gw["status"]
+    # the real CRD validation: an HTTPRoute path must start with "/" (the emulation accepted "x")
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "bad-path", "namespace": "default"},
+        "spec": {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "x"}}]}]},
+    }
+    proc = subprocess.run(
+        [str(KUBECTL), f"--kubeconfig={lab.kubeconfig}", "create", "-f", "-"],
+        input=json.dumps(route),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode != 0 and "spec.rules[0].matches[0].path" in proc.stderr, proc.stderr
 
 
 def test_down_leaves_nothing(lab: Lab) -> None:

@@ -267,3 +267,121 @@ def test_audit_counters_count_each_request_once_and_open_sessions(tmp_path: Path
     assert second["requests"]["delete"] == {"pods": 1}, "the line finished later is read whole"
     assert (second["requests_total"], second["exec_sessions"], second["exec_active"]) == (6, 1, 0)
     assert second["watches_active"] == 0
+
+
+def test_gateway_api_bundle_is_the_standard_channel_crds_first() -> None:
+    from netconform.lab.control.realcp import GATEWAY_API_VERSION, gateway_api_dir
+    from netconform.lab.control.realingress import gateway_api_documents
+
+    directory = gateway_api_dir()
+    if not (directory / ".done").exists():
+        pytest.skip(f"no Gateway API CRDs in {directory} (make control-plane)")
+    docs = gateway_api_documents(directory)
+    kinds = [d["kind"] for d in docs]
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert kinds[: len(crds)] == ["CustomResourceDefinition"] * len(crds)  # before their policy
+    names = {d["metadata"]["name"] for d in crds}
+    assert {"gatewayclasses", "gateways", "httproutes"} <= {n.split(".")[0] for n in names}, names
+    for crd in crds:
+        notes = crd["metadata"]["annotations"]
+        assert notes["gateway.networking.k8s.io/channel"] == "standard"
+        assert notes["gateway.networking.k8s.io/bundle-version"] == GATEWAY_API_VERSION
+
+
+def test_ingress_cluster_role_grants_reads_and_status_writes_only() -> None:
+    """Every API path the controller's source reads has a read rule, and nothing is writable but status."""
+    import re
+
+    from netconform.lab.control import ingress
+    from netconform.lab.control.realingress import ingress_rbac_objects
+
+    objects = {obj["kind"]: obj for _, obj in ingress_rbac_objects()}
+    rules = objects["ClusterRole"]["rules"]
+    grants = {
+        (g, r, v)
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    source = Path(ingress.__file__).read_text()
+    read = set(re.findall(r'_get\("/api/v1/(\w+)"\)', source))
+    read |= set(re.findall(r'_get\("/apis/([\w.]+)/v1/(\w+)"\)', source))
+    read |= {(ingress.GATEWAY_GROUP, r) for r in re.findall(r'_get\(f"\{base\}/(\w+)"\)', source)}
+    assert len(read) >= 8, read
+    for item in read:
+        group, resource = ("", item) if isinstance(item, str) else item
+        assert (group, resource, "list") in grants, (group, resource)
+    writes = {(g, r, v) for g, r, v in grants if v not in ("get", "list", "watch")}
+    assert writes and all(r.endswith("/status") and v in ("update", "patch") for _, r, v in writes), writes
+    assert objects["ClusterRoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "lab-ingress-controller", "namespace": "kube-system"}
+    ]
+
+
+def test_api_proxy_passes_the_callers_token_over_tls_verified_with_the_lab_ca(tmp_path: Path) -> None:
+    """api.sock to an HTTPS upstream with a certificate of the lab CA: the caller's bearer token and the
+    body arrive unchanged, the answer comes back; an upstream the lab CA did not sign is a 502."""
+    from aiohttp import web
+
+    from netconform.lab.control.realingress import ApiProxy
+
+    ca = LabCA(tmp_path / "pki", "x")
+    crt, key = ca.issue("apiserver", "kube-apiserver", server=True, ips=("127.0.0.1",))
+    other = LabCA(tmp_path / "other", "y")
+    bad_crt, bad_key = other.issue("apiserver", "kube-apiserver", server=True, ips=("127.0.0.1",))
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    async def upstream(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append((request.method, str(request.rel_url), request.headers.get("Authorization", ""), body))
+        return web.json_response({"kind": "Status", "code": 403, "message": "forbidden"}, status=403)
+
+    async def serve(cert: Path, keyf: Path) -> tuple[web.AppRunner, int]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", upstream)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, keyf)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def ask(sock: Path, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(sock)), 5)
+        head = f"{method} {path} HTTP/1.0\r\nHost: lab\r\nAuthorization: Bearer t0k\r\n"
+        head += f"Content-Type: application/merge-patch+json\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        status_line, _, rest = data.partition(b"\r\n")
+        return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+    async def scenario() -> None:
+        good, good_port = await serve(crt, key)
+        bad, bad_port = await serve(bad_crt, bad_key)
+        proxies = [
+            ApiProxy(f"https://127.0.0.1:{port}", ca.ca_path, tmp_path / f"{name}.sock")
+            for name, port in (("good", good_port), ("bad", bad_port))
+        ]
+        try:
+            for p in proxies:
+                await p.start()
+            assert oct((tmp_path / "good.sock").stat().st_mode & 0o777) == "0o600"
+            status, body = await ask(
+                tmp_path / "good.sock", "PATCH", "/apis/x/v1/things/a/status?x=1", b'{"a":1}'
+            )
+            assert status == 403 and json.loads(body)["message"] == "forbidden", (status, body)
+            assert seen == [("PATCH", "/apis/x/v1/things/a/status?x=1", "Bearer t0k", b'{"a":1}')]
+            status, body = await ask(tmp_path / "bad.sock", "GET", "/api/v1/pods", b"")
+            assert status == 502 and b"certificate verify failed" in body.lower(), (status, body)
+            assert len(seen) == 1 and proxies[1].errors == 1
+        finally:
+            for p in proxies:
+                await p.close()
+            await good.cleanup()
+            await bad.cleanup()
+
+    asyncio.run(scenario())

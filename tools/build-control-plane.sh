@@ -12,6 +12,10 @@
 # binaries + 44 s for etcd, about 1 GiB of modules and 2.9 GiB of build cache; warm 15 s; binaries
 # 282 MiB. v1.34.4 is the 1.34 release whose staging modules the module proxy here serves completely.
 #
+# It also caches the Gateway API's standard-channel CRDs (config/crd/standard/*.yaml of the Go module
+# sigs.k8s.io/gateway-api at GATEWAY_API_VERSION, default v1.6.3) in <cache-dir>/gateway-api/<version>/,
+# which `lab up --control-plane real` applies; skipped when present.
+#
 # env: BINARIES   subset of "kube-apiserver kube-controller-manager kube-scheduler etcd"
 #      BUILD_P    value for go build -p (default 1: be gentle on shared machines)
 #      GOTOOLCHAIN (default local)
@@ -130,6 +134,25 @@ if (( etcd_missing )); then
   (cd "$W" && "${NICE[@]}" go build -p "$BUILD_P" -trimpath -ldflags="-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
   mv -f "$tmp/etcd" "$BIN/etcd"
   rmdir "$tmp"
+fi
+
+# ------------------------------------------------------------ Gateway API CRDs
+GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-v1.6.3}
+CRD_DIR="$CACHE_DIR/gateway-api/$GATEWAY_API_VERSION"
+if [[ -f "$CRD_DIR/.done" ]]; then
+  echo "build-control-plane.sh: $CRD_DIR present, skipping"
+else
+  out=$(cd / && retry go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+  dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$out")
+  [[ -d "$dir/config/crd/standard" ]] || { echo "no config/crd/standard in sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" >&2; exit 1; }
+  tmp=$(mktemp -d "$CACHE_DIR/.tmp-crd.XXXXXX")
+  cp "$dir"/config/crd/standard/*.yaml "$tmp/"
+  chmod u+w "$tmp"/*.yaml
+  touch "$tmp/.done"
+  mkdir -p "$(dirname "$CRD_DIR")"
+  rm -rf "$CRD_DIR"
+  mv "$tmp" "$CRD_DIR"
+  ls "$CRD_DIR"
 fi
 
 ls -l "$BIN"

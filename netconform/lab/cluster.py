@@ -157,16 +157,10 @@ class Lab:
         if control_plane not in ("emulated", "real"):
             raise LabError(f"--control-plane {control_plane}: emulated or real")
         if control_plane == "real":
-            from netconform.lab.control.realcp import cache_bin_dir, missing_binaries
+            from netconform.lab.control.realcp import missing_cache
 
-            if missing := missing_binaries():
-                raise LabError(
-                    f"--control-plane real needs {', '.join(missing)} in {cache_bin_dir()}: "
-                    "run `make control-plane`"
-                )
-            if components.dataplane != "lab" or components.lb != "lab":
-                raise LabError("--control-plane real runs the lab's own dataplane and LB only (for now)")
-            ingress = False  # the ingress controller follows the lab API only (docs/lab.md)
+            if missing := missing_cache():
+                raise LabError(f"--control-plane real needs {missing}: run `make control-plane`")
         if not lb and components.lb != "lab":
             raise LabError(f"--lb {components.lb} needs a load balancer: drop --no-lb")
         if os.geteuid() != 0:

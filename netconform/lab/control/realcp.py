@@ -48,6 +48,7 @@ from netconform.lab.net.addressing import SERVICE_CIDR, node_ip, pod_cidr
 log = logging.getLogger("netconform.lab.control.realcp")
 
 K8S_VERSION = os.environ.get("NETCONFORM_K8S_VERSION", "v1.34.4")
+GATEWAY_API_VERSION = os.environ.get("NETCONFORM_GATEWAY_API_VERSION", "v1.6.3")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "nodeagent")
 START_TIMEOUT = 60.0
 STOP_GRACE = 8.0
@@ -60,10 +61,25 @@ def cache_bin_dir(version: str = K8S_VERSION) -> Path:
     return base / "bin"
 
 
+def gateway_api_dir(version: str = K8S_VERSION, gateway: str = GATEWAY_API_VERSION) -> Path:
+    """The Gateway API's standard-channel CRDs that `make control-plane` caches next to the binaries."""
+    return cache_bin_dir(version).parent / "gateway-api" / gateway
+
+
 def missing_binaries(version: str = K8S_VERSION) -> list[str]:
     """The binaries `--control-plane real` needs that are not in the cache (empty: ready to run)."""
     bin_dir = cache_bin_dir(version)
     return [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+
+
+def missing_cache(version: str = K8S_VERSION) -> str | None:
+    """One line saying what of the cache `make control-plane` fills is missing, or None."""
+    if missing := missing_binaries(version):
+        return f"{', '.join(missing)} in {cache_bin_dir(version)}"
+    crds = gateway_api_dir(version)
+    if not (crds / ".done").exists():
+        return f"the Gateway API {GATEWAY_API_VERSION} CRDs in {crds}"
+    return None
 
 
 # ---------------------------------------------------------------------- PKI
@@ -215,11 +231,9 @@ class ControlPlane:
 
     # -- setup
     def prepare(self) -> None:
-        missing = missing_binaries(self.version)
+        missing = missing_cache(self.version)
         if missing:
-            raise RuntimeError(
-                f"the real control plane needs {', '.join(missing)} in {self.bin}: run `make control-plane`"
-            )
+            raise RuntimeError(f"the real control plane needs {missing}: run `make control-plane`")
         self.logs.mkdir(parents=True, exist_ok=True)
         ca = LabCA(self.pki, self.lab)
         self.ca = ca

@@ -328,6 +328,8 @@ class RealControllers(Controllers):
         self.lb_tasks: set[asyncio.Future[None]] = set()
         # where a node's Ready condition goes: the node agent that reports that node (NodeBridge.set_ready)
         self.report_node_ready: Callable[[str, bool, str, str], None] | None = None
+        self.f5_lock = asyncio.Lock()
+        self.f5_writes = 0
 
     def set_node_condition(self, node: str, ready: bool, reason: str, message: str) -> None:
         """A fault's Ready condition (cni-not-ready): the node's agent reports it to the real API, as a
@@ -342,13 +344,63 @@ class RealControllers(Controllers):
         self._load_balancers()
         self._zone()
         # the real Service status, asynchronously; the mirror keeps the local allocation meanwhile
-        task = asyncio.ensure_future(self.mirror.push_lb_status())
+        self._background(self.mirror.push_lb_status())
+        if self.components.lb == "f5":
+            self._background(self.push_f5())
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self.lb_tasks.add(task)
         task.add_done_callback(self.lb_tasks.discard)
 
+    async def push_f5(self) -> None:
+        """load-balancer-f5 on the real API: one ConfigMap per port of every LoadBalancer Service (none
+        under f5-configmap-missing), created, updated and deleted in the real API (the mirror copies
+        them back into the local store)."""
+        async with self.f5_lock:
+            wanted = comp.f5_config_maps(self.state_dir, self.store.select("services"))
+            keys = set()
+            try:
+                for cm in wanted:
+                    ns, name = cm["metadata"]["namespace"], cm["metadata"]["name"]
+                    keys.add((ns, name))
+                    current = self.store.find("configmaps", ns, name)
+                    base = f"/api/v1/namespaces/{ns}/configmaps"
+                    if current is None:
+                        try:
+                            await self.mirror.api.request("POST", base, cm)
+                        except RealApiError as err:
+                            if err.status != 409:
+                                raise
+                    elif current.get("data") != cm["data"]:
+                        await self.mirror.api.request(
+                            "PATCH", f"{base}/{name}", {"data": cm["data"]}, "application/merge-patch+json"
+                        )
+                    else:
+                        continue
+                    self.f5_writes += 1
+                for cm in self.store.select("configmaps"):
+                    meta = cm["metadata"]
+                    managed = (meta.get("labels") or {}).get("app.kubernetes.io/managed-by")
+                    if managed == comp.F5_MANAGED_BY and (meta["namespace"], meta["name"]) not in keys:
+                        with contextlib.suppress(RealApiError):  # 404: gone already
+                            path = f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}"
+                            await self.mirror.api.request("DELETE", path)
+                            self.f5_writes += 1
+            except (RealApiError, aiohttp.ClientError, TimeoutError) as err:
+                log.warning("f5 ConfigMaps: %s", err)
+                asyncio.get_running_loop().call_later(1.0, self.kick)  # try again in a second
+            comp.write_virtuals(self.state_dir, wanted)
+
 
 def scratch_bootstrap(
-    nodes: list[str], state_dir: Path, lb: bool, dataplane: DataPlane, components: comp.ComponentConfig
+    nodes: list[str],
+    state_dir: Path,
+    lb: bool,
+    dataplane: DataPlane,
+    components: comp.ComponentConfig,
+    *,
+    ingress: bool = False,
 ) -> Store:
     """What the emulated lab creates at start, in a throwaway store."""
     scratch = Store()
@@ -367,7 +419,7 @@ def scratch_bootstrap(
         no_delete,
         LabConditions(),
         components,
-        ingress=False,
+        ingress=ingress,
     )
     ctrl.bootstrap()
     return scratch
@@ -379,6 +431,10 @@ API_PATHS = {
     "endpoints": "/api/v1/namespaces/{ns}/endpoints",
     "pods": "/api/v1/namespaces/{ns}/pods",
     "serviceaccounts": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "endpointslices": "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+    "ingressclasses": "/apis/networking.k8s.io/v1/ingressclasses",
+    "gatewayclasses": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+    "gateways": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways",
 }
 
 
@@ -406,7 +462,7 @@ def bootstrap_objects(scratch: Store) -> list[tuple[str, Obj]]:
     Service itself is the API server's; its endpoint (the control-plane VIP on node-1, see docs/lab.md)
     is written here because `--endpoint-reconciler-type=none` leaves it to us."""
     out: list[tuple[str, Obj]] = []
-    for resource in ("configmaps", "services", "pods"):
+    for resource in ("ingressclasses", "gatewayclasses", "gateways", "configmaps", "services", "pods"):
         for obj in scratch.select(resource):
             meta = obj["metadata"]
             if resource == "services" and (meta["namespace"], meta["name"]) == ("default", "kubernetes"):
@@ -464,9 +520,7 @@ async def create_all(api: RealApi, objects: list[tuple[str, Obj]], timeout: floa
     deadline = time.monotonic() + timeout
     for resource, obj in objects:
         ns = obj["metadata"].get("namespace", "default")
-        path = API_PATHS.get(resource, "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices").format(
-            ns=ns
-        )
+        path = API_PATHS[resource].format(ns=ns)
         while True:
             try:
                 await api.request("POST", path, obj)

@@ -3,7 +3,8 @@
 Same data plane, kubelet, faults and lab API (`/lab/v1/status`, faults: served by the lab's own aiohttp
 app on a second loopback port, recorded as `api` in state.json) as the emulated lab; the kubeconfig points
 at the real kube-apiserver instead (`kube_api`). Order at start: data plane, PKI, etcd, kube-apiserver
-(`/readyz`), controller-manager and scheduler (`/healthz`), RBAC additions, the mirror of the real API
+(`/readyz`), controller-manager and scheduler (`/healthz`), RBAC additions, the Gateway API CRDs (until
+Established), the ingress controller's ServiceAccount, token and `api.sock` proxy, the mirror of the real API
 into the local store, the node bridge socket, one node agent per node (each registers its Node; node-1
 gets the control-plane label and taint as in the emulated lab), then kube-system's objects. At stop, in
 reverse; `lab down` also finds every one of these processes by their `NETCONFORM_LAB` marker.
@@ -26,11 +27,13 @@ from netconform.lab import components as comp
 from netconform.lab.api.apiserver import ApiServer, User
 from netconform.lab.api.tls import make_serving_cert
 from netconform.lab.control.controllers import Ipam
+from netconform.lab.control.ingress import API_SOCKET, INGRESS_TOKEN_FILE
 from netconform.lab.control.kubelet import Kubelet
 from netconform.lab.control.nodebridge import NodeBridge
 from netconform.lab.control.realaudit import AuditCounters
-from netconform.lab.control.realcp import ControlPlane
+from netconform.lab.control.realcp import GATEWAY_API_VERSION, ControlPlane, gateway_api_dir
 from netconform.lab.control.realevents import EventForwarder
+from netconform.lab.control.realingress import ApiProxy, ingress_token, install_gateway_api
 from netconform.lab.control.realmirror import (
     Mirror,
     RealApi,
@@ -59,7 +62,6 @@ class RealSupervisor(Supervisor):
     control_plane_kind = "real"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ingress"] = False  # the ingress controller reads Ingress/Gateway over the lab API only
         super().__init__(*args, **kwargs)
         self.state["control_plane"] = "real"
         self.cp: ControlPlane | None = None
@@ -69,6 +71,7 @@ class RealSupervisor(Supervisor):
         self.webhook: ConditionWebhook | None = None
         self.events: EventForwarder | None = None
         self.audit: AuditCounters | None = None
+        self.proxy: ApiProxy | None = None
         self.timings: dict[str, float] = {}
 
     async def serve(self) -> int:
@@ -94,6 +97,15 @@ class RealSupervisor(Supervisor):
             for path, obj in rbac_objects():
                 with contextlib.suppress(RealApiError):  # 409: already there
                     await self.real.request("POST", path, obj)
+            # the Gateway API, served by the real API server through its CRDs
+            t_crd = time.monotonic()
+            crds = await install_gateway_api(self.real, gateway_api_dir(), SETUP_TIMEOUT)
+            self.timings["gateway_api_crds_s"] = round(time.monotonic() - t_crd, 2)
+            log.info("Gateway API %s: %d CRDs Established", GATEWAY_API_VERSION, len(crds))
+            if self.ingress:  # the controller's identity, and api.sock: a proxy to the real API
+                await ingress_token(self.real, self.state_dir / INGRESS_TOKEN_FILE, SETUP_TIMEOUT)
+                self.proxy = ApiProxy(self.cp.url, self.cp.pki / "ca.crt", self.state_dir / API_SOCKET)
+                await self.proxy.start()
             # local store, kubelet, lab controllers over the mirror of the real API
             ipam = Ipam()
             self.kubelet = Kubelet(self.store, self.dataplane, ipam, self.state_dir, self.name)
@@ -118,6 +130,8 @@ class RealSupervisor(Supervisor):
             self.faults = FaultBridge(self)
             self.webhook = ConditionWebhook(self.real, self.cp.ca, self.conditions)
             await self.webhook.start()
+            if self.components.cilium:
+                self.kubelet.network_listeners.append(self._endpoint_put)
             self.kubelet.network_listeners.append(self.faults.pod_network)
             self.bridge = NodeBridge(self.store, self.kubelet, self.state_dir / NODE_SOCKET)
             await self.bridge.start()
@@ -133,7 +147,7 @@ class RealSupervisor(Supervisor):
             self.timings["nodes_registered_s"] = round(time.monotonic() - t2, 2)
             # kube-system as the emulated lab has it
             scratch = scratch_bootstrap(
-                self.node_list, self.state_dir, self.lb, self.dataplane, self.components
+                self.node_list, self.state_dir, self.lb, self.dataplane, self.components, ingress=self.ingress
             )
             self.controllers.last_zone = None  # the scratch bootstrap wrote its own zone file
             self.controllers.kick()
@@ -242,6 +256,9 @@ class RealSupervisor(Supervisor):
             await self.webhook.close()
         if self.events is not None:
             await self.events.close()
+        if self.proxy is not None:
+            with contextlib.suppress(Exception):
+                await self.proxy.close()
         if self.real is not None:
             await self.real.close()
         if runner is not None:
@@ -271,6 +288,7 @@ class RealSupervisor(Supervisor):
             "events_posted": self.events.posted if self.events else 0,
             "events_dropped": self.events.dropped if self.events else 0,
             "webhook_reviews": self.webhook.reviews if self.webhook else 0,
+            "api_socket_requests": self.proxy.requests if self.proxy else 0,
         }
         return out
 
