@@ -44,6 +44,15 @@ def own_lab(
         handle.down()
 
 
+def skip_unless_condition_possible(lab: Lab, condition: str) -> None:
+    """Skip, with the lab's own reason, a test of a condition this lab's control plane cannot have (e.g.
+    `ephemeral-containers-disabled` on the real v1.34 API server, which always serves the subresource)."""
+    from netconform.lab.control.realwebhook import ConditionWebhook
+
+    if (lab.state() or {}).get("control_plane") == "real" and (why := ConditionWebhook.refusal(condition)):
+        pytest.skip(why)
+
+
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None

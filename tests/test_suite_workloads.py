@@ -21,7 +21,7 @@ import pytest
 
 from netconform.lab.cluster import Lab
 from tests.can_run import needs
-from tests.lab_helpers import lab_name, own_lab, wait_for
+from tests.lab_helpers import lab_name, own_lab, skip_unless_condition_possible, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "shop"
@@ -188,6 +188,7 @@ def test_bad_workloads_one_line_each(shop: Lab, tmp_path: Path) -> None:
 
 
 def test_refused_ephemeral_containers_skip_with_the_reason(shop: Lab, tmp_path: Path) -> None:
+    skip_unless_condition_possible(shop, "ephemeral-containers-disabled")
     deployment(shop, "legacy", 2)
     shop.fault_add("ephemeral-containers-disabled")
     try:

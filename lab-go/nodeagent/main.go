@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -328,8 +329,72 @@ func (p *provider) RunInContainer(ctx context.Context, namespace, name, containe
 	return err
 }
 
+// AttachToContainer joins the container's stdin and output through the bridge's raw "attach" stream
+// (kubectl attach, kubectl debug -i/-it): stdin goes to the container's pipe or terminal, its output
+// from now on comes back until it exits. Terminal resizes are read and dropped (the lab's pty keeps its size).
 func (p *provider) AttachToContainer(ctx context.Context, namespace, name, container string, attach api.AttachIO) error {
-	return errdefs.InvalidInput("attach is not supported by the lab's node agent")
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, rd, err := p.b.dial(dctx, map[string]any{"op": "attach", "namespace": namespace, "name": name, "container": container})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	line, err := rd.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("bridge attach: %w", err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	var head struct {
+		OK      bool   `json:"ok"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(line, &head); err != nil {
+		return err
+	}
+	if !head.OK {
+		if head.Code == 404 {
+			return errdefs.NotFound(head.Message)
+		}
+		return errdefs.InvalidInput(head.Message)
+	}
+	if resize := attach.Resize(); resize != nil {
+		go func() {
+			for range resize {
+			}
+		}()
+	}
+	if in := attach.Stdin(); in != nil {
+		go func() { // frames: 4-byte big-endian length, then the bytes; an empty frame ends stdin
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := in.Read(buf[4:])
+				if n > 0 {
+					binary.BigEndian.PutUint32(buf[:4], uint32(n))
+					if _, werr := conn.Write(buf[:4+n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					_, _ = conn.Write([]byte{0, 0, 0, 0})
+					return
+				}
+			}
+		}()
+	}
+	if out := attach.Stdout(); out != nil {
+		_, err = io.Copy(out, rd)
+	} else {
+		_, err = io.Copy(io.Discard, rd)
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 func (p *provider) logPath(ctx context.Context, namespace, name, container string, previous bool) (string, error) {

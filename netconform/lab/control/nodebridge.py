@@ -11,6 +11,8 @@ One JSON request per line, one JSON answer per line (`{"ok": true, ...}` or `{"o
 - `exec {command, container}`: the argv and environment of an exec session in the container's
   namespaces (the node agent runs it and streams it); `logs`: the log file's path; `alive`; `netns`: the
   path of the pod's network namespace (port-forward dials inside it).
+- `attach {namespace, name, container}`: after the answer line the connection carries raw bytes: stdin
+  to the container, its output back, until it exits (`pods/attach`, `kubectl debug -i`).
 - `watch`: the connection stays open; one `{"pod": ...}` line per status change of this node's pods
   (a deleted pod is sent once with its containers terminated), `{"node": {"ready", "reason", "message"}}`
   when the lab changes the node's Ready condition (a fault; sent again to every new watcher, so an agent
@@ -147,6 +149,9 @@ class NodeBridge:
             if req.get("op") == "watch":
                 await self._follow(req["node"], reader, writer)
                 return
+            if req.get("op") == "attach":
+                await self._attach(req, reader, writer)
+                return
             try:
                 answer = await self._handle(req)
                 answer["ok"] = True
@@ -161,6 +166,60 @@ class NodeBridge:
             log.debug("node bridge connection: %s", err)
         finally:
             writer.close()
+
+    async def _attach(self, req: Obj, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """pods/attach through the node agent: after the `{"ok": true}` line the client's stdin comes in
+        frames (to the container's stdin pipe or terminal; an empty frame closes a pipe) and the
+        container's output from now on goes back as raw bytes, until the container exits or the agent
+        closes the connection."""
+        namespace, name, container = req["namespace"], req["name"], req.get("container") or None
+        try:
+            self._pod(req)
+            stdin, log_path = self.kubelet.attach_target(namespace, name, container)
+        except ApiError as err:
+            writer.write(json.dumps({"ok": False, "code": err.code, "message": err.message}).encode() + b"\n")
+            await asyncio.wait_for(writer.drain(), 10)
+            return
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        writer.write(b'{"ok": true}\n')
+        await asyncio.wait_for(writer.drain(), 10)
+
+        async def feed() -> None:
+            """Frames of the client's stdin: 4-byte big-endian length, then the bytes; length 0 is the end
+            of stdin (a pipe is closed), the end of the connection is the client gone."""
+            while True:
+                try:
+                    size = int.from_bytes(await reader.readexactly(4), "big")
+                    chunk = await reader.readexactly(size) if size else b""
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                if not size:
+                    if stdin is not None and not stdin.is_closing():
+                        stdin.close()
+                    continue
+                if stdin is not None and not stdin.is_closing():
+                    stdin.write(chunk)
+                    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                        await stdin.drain()
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            # the output while the container lives and the agent listens: both bound the loop
+            while not writer.is_closing() and not feeder.done():
+                with contextlib.suppress(FileNotFoundError):
+                    with log_path.open("rb") as fh:
+                        fh.seek(offset)
+                        chunk = fh.read(1 << 20)
+                    if chunk:
+                        offset += len(chunk)
+                        writer.write(chunk)
+                        await asyncio.wait_for(writer.drain(), 10)
+                        continue
+                if not self.kubelet.container_alive(namespace, name, container):
+                    break
+                await asyncio.sleep(0.1)  # polling the log file's growth while attached
+        finally:
+            feeder.cancel()
 
     async def _follow(self, node: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         q: asyncio.Queue[Obj] = asyncio.Queue(maxsize=10000)
