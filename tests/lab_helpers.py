@@ -70,6 +70,7 @@ def echo_pod(name: str, node: str, namespace: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": namespace, "labels": {"netconform.io/role": "echo"}},
         "spec": {
+            "terminationGracePeriodSeconds": 1,  # the real namespace controller waits out the grace
             "nodeName": node,
             "tolerations": [{"operator": "Exists"}],
             "containers": [

@@ -48,6 +48,7 @@ def _pod(name: str, node: str, command: list[str], host_network: bool = False) -
             "labels": {"app": "echo" if "serve" in command else "probe"},
         },
         "spec": {
+            "terminationGracePeriodSeconds": 1,  # the real namespace controller waits out the grace
             "nodeName": node,
             "hostNetwork": host_network,
             "dnsPolicy": "Default" if host_network else "ClusterFirst",
@@ -468,7 +469,10 @@ def test_exec_subprotocols_report_exit_code(kit: Kit, protocol: str) -> None:
     ws = WSClient(
         cfg,
         url,
-        headers={"sec-websocket-protocol": protocol, "authorization": cfg.api_key["authorization"]},
+        headers={
+            "sec-websocket-protocol": protocol,
+            "authorization": cfg.auth_settings()["BearerToken"]["value"],
+        },
         capture_all=True,
     )
     try:

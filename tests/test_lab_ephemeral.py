@@ -240,7 +240,7 @@ def test_add_exec_and_reuse(lab: Lab, core: Any) -> None:
         )
     assert api_error(err.value) == (
         422,
-        'Pod "web" is invalid: spec.ephemeralContainers[1].name: Duplicate value: "echo"',
+        'Pod "web" is invalid: spec.ephemeralContainers[0].name: Duplicate value: "echo"',  # new items first
     )
     # the pod itself cannot carry them in a plain update
     with pytest.raises(ApiException) as err:

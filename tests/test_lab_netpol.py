@@ -59,6 +59,7 @@ def _pod(
     return {
         "metadata": {"namespace": ns, "name": name, "labels": labels},
         "spec": {
+            "terminationGracePeriodSeconds": 1,  # the real namespace controller waits out the grace
             "nodeName": node,
             "containers": [
                 {"name": "c", "ports": [{"name": n, "containerPort": p} for n, p in ports.items()]}

@@ -149,6 +149,34 @@ def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
+def _strategic_list(live: list[Any], patch: list[Any]) -> list[Any]:
+    """A strategic merge of a list keyed by `name`, in the order the real API server gives it
+    (apimachinery's normalizeElementOrder): the patch's items in the patch's order, each merged with its
+    live item, and every live item the patch does not name inserted among them by its live position, so
+    a new item comes before the live ones (`[new, old]`, not `[old, new]`).
+
+    >>> [c["name"] for c in _strategic_list([{"name": "a"}, {"name": "b"}], [{"name": "c"}, {"name": "b"}])]
+    ['c', 'a', 'b']
+    """
+    position = {x["name"]: i for i, x in enumerate(live)}
+    by_name = {x["name"]: x for x in live}
+    named = {x["name"] for x in patch}
+    patched = [
+        _merge_patch(by_name.get(x["name"]), x, True) if x["name"] in by_name else copy.deepcopy(x)
+        for x in patch
+        if x.get("$patch") != "delete"
+    ]
+    merged = list(patched)
+    start = 0
+    for item in (copy.deepcopy(x) for x in live if x["name"] not in named):
+        at = start
+        while at < len(merged) and position.get(merged[at]["name"], -1) < position[item["name"]]:
+            at += 1
+        merged.insert(at, item)
+        start = at + 1
+    return merged
+
+
 def _merge_patch(target: Any, patch: Any, strategic: bool) -> Any:
     """RFC 7386 merge patch; `strategic` merges lists of named dicts by `name` (containers, ports, env)."""
     if not isinstance(patch, dict):
@@ -159,17 +187,7 @@ def _merge_patch(target: Any, patch: Any, strategic: bool) -> Any:
             and patch
             and all(isinstance(x, dict) and "name" in x for x in patch + target)
         ):
-            merged = [copy.deepcopy(x) for x in target]
-            for item in patch:
-                idx = next((i for i, x in enumerate(merged) if x["name"] == item["name"]), None)
-                if item.get("$patch") == "delete":
-                    if idx is not None:
-                        merged.pop(idx)
-                elif idx is None:
-                    merged.append(item)
-                else:
-                    merged[idx] = _merge_patch(merged[idx], item, strategic)
-            return merged
+            return _strategic_list(target, patch)
         return copy.deepcopy(patch)
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
