@@ -149,26 +149,30 @@ def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
-def _strategic_list(live: list[Any], patch: list[Any]) -> list[Any]:
+def _strategic_list(live: list[Any], patch: list[Any], order: list[str] | None = None) -> list[Any]:
     """A strategic merge of a list keyed by `name`, in the order the real API server gives it
-    (apimachinery's normalizeElementOrder): the patch's items in the patch's order, each merged with its
-    live item, and every live item the patch does not name inserted among them by its live position, so
-    a new item comes before the live ones (`[new, old]`, not `[old, new]`).
+    (apimachinery's normalizeElementOrder): the patch's items in `$setElementOrder`'s order (else the
+    patch's), each merged with its live item, and every live item the patch does not name inserted among
+    them by its live position, so without an order a new item comes first (`[new, old]`).
 
     >>> [c["name"] for c in _strategic_list([{"name": "a"}, {"name": "b"}], [{"name": "c"}, {"name": "b"}])]
     ['c', 'a', 'b']
+    >>> [c["name"] for c in _strategic_list([{"name": "a"}], [{"name": "c"}], ["a", "c"])]
+    ['a', 'c']
     """
     position = {x["name"]: i for i, x in enumerate(live)}
     by_name = {x["name"]: x for x in live}
-    named = {x["name"] for x in patch}
-    patched = [
-        _merge_patch(by_name.get(x["name"]), x, True) if x["name"] in by_name else copy.deepcopy(x)
-        for x in patch
-        if x.get("$patch") != "delete"
+    in_patch = {x["name"]: x for x in patch}
+    deleted = {n for n, x in in_patch.items() if x.get("$patch") == "delete"}
+    names = [n for n in (order or []) if n in in_patch or n in by_name]
+    names += [x["name"] for x in patch if x["name"] not in names]
+    merged = [
+        _merge_patch(by_name.get(n), in_patch[n], True) if n in in_patch else copy.deepcopy(by_name[n])
+        for n in names
+        if n not in deleted
     ]
-    merged = list(patched)
     start = 0
-    for item in (copy.deepcopy(x) for x in live if x["name"] not in named):
+    for item in (copy.deepcopy(x) for x in live if x["name"] not in names):
         at = start
         while at < len(merged) and position.get(merged[at]["name"], -1) < position[item["name"]]:
             at += 1
@@ -177,26 +181,33 @@ def _strategic_list(live: list[Any], patch: list[Any]) -> list[Any]:
     return merged
 
 
-def _merge_patch(target: Any, patch: Any, strategic: bool) -> Any:
-    """RFC 7386 merge patch; `strategic` merges lists of named dicts by `name` (containers, ports, env)."""
+def _keyed(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(x, dict) and "name" in x for x in items)
+
+
+def _merge_patch(target: Any, patch: Any, strategic: bool, order: list[str] | None = None) -> Any:
+    """RFC 7386 merge patch; `strategic` merges lists of named dicts by `name` (containers, ports, env),
+    ordered by the patch's `$setElementOrder/FIELD` directive when it has one (kubectl's patches do)."""
     if not isinstance(patch, dict):
-        if (
-            strategic
-            and isinstance(patch, list)
-            and isinstance(target, list)
-            and patch
-            and all(isinstance(x, dict) and "name" in x for x in patch + target)
-        ):
-            return _strategic_list(target, patch)
+        if strategic and patch and _keyed(patch) and _keyed(target):
+            return _strategic_list(target, patch, order)
         return copy.deepcopy(patch)
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    orders = {
+        k.split("/", 1)[1]: [str(x["name"]) for x in v if isinstance(x, dict) and "name" in x]
+        for k, v in patch.items()
+        if strategic and k.startswith("$setElementOrder/") and isinstance(v, list)
+    }
     for k, v in patch.items():
         if k.startswith("$"):
             continue
         if v is None:
             result.pop(k, None)
         else:
-            result[k] = _merge_patch(result.get(k), v, strategic)
+            result[k] = _merge_patch(result.get(k), v, strategic, orders.get(k))
+    for k, names in orders.items():  # an order alone (no items patched) reorders the live list
+        if k not in patch and _keyed(result.get(k)):
+            result[k] = _strategic_list(result[k], [], names)
     return result
 
 
