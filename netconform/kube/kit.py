@@ -207,17 +207,27 @@ def _state_of(name: str, pods: dict[str, Any]) -> str:
     return f"{info.phase}{'/' + info.waiting_reason if info.waiting_reason else ''}"
 
 
+SLOW_AFTER_S = 1.0  # a longer wait polls every `2 * interval`: a slow cluster gets half the requests
+
+
 def _wait(what: str, deadline_s: float, probe: Callable[[], Any], interval: float = 0.25) -> Any:
-    """Poll `probe` until it returns a truthy value or the deadline passes (then raise KubeError)."""
-    end = time.monotonic() + deadline_s
+    """Poll `probe` until it returns a truthy value or the deadline passes (then raise KubeError).
+
+    Every `interval` for the first second (the lab's pods are Ready in well under it), then every
+    `2 * interval`: on a real control plane pods take seconds, and the API requests grow with that time.
+    """
+    start = time.monotonic()
+    end = start + deadline_s
     stop = threading.Event()
     while True:
         value = probe()
         if value:
             return value
-        if time.monotonic() >= end:
+        now = time.monotonic()
+        if now >= end:
             raise KubeError(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        stop.wait(min(interval, max(0.0, end - time.monotonic())))
+        step = interval if now - start < SLOW_AFTER_S else 2 * interval
+        stop.wait(min(step, max(0.0, end - now)))
 
 
 class KitDeployer:
