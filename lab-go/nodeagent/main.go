@@ -81,6 +81,30 @@ func (b *bridge) dial(ctx context.Context, req map[string]any) (net.Conn, *bufio
 	return conn, bufio.NewReaderSize(conn, 1<<20), nil
 }
 
+// answerError is the error of a bridge answer line ({"ok": false, "code", "message"}), nil when ok:
+// 404 and 400 become virtual-kubelet's NotFound and InvalidInput, so the API server gets those codes.
+func answerError(line []byte) error {
+	var head struct {
+		OK      bool   `json:"ok"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(line, &head); err != nil {
+		return err
+	}
+	if head.OK {
+		return nil
+	}
+	be := &bridgeError{Code: head.Code, Message: head.Message}
+	switch head.Code {
+	case 404:
+		return errdefs.AsNotFound(be)
+	case 400:
+		return errdefs.AsInvalidInput(be)
+	}
+	return be
+}
+
 // call sends one request and decodes the one-line answer into out (may be nil).
 func (b *bridge) call(ctx context.Context, req map[string]any, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -96,23 +120,8 @@ func (b *bridge) call(ctx context.Context, req map[string]any, out any) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", req["op"], err)
 	}
-	var head struct {
-		OK      bool   `json:"ok"`
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(line, &head); err != nil {
+	if err := answerError(line); err != nil {
 		return err
-	}
-	if !head.OK {
-		be := &bridgeError{Code: head.Code, Message: head.Message}
-		switch head.Code {
-		case 404:
-			return errdefs.AsNotFound(be)
-		case 400:
-			return errdefs.AsInvalidInput(be)
-		}
-		return be
 	}
 	if out != nil {
 		return json.Unmarshal(line, out)
@@ -348,19 +357,8 @@ func (p *provider) AttachToContainer(ctx context.Context, namespace, name, conta
 		return fmt.Errorf("bridge attach: %w", err)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	var head struct {
-		OK      bool   `json:"ok"`
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(line, &head); err != nil {
+	if err := answerError(line); err != nil {
 		return err
-	}
-	if !head.OK {
-		if head.Code == 404 {
-			return errdefs.NotFound(head.Message)
-		}
-		return errdefs.InvalidInput(head.Message)
 	}
 	if resize := attach.Resize(); resize != nil {
 		go func() {

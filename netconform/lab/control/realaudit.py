@@ -19,10 +19,11 @@ path, e.g. `get` `/api`.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from netconform.lab.api.apiserver import Counters
 
 Obj = dict[str, Any]
 SUPERVISOR_USER = "lab:supervisor"
@@ -49,29 +50,21 @@ POLICY: Obj = {
 
 
 class AuditCounters:
-    """Counters like the emulated API server's, kept up to date from the audit log on each snapshot."""
+    """Counters like the emulated API server's (the same `Counters`), kept up to date from the audit log on
+    each snapshot."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
-        self.requests: Counter[tuple[str, str]] = Counter()
-        self.exec_sessions = 0
-        self.open: dict[str, str] = {}  # auditID -> "exec" | "watch" for long-running requests now open
+        self.counters = Counters()
+        self.open: dict[str, str] = {}  # auditID -> "exec" | "watch" | "other" for long-running requests open
 
     def snapshot(self) -> Obj:
         self._read()
-        by_verb: dict[str, dict[str, int]] = {}
-        for (verb, res), n in sorted(self.requests.items()):
-            by_verb.setdefault(verb, {})[res] = n
-        return {
-            "requests_total": sum(self.requests.values()),
-            "requests": by_verb,
-            "in_cluster_requests": 0,  # every client of the real API server reaches it on loopback
-            "exec_sessions": self.exec_sessions,
-            "exec_active": sum(1 for kind in self.open.values() if kind == "exec"),
-            "watches_active": sum(1 for kind in self.open.values() if kind == "watch"),
-            "source": f"kube-apiserver audit log {self.path}",
-        }
+        self.counters.exec_active = sum(1 for kind in self.open.values() if kind == "exec")
+        self.counters.watches_active = sum(1 for kind in self.open.values() if kind == "watch")
+        # in_cluster_requests stays 0: every client of the real API server reaches it on loopback
+        return {**self.counters.snapshot(), "source": f"kube-apiserver audit log {self.path}"}
 
     def _read(self) -> None:
         try:
@@ -99,9 +92,9 @@ class AuditCounters:
         ) or urlsplit(event.get("requestURI", "")).path
         kind = "exec" if sub in ("exec", "attach") else "watch" if event["verb"] == "watch" else "other"
         if stage == "ResponseStarted":
-            self.requests[(verb, resource)] += 1
+            self.counters.requests[(verb, resource)] += 1
             self.open[audit_id] = kind
             if kind == "exec":
-                self.exec_sessions += 1
+                self.counters.exec_sessions += 1
         elif stage in ("ResponseComplete", "Panic") and self.open.pop(audit_id, None) is None:
-            self.requests[(verb, resource)] += 1  # not long-running, or refused before it streamed
+            self.counters.requests[(verb, resource)] += 1  # not long-running, or refused before it streamed
