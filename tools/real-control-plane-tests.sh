@@ -6,12 +6,12 @@
 # usage: tools/real-control-plane-tests.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! missing=$(python -c 'from netconform.lab.control.realcp import missing_binaries as m; print(" ".join(m()))'); then
+if ! missing=$(python -c 'from netconform.lab.control.realcp import missing_cache as m; print(m() or "")'); then
     echo "real-control-plane-tests.sh: cannot import the lab" >&2
     exit 1
 fi
 if [ -n "$missing" ]; then
-    echo "real-control-plane-tests.sh: skipped: $missing not built (make control-plane)"
+    echo "real-control-plane-tests.sh: skipped: missing $missing (make control-plane)"
     exit 0
 fi
 # every module that brings up a lab: the shared `lab` fixture, a private one (own_lab) or Lab(...) itself;
