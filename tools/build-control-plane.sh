@@ -6,7 +6,7 @@
 #
 # usage: build-control-plane.sh <cache-dir> <k8s-version> [etcd-version]
 #   e.g. build-control-plane.sh ~/.cache/netconform/control-plane/v1.34.4 v1.34.4 v3.6.16
-#   (`make control-plane` does exactly that; not part of `make test` until the lab uses the binaries)
+#   (`make control-plane` does exactly that; `make test` and `make demo` run it first)
 #
 # Measured on a 2-core machine: cold (empty module and build caches) 9 min for the three Kubernetes
 # binaries + 44 s for etcd, about 1 GiB of modules and 2.9 GiB of build cache; warm 15 s; binaries
