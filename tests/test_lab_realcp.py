@@ -156,7 +156,14 @@ def test_real_api_server_and_nodes_ready(lab: Lab) -> None:
         "lab-cni-node-2",
         "lab-cni-node-3",
     ]
-    assert all(p["status"]["phase"] == "Running" for p in pods), [p["status"] for p in pods]
+    # lab up waits for the lab kubelet's view; the node agents report the pods' status to the real API
+    # asynchronously (virtual-kubelet's status updates), so the real phase may lag it by a moment
+    wait_for(
+        "every kube-system pod Running in the real API",
+        lambda: all(
+            p["status"]["phase"] == "Running" for p in kget(lab, "pods", "-n", "kube-system")["items"]
+        ),
+    )
 
 
 def ready_condition(lab: Lab, node: str) -> dict[str, Any]:
