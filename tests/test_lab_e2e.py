@@ -218,6 +218,17 @@ def kit(lab: Lab, lab_api: Any) -> Iterator[Kit]:
             k.pods[present(p.metadata, "metadata").name or ""] = p
         for s in k.core.list_namespaced_service(NS).items:
             k.services[present(s.metadata, "metadata").name or ""] = s
+
+        def echoes_listen() -> bool:
+            # Ready means started (the lab has no readiness probes): the echo agents bind a moment later
+            checks = [
+                {"id": f"{pod}-{port}", "kind": "tcp", "host": _ip(k, pod), "port": port, "timeout": 2}
+                for pod in ("echo-2", "echo-3")
+                for port in (8080, 9000)
+            ]
+            return all(r["ok"] for r in k.run_plan("probe-2", checks).values())
+
+        _wait("the echo agents to listen", echoes_listen)
         yield k
     finally:
         k.core.delete_namespace(NS)
