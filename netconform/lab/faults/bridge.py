@@ -123,12 +123,13 @@ class FaultBridge:
 
     def _pod_scoped_active(self, module: ModuleType) -> bool:
         """Is any pod-scoped fault active? Read on the event loop, under the fault lock (a small state
-        file): a 20-node kit's pods each waited ~4 s for this lock while the worker thread that read it
-        competed with the pods being wired (issue 15)."""
-        if self.sup.plane is None:
+        file, `Netplane.fault_names`): a 20-node kit's pods each waited ~4 s for this lock while the
+        worker thread that read the state competed with the pods being wired (issue 15)."""
+        names = getattr(self.sup.plane, "fault_names", None)
+        if names is None:
             return True  # no data plane to read: let the fault module decide, as before
         known = set(module.names())
-        return any(n in known and module.follows_pods(n) for n in self.sup.plane.fault_records())
+        return any(n in known and module.follows_pods(n) for n in names())
 
     # ------------------------------------------------------------------ API
     async def catalogue(self) -> list[dict[str, Any]]:

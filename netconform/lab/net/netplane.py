@@ -798,6 +798,17 @@ class Netplane:
     def fault_records(self) -> dict[str, dict[str, Any]]:
         return dict(self.state().faults)
 
+    def fault_names(self) -> list[str]:
+        """The active faults' names, read without the state lock: `_save` replaces the file atomically,
+        so the read is a whole state; the kubelet asks this on its event loop for every pod, where
+        waiting for the lock (held while pods are wired or removed) stalled the whole lab (issue 15)."""
+        path = self.state_dir / STATE_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return sorted(self._state.faults)
+        return sorted((data.get("faults") or {}).keys())
+
     def set_fault_record(self, name: str, record: dict[str, Any] | None) -> None:
         with self._mutate() as st:
             if record is None:
