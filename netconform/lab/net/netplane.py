@@ -196,6 +196,7 @@ class Netplane:
         self._state = PlaneState(lab=lab, nodes=A.node_names(nodes), lb=lb)
         self._pending: dict[str, PodRecord] = {}  # pods being wired (add_pod, outside the lock)
         self._removing: dict[str, PodRecord] = {}  # pods being torn down (remove_pod, outside the lock)
+        self._local = threading.local()  # per thread: _mutate's depth, commands for after the lock
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ naming
@@ -255,19 +256,39 @@ class Netplane:
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[PlaneState]:
-        """Lock (thread + file), re-read the persisted state, let the caller change it, save it."""
-        with self._lock:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.state_dir / LOCK_FILE, "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    path = self.state_dir / STATE_FILE
-                    if path.exists():
-                        self._state = PlaneState.from_json(json.loads(path.read_text()))
-                    yield self._state
-                finally:
-                    self._save()
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+        """Lock (thread + file), re-read the persisted state, let the caller change it, save it; then,
+        with both locks released, run what `_after_unlock` queued in this thread."""
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            with self._lock:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                with open(self.state_dir / LOCK_FILE, "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    try:
+                        path = self.state_dir / STATE_FILE
+                        if path.exists():
+                            self._state = PlaneState.from_json(json.loads(path.read_text()))
+                        yield self._state
+                    finally:
+                        self._save()
+                        fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            local.depth -= 1
+            queued: list[tuple[Sequence[str], str | None]] = getattr(local, "queued", [])
+            if local.depth == 0 and queued:
+                local.queued = []
+                # stale conntrack entries only: never worth hiding the caller's own error behind
+                with contextlib.suppress(NetplaneError):
+                    run_parallel(queued, timeout=30)
+
+    def _after_unlock(self, commands: list[tuple[Sequence[str], str | None]]) -> None:
+        """Commands that need the state changed but not the lock held (the outermost `_mutate` of this
+        thread runs them once it released the lock; outside any, now)."""
+        if getattr(self._local, "depth", 0) == 0:
+            run_parallel(commands, timeout=30)
+            return
+        self._local.queued = [*getattr(self._local, "queued", []), *commands]
 
     def _save(self) -> None:
         path = self.state_dir / STATE_FILE
@@ -495,9 +516,11 @@ class Netplane:
                 )
                 commands.append((in_ns(self.ns(node), ["sh", "-c", script + " ; exit 0"]), None))
             st.udp_backends[node] = sorted(now)
-        # conntrack exits 1 when nothing matched: that is fine here (the shell exits 0 whatever)
+        # conntrack exits 1 when nothing matched: that is fine here (the shell exits 0 whatever). The rules
+        # no longer lead to those backends, so the entries can go after the lock is released: pod
+        # removals, which need it, no longer wait for every node's conntrack table walks (issue 15)
         if commands:
-            run_parallel(commands, timeout=30)
+            self._after_unlock(commands)
 
     def sync_services(self, services: Sequence[ServiceNAT]) -> None:
         """Make every node's service NAT match `services` exactly (one atomic restore per changed node)."""
