@@ -657,8 +657,9 @@ class Netplane:
         run(["ip", "netns", "del", pod.netns], check=False)
         shutil.rmtree(NETNS_ETC / pod.netns, ignore_errors=True)
 
-    def remove_pod(self, key: str) -> None:
-        """Tear down a pod's network (processes still inside are killed). Unknown keys are ignored.
+    def remove_pod(self, key: str) -> PodRecord | None:
+        """Tear down a pod's network (processes still inside are killed); the pod's record, None for an
+        unknown key (ignored).
 
         The pod leaves the state under the lock and stays reserved (`_removing`: its key, IP and
         namespace name are not given to another pod) while its processes, veth, route and namespace go
@@ -668,13 +669,14 @@ class Netplane:
         with self._mutate() as st:
             pod = st.pods.pop(key, None)
             if pod is None:
-                return
+                return None
             self._removing[key] = pod
         try:
             self._remove_pod_links(pod)
         finally:
             with self._lock:
                 self._removing.pop(key, None)
+        return pod
 
     def pods(self) -> dict[str, PodRecord]:
         return dict(self.state().pods)
