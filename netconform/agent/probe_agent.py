@@ -126,6 +126,11 @@ ETH_P_ARP = 0x0806
 _ICMP_IDENTS = itertools.count(random.randrange(0x10000))
 _ICMP_IDENTS_LOCK = threading.Lock()
 SIOCGIFADDR = 0x8915
+SIOCGSTAMP = 0x8906  # the receive time (struct timeval) of the last frame read from a socket
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+SOL_PACKET = getattr(socket, "SOL_PACKET", 263)
+PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}: frames queued / dropped (full queue)
+ARP_DRAIN_MAX = 10000  # frames read from the queue once the window is over (it is finite: a bound anyway)
 
 MAX_ATTEMPTS = 10
 MAX_TIMEOUT = 300.0
@@ -748,6 +753,54 @@ def _mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
+def _arp_reply_filter(sock: socket.socket, target: bytes) -> bool:
+    """Let the kernel queue only ARP replies sent by `target` on this socket (classic BPF).
+
+    A packet socket sees every ARP frame on its interface: while the suite probes, every node asks
+    for its peers, so each listening check got hundreds of other checks' requests and replies, its
+    queue overflowed (replies dropped by the kernel) and its thread, busy reading them among a
+    hundred others, ended the window before reading the reply it waited for (issue 15: flaky ARP
+    cells at 20 nodes under load, the LB VIP's at 100). False when it cannot be attached (no ctypes):
+    the loop below filters the same frames itself."""
+    try:
+        import ctypes
+    except ImportError:
+        return False
+    program = [
+        (0x28, 0, 0, 20),  # ldh [20]: the ARP operation
+        (0x15, 0, 3, 2),  # jeq #2 (reply), else drop
+        (0x20, 0, 0, 28),  # ld [28]: the sender's protocol address
+        (0x15, 0, 1, int.from_bytes(target, "big")),  # jeq target, else drop
+        (0x06, 0, 0, 0x40000),  # ret: queue the frame
+        (0x06, 0, 0, 0),  # ret 0: drop it
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
+    try:
+        sock.setsockopt(
+            socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(program), ctypes.addressof(code))
+        )
+    except OSError:
+        return False
+    return True
+
+
+def _received_at(sock: socket.socket) -> float | None:
+    """The wall-clock time the kernel queued the frame just read (SIOCGSTAMP), None if unknown."""
+    try:
+        sec, usec = struct.unpack("ll", fcntl.ioctl(sock.fileno(), SIOCGSTAMP, b"\0" * struct.calcsize("ll")))
+    except (OSError, struct.error):
+        return None
+    return float(sec) + float(usec) / 1e6
+
+
+def _queue_drops(sock: socket.socket) -> int | None:
+    """Frames the kernel dropped because this socket's queue was full (PACKET_STATISTICS)."""
+    try:
+        return int(struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1])
+    except (OSError, struct.error):
+        return None
+
+
 def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
     ip = _host(check, "ip")
     try:
@@ -756,10 +809,13 @@ def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
         raise PlanError(f"field 'ip' must be an IPv4 address, got {ip!r}") from None
     iface = _field(check, "interface", str) or _route_interface(ip)
     window = _number(check, "window", 1.0, 0.05, MAX_TIMEOUT)
-    end = min(deadline, time.monotonic() + window)
     if not hasattr(socket, "AF_PACKET"):
         raise CheckFailure("other", "AF_PACKET sockets are not available on this system")
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
+    # protocol 0: the socket receives nothing until it is bound, so the filter is in place first (a socket
+    # opened for ETH_P_ARP gets every ARP frame of every interface at once: a thread that waited for the
+    # CPU before attaching the filter found its queue full, the reply dropped; issue 15)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+        filtered = _arp_reply_filter(sock, target)
         sock.bind((iface, ETH_P_ARP))
         own_mac = sock.getsockname()[4][:6]
         request = (
@@ -773,8 +829,26 @@ def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             + target
         )
         macs: list[str] = []
-        sends = 0
-        next_send = time.monotonic()
+
+        def take(frame: bytes) -> None:
+            if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+                return
+            op = struct.unpack("!H", frame[20:22])[0]
+            if op == 2 and frame[28:32] == target:
+                mac = _mac(frame[22:28])
+                if mac not in macs:
+                    macs.append(mac)
+
+        # the window runs from the first request: a thread that waited for the CPU (hundreds of checks in
+        # one agent, dozens of agents on a busy machine) between its start and its first request used to
+        # see the window end before it had asked anything (issue 15: the first attempts' FM-06/FM-16
+        # timeouts at 20 nodes under load, `requests: 0`)
+        sock.send(request)
+        sends = 1
+        now = time.monotonic()
+        end = min(max(deadline, now + 0.05), now + window)
+        next_send = now + window / 3.0
+        end_wall = time.time() + (end - time.monotonic())
         while True:
             now = time.monotonic()
             if now >= end:
@@ -787,15 +861,22 @@ def check_arp(check: dict[str, Any], deadline: float) -> dict[str, Any]:
             readable, _, _ = select.select([sock], [], [], max(0.0, wait))
             if not readable:
                 continue
-            frame = sock.recv(1500)
-            if len(frame) < 42 or frame[12:14] != b"\x08\x06":
-                continue
-            op = struct.unpack("!H", frame[20:22])[0]
-            if op == 2 and frame[28:32] == target:
-                mac = _mac(frame[22:28])
-                if mac not in macs:
-                    macs.append(mac)
-    fields = {"macs": macs, "interface": iface, "requests": sends}
+            take(sock.recv(1500))
+        # what the kernel queued within the window and a busy process did not read in time still counts
+        sock.setblocking(False)
+        for _ in range(ARP_DRAIN_MAX):
+            try:
+                frame = sock.recv(1500)
+            except (BlockingIOError, InterruptedError):
+                break
+            at = _received_at(sock)
+            if at is not None and at > end_wall:
+                break  # queued after the window: not an answer within it (the queue is in order)
+            take(frame)
+        drops = _queue_drops(sock)
+    fields: dict[str, Any] = {"macs": macs, "interface": iface, "requests": sends, "filtered": filtered}
+    if drops is not None:
+        fields["queue_drops"] = drops
     if not macs:
         raise CheckFailure(
             "timeout", f"no ARP reply for {ip} on {iface} within {window:.2f} s", fields, errno.ETIMEDOUT

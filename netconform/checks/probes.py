@@ -258,6 +258,8 @@ def result_summary(result: ProbeResult) -> dict[str, Any]:
                 "elapsed_ms",
                 "status",
                 "macs",
+                "requests",
+                "queue_drops",
                 "peer",
                 "local",
                 "largest_ok",

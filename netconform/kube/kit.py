@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from netconform.agent import SOURCE as AGENT_FILE
 from netconform.kube.connect import Cluster, KubeError, api_error_line, call
+from netconform.kube.parallel import in_parallel
 from netconform.kube.topology import pod_info
 from netconform.model.kit import ECHO_PORTS, SERVICE_PORTS, Kit
 from netconform.model.topology import Topology
@@ -279,29 +280,30 @@ class KitDeployer:
             "--udp",
             "9001",
         ]
-        for node in self.topo.node_names:
-            for role, command in (("echo", echo_cmd), ("probe", IDLE), ("host", IDLE)):
-                if role in self.kit.unavailable:
-                    continue
-                name = f"{role}-{node}"
-                try:
-                    call(
-                        self.cluster,
-                        "create_namespaced_pod",
-                        self.namespace,
-                        _pod_manifest(name, node, role, self.opts, command),
-                    )
-                except ApiException as exc:
-                    if exc.status in (400, 403, 422) and role == "host":
-                        # one refusal stands for every node: the other host pods are not even tried
-                        self.kit.unavailable["host"] = _admission_reason(
-                            exc, f"host-network probe pods (hostNetwork: true, first {name})"
-                        )
-                        continue
-                    raise KubeError(api_error_line(exc, f"creating pod {name}")) from None
-        for name, svc_type in (("echo", "ClusterIP"), ("echo-np", "NodePort"), ("echo-headless", "Headless")):
-            self._create_service(name, svc_type)
-        self._create_service("echo-lb", "LoadBalancer", udp=False)
+        pods = [
+            (f"{role}-{node}", node, role, command)
+            for node in self.topo.node_names
+            for role, command in (("echo", echo_cmd), ("probe", IDLE), ("host", IDLE))
+        ]
+        # the first node's pods one by one (one refused host pod stands for every node: the other host
+        # pods are not even tried), then the others at once (docs/scale.md: 300 pods at 100 nodes)
+        for name, node, role, command in pods[:3]:
+            self._create_pod(name, node, role, command)
+        rest = [p for p in pods[3:] if p[2] not in self.kit.unavailable]
+        for name, error in zip([p[0] for p in rest], in_parallel(self._create_pod, rest), strict=True):
+            if error is not None:
+                if isinstance(error, KubeError):
+                    raise error
+                raise KubeError(api_error_line(error, f"creating pod {name}")) from None
+        services = [
+            ("echo", "ClusterIP", True),
+            ("echo-np", "NodePort", True),
+            ("echo-headless", "Headless", True),
+            ("echo-lb", "LoadBalancer", False),
+        ]
+        for error in in_parallel(self._create_service, services):
+            if error is not None:
+                raise error
         ingress_created = time.monotonic()
         self._create_ingresses()
         self._create_routes()
@@ -310,6 +312,24 @@ class KitDeployer:
         self._read_ingresses(ingress_created)
         self._read_routes(ingress_created)
         return self.kit
+
+    def _create_pod(self, name: str, node: str, role: str, command: list[str]) -> None:
+        if role in self.kit.unavailable:
+            return
+        try:
+            call(
+                self.cluster,
+                "create_namespaced_pod",
+                self.namespace,
+                _pod_manifest(name, node, role, self.opts, command),
+            )
+        except ApiException as exc:
+            if exc.status in (400, 403, 422) and role == "host":
+                # the first refusal is the one named (later ones, from pods already in flight, agree)
+                what = f"host-network probe pods (hostNetwork: true, first {name})"
+                self.kit.unavailable.setdefault("host", _admission_reason(exc, what))
+                return
+            raise KubeError(api_error_line(exc, f"creating pod {name}")) from None
 
     # -- L7 ingress -------------------------------------------------------------------------------
     def ingress_host(self, ingress_class: str) -> str:

@@ -7,7 +7,6 @@ dicts and every read hands out a deep copy, so callers can never mutate stored s
 from __future__ import annotations
 
 import asyncio
-import copy
 import re
 import uuid
 from collections import deque
@@ -15,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from netconform.lab.api.jsoncopy import clone
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
@@ -294,11 +295,11 @@ class Store:
         obj = self._bucket(resource).get((namespace, name))
         if obj is None:
             raise not_found(resource, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def find(self, resource: str, namespace: str, name: str) -> Obj | None:
         obj = self._bucket(resource).get((namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def select(
         self,
@@ -315,7 +316,7 @@ class Store:
                 continue
             if fields and not fields_match(fields, obj):
                 continue
-            out.append(copy.deepcopy(obj))
+            out.append(clone(obj))
         return out
 
     # -- writes
@@ -339,10 +340,10 @@ class Store:
         meta["creationTimestamp"] = now_iso()
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = str(self._next_rv())
-        stored = copy.deepcopy(obj)
+        stored = clone(obj)
         bucket[key] = stored
-        self._emit(WatchEvent("ADDED", resource, copy.deepcopy(stored), self.rv))
-        return copy.deepcopy(stored)
+        self._emit(WatchEvent("ADDED", resource, clone(stored), self.rv))
+        return clone(stored)
 
     def update(self, resource: str, obj: Obj, check_rv: bool = True) -> Obj:
         meta = obj.get("metadata", {})
@@ -367,19 +368,19 @@ class Store:
         if "deletionTimestamp" in old["metadata"] and "deletionTimestamp" not in meta:
             meta["deletionTimestamp"] = old["metadata"]["deletionTimestamp"]
         if obj == old:
-            return copy.deepcopy(old)
+            return clone(old)
         meta["resourceVersion"] = str(self._next_rv())
-        stored = copy.deepcopy(obj)
+        stored = clone(obj)
         bucket[key] = stored
-        self._emit(WatchEvent("MODIFIED", resource, copy.deepcopy(stored), self.rv, old=old))
-        return copy.deepcopy(stored)
+        self._emit(WatchEvent("MODIFIED", resource, clone(stored), self.rv, old=old))
+        return clone(stored)
 
     def mutate(self, resource: str, namespace: str, name: str, fn: Callable[[Obj], None]) -> Obj | None:
         """Apply `fn` to a copy of the object and store it if it changed; None if the object is gone."""
         current = self.find(resource, namespace, name)
         if current is None:
             return None
-        before = copy.deepcopy(current)
+        before = clone(current)
         fn(current)
         if current == before:
             return current
@@ -391,9 +392,9 @@ class Store:
         old = bucket.pop((namespace, name), None)
         if old is None:
             raise not_found(resource, name)
-        old = copy.deepcopy(old)
+        old = clone(old)
         old["metadata"]["resourceVersion"] = str(self._next_rv())
-        self._emit(WatchEvent("DELETED", resource, copy.deepcopy(old), self.rv))
+        self._emit(WatchEvent("DELETED", resource, clone(old), self.rv))
         return old
 
     # -- watch

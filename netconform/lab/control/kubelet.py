@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -819,7 +820,12 @@ class Kubelet:
             except Exception:
                 log.exception("pod %s: removing its network failed", run.key)
             self.ipam.release(run.key)
-        shutil.rmtree(run.dir, ignore_errors=True)
+        # in a worker thread, still before the run leaves `runs` (a pod of the same name starts after): on
+        # the event loop, a 20-node kit's deletion spent 7.6 s removing pod folders while the API waited
+        try:
+            await loop.run_in_executor(None, functools.partial(shutil.rmtree, run.dir, ignore_errors=True))
+        except RuntimeError:  # the executor is shut down (the lab is stopping): here, then
+            shutil.rmtree(run.dir, ignore_errors=True)
         if self.runs.get(run.key) is run:
             del self.runs[run.key]
         if pod is not None and pod["metadata"]["uid"] == run.uid and not self.closing:

@@ -114,10 +114,22 @@ class FaultBridge:
         info = self._pod_info(module, pod, netns)
         fn = module.pod_started if change == "up" else module.pod_stopped
         async with self.lock:
+            if not self._pod_scoped_active(module):
+                return  # nothing to follow (the common case): no snapshot of every pod, no worker thread
             context = self._context(module)
             done = await asyncio.get_running_loop().run_in_executor(None, fn, context, info)
         for line in done:
             log.info("fault follows pods: %s", line)
+
+    def _pod_scoped_active(self, module: ModuleType) -> bool:
+        """Is any pod-scoped fault active? Read on the event loop, under the fault lock (a small state
+        file, `Netplane.fault_names`): a 20-node kit's pods each waited ~4 s for this lock while the
+        worker thread that read the state competed with the pods being wired (issue 15)."""
+        names = getattr(self.sup.plane, "fault_names", None)
+        if names is None:
+            return True  # no data plane to read: let the fault module decide, as before
+        known = set(module.names())
+        return any(n in known and module.follows_pods(n) for n in names())
 
     # ------------------------------------------------------------------ API
     async def catalogue(self) -> list[dict[str, Any]]:

@@ -97,8 +97,8 @@ class NetplaneDataPlane:
         return str(self.plane.add_pod(key, node, ip, resolv_conf))
 
     def remove_pod(self, key: str) -> None:
-        record = self.plane.pods().get(key)
-        self.plane.remove_pod(key)
+        # the record comes back from the removal: no second read of the whole state (issue 15)
+        record = self.plane.remove_pod(key)
         if record is not None:
             # The IP goes back to the pool: forget the old veth's MAC on the node (and everywhere), or the
             # next pod given this IP is unreachable until the stale neighbour entry times out (seconds).
