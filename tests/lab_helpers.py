@@ -117,11 +117,19 @@ def remove(core: Any, namespace: str, name: str) -> None:
     wait_for(f"pod {name} gone", lambda: pod_state(core, namespace, name) is None)
 
 
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+def cli(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`netconform ARGS...` in a child, as a user runs it (this virtualenv first on PATH, `env` added).
+
+    >>> cli("run", "--lab", "t1", "--out", "/tmp/o", "--no-html", timeout=180).returncode  # doctest: +SKIP
+    0
+    """
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    full = {**os.environ, "PATH": path, **(env or {})}
     argv = [sys.executable, "-m", "netconform.cli.main", *args]
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
+        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full, check=False
     )
 
 
@@ -143,11 +151,9 @@ def namespace_api(lab_api: Any, namespace: str) -> Iterator[Any]:
 
 def run_lab_suite(name: str, out: Path, *extra: str, subset: str) -> tuple[int, dict[str, Any], str]:
     """`netconform run --lab NAME` with short probes on the `-k subset`: (exit code, results.json, output)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [sys.executable, "-m", "netconform.cli.main", "run", "--lab", name, "--probe-timeout", "1"]
-    argv += ["--attempts", "2", "--ready-timeout", "40", "--lb-timeout", "10", "--out", str(out), "--no-html"]
-    argv += [*extra, "--", "-k", subset]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=ROOT, env=env, check=False)
+    argv = ["run", "--lab", name, "--probe-timeout", "1", "--attempts", "2", "--ready-timeout", "40"]
+    argv += ["--lb-timeout", "10", "--out", str(out), "--no-html", *extra, "--", "-k", subset]
+    proc = cli(*argv, timeout=180)
     output = proc.stdout + proc.stderr
     path = out / "results.json"
     assert path.exists(), output[-3000:]

@@ -28,7 +28,7 @@ from netconform.lab.control.realcp import missing_cache
 from netconform.lab.net.addressing import lab_namespace_pattern
 from netconform.lab.net.nsexec import netns_list
 from tests.can_run import needs
-from tests.lab_helpers import lab_name, wait_for
+from tests.lab_helpers import cli, lab_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl")
@@ -345,19 +345,8 @@ def test_suite_as_a_service_account_bound_to_exactly_docs_rbac_yaml(lab: Lab, tm
     }
     kubeconfig = tmp_path / "sa.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(sa_config))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [
-        sys.executable,
-        "-m",
-        "netconform.cli.main",
-        "run",
-        "--lab",
-        lab.name,
-        "--kubeconfig",
-        str(kubeconfig),
-    ]
-    argv += ["--out", str(tmp_path / "out"), "--no-html"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=ROOT, env=env, check=False)
+    argv = ["run", "--lab", lab.name, "--kubeconfig", str(kubeconfig), "--out", str(tmp_path / "out")]
+    proc = cli(*argv, "--no-html", timeout=400)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.can_run import needs
-from tests.lab_helpers import own_lab
+from tests.lab_helpers import cli, own_lab
 
 LAB = f"ncsuite{os.getpid() % 10000}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,42 +45,12 @@ def run_suite(
     extra: tuple[str, ...] = (),
     timeout: float = RUN_TIMEOUT,
 ) -> tuple[int, dict[str, Any] | None, str, float]:
-    env = {
-        **os.environ,
-        "NC_TEST_LAB": LAB,
-        "NC_TEST_FAULT": fault or "",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "netconform.cli.main",
-        "run",
-        "--lab",
-        LAB,
-        "--probe-timeout",
-        "1",
-        "--attempts",
-        "2",
-        "--ready-timeout",
-        "40",
-        "--lb-timeout",
-        "10",
-        "--delete-timeout",
-        "30",
-        "--out",
-        str(out),
-        "--no-html",
-        *extra,
-        "--",
-        "-p",
-        "tests.lab_fault_plugin",
-        *pytest_args,
-    ]
+    env = {"NC_TEST_LAB": LAB, "NC_TEST_FAULT": fault or ""}
+    argv = ["run", "--lab", LAB, "--probe-timeout", "1", "--attempts", "2", "--ready-timeout", "40"]
+    argv += ["--lb-timeout", "10", "--delete-timeout", "30", "--out", str(out), "--no-html", *extra]
+    argv += ["--", "-p", "tests.lab_fault_plugin", *pytest_args]
     started = time.monotonic()
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
-    )
+    proc = cli(*argv, timeout=timeout, env=env)
     elapsed = time.monotonic() - started
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else None
