@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from typing import Any
 
 import pytest
 
@@ -184,6 +185,38 @@ def test_one_unlucky_service_check_from_a_healthy_node_folds_into_the_partition(
     verdict = compute_verdict(doc)
     assert "service NAT" not in [f.component for f in verdict.findings], verdict.text
     assert "node-7" in verdict.findings[0].summary
+
+
+def _set(doc: dict[str, Any], subject: str, target: str, protocol: str, outcome: str) -> None:
+    want = (subject, target, protocol, "passed")
+    cell = next(c for c in doc["cells"] if (c["subject"], c["target"], c["protocol"], c["outcome"]) == want)
+    cell["outcome"], cell["error"] = outcome, "timeout"
+    cell["reason"] = "intermittent: 1/2 attempts passed" if outcome == "flaky" else "timeout on every attempt"
+
+
+@pytest.mark.parametrize("direct", ["flaky", "passed"])
+def test_a_service_failing_while_the_subjects_direct_paths_flicker_is_the_loss_not_service_nat(
+    direct: str,
+) -> None:
+    """Loss on node-2's overlay (a hand-made fault in a CI run): pod@node-1's ClusterIP and NodePort TCP
+    checks failed on both attempts while its own TCP paths to node-2's pods flickered. "The backend pods
+    answer directly" would be false: the Service cells go with the flicker. With the direct paths clean,
+    the same Service failure is service NAT on node-1 (so the first case can fail)."""
+    doc = synth_results(3, None)
+    if direct == "flaky":
+        _set(doc, "pod@node-1", "pod@node-2", "tcp", "flaky")
+        _set(doc, "pod@node-2", "pod@node-1", "tcp", "flaky")
+    for target in ("clusterip", "nodeport@node-1", "nodeport@node-2", "nodeport@node-3"):
+        _set(doc, "pod@node-1", target, "tcp", "failed")
+    verdict = compute_verdict(doc)
+    if direct == "passed":
+        assert [f.component for f in verdict.findings] == ["service NAT"], verdict.text
+        return
+    assert "service NAT" not in verdict.text, verdict.text
+    assert not verdict.findings, verdict.text  # nothing failed that a flicker does not explain
+    assert [s.component for s in verdict.intermittent[0].suspects] == ["packet loss"], verdict.text
+    assert "4 Service/DNS checks fail or flicker with it" in verdict.text, verdict.text
+    assert "4 failed" in verdict.text and verdict.status == "failing"  # cells failed: not just degraded
 
 
 def test_api_frozen_cells_are_unmeasured_first_and_never_a_network_diagnosis() -> None:

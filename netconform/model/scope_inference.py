@@ -379,6 +379,8 @@ class Inference:
 
     scopes: tuple[Scope, ...]
     target: str  # "failed" or "flaky"
+    #: failed Service / name cells left to the flaky inference: see :func:`_unlucky`
+    unlucky: tuple[Point, ...] = ()
 
     def explains(self, p: Point) -> bool:
         return any(_explains(s, p, True) for s in self.scopes)
@@ -710,8 +712,11 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
 
     Direct paths (pods, nodes, DNS servers, the outside) are inferred first; a Service or DNS-name cell
     that a direct scope explains (its backend or server is on the cut side) becomes a *consequence* of
-    that scope; the Service / name cells left get scopes of their own. `roots` (the failed inference,
-    when inferring flaky cells) claims the flaky Service / name cells its scopes explain first.
+    that scope; the Service / name cells left get scopes of their own, except, when inferring failed
+    cells, those whose subject's direct paths on the same channel flicker (:func:`_flickers_for`): they
+    are kept in ``unlucky`` for the flaky inference. `roots` (the failed inference, when inferring flaky
+    cells) claims the flaky Service / name cells its scopes explain first, and its ``unlucky`` cells
+    become consequences of the flaky scope holding the flickering paths.
     """
     points = points_of(cells)
     failing = [p for p in points if p.outcome == target]
@@ -736,9 +741,41 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
             rest.append(p)
         else:
             attached.setdefault(owner, []).append(p)
+    if roots is not None:  # the failed Service / name cells the failed inference left to the flickers
+        for p in roots.unlucky:
+            owner = next((i for i, s in enumerate(scopes) if _flickers_for(s.points, p)), None)
+            if owner is None:
+                rest.append(p)
+            else:
+                attached.setdefault(owner, []).append(p)
     scopes = [replace(s, consequences=tuple(attached.get(i, ()))) for i, s in enumerate(scopes)]
+    unlucky: list[Point] = []
+    if target == "failed":
+        unlucky = [p for p in rest if _flickers_for(points, p)]
+        rest = [p for p in rest if p not in unlucky]
     scopes += _scopes(rest, passing)
-    return Inference(tuple(scopes), target)
+    return Inference(tuple(scopes), target, tuple(unlucky))
+
+
+def _flickers_for(points: Iterable[Point], p: Point) -> bool:
+    """Does the subject of the Service / name cell `p` see its own direct paths flicker on p's channel?
+
+    Then p failing on every attempt is the same loss, unlucky on each (every attempt may land on a
+    backend behind the flickering path), not a broken Service: "the backend pods answer directly" would
+    be false. Such cells go with the flickering paths' scope, as consequences, not to a scope of their
+    own (which would suspect service NAT).
+
+    >>> a = Point("a", "pod", "node-1", "pod", "node-2", "cross-node", "L4 tcp", "flaky", 0.5)
+    >>> svc = Point("s", "pod", "node-1", "clusterip", None, "service", "L4 tcp", "failed", 1.0)
+    >>> _flickers_for([a], svc), _flickers_for([a], replace(svc, channel="L4 udp"))
+    (True, False)
+    """
+    return any(
+        q.outcome == "flaky"
+        and not indirect(q.target_class)
+        and (q.family, q.subject_node, q.channel) == (p.family, p.subject_node, p.channel)
+        for q in points
+    )
 
 
 @dataclass(frozen=True)

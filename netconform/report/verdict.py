@@ -610,7 +610,8 @@ def compute_verdict(results: Mapping[str, Any]) -> RunVerdict:
     if not findings and not flickers and not lost and not folded:
         text = f"All {counts['passed']} cells run on {len(nodes)} nodes passed.{_skip_note(cells)}"
         return RunVerdict(text.strip(), "healthy")
-    status = "failing" if findings or lost else "degraded"
+    # failed cells that only a flicker explains (a Service unlucky on every attempt) still fail the run
+    status = "failing" if findings or lost or counts["failed"] else "degraded"
     text = " ".join([*sentences, tally]) + _skip_note(cells)
     return RunVerdict(text, status, findings, flickers, lost, lost_text)
 
