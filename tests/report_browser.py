@@ -76,6 +76,16 @@ class Opened:
         return {key: set(cls.split()) for key, cls in self.badges().items()}
 
 
+def js_number(value: float | int) -> str:
+    """A number as the page's JavaScript prints it (`String(n)`): integral floats have no ".0".
+
+    >>> js_number(3000.0), js_number(12.345), js_number(7)
+    ('3000', '12.345', '7')
+    """
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def expected_badges(
     data: Mapping[str, Any], column: int, keep: Callable[[Mapping[str, Any]], bool] | None = None
 ) -> dict[tuple[int, int, int], set[str]]:
