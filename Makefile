@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml
 
 # the real control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, the lab's node
 # agent, the Gateway API CRDs) built from their Go modules into a cache outside the work tree, keyed by
-# version; skipped when the binaries exist (cold: about 20 min on 2 cores, warm: seconds). Without Go the
+# version; skipped when the binaries exist (cold: 581 s on an idle 2-core machine, warm: seconds). Without Go the
 # build is skipped with a warning and the tests that need the real control plane skip with the reason.
 # BUILD_P: go build -p (the default 2 uses the whole machine: make test has nothing else running yet).
 BUILD_P ?= 2
