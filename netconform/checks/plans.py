@@ -20,8 +20,7 @@ MTU_SIZES = [576, 1200, 1400, 1450]
 
 # Every ARP who-has runs in phase 2: after phase 1 has read the neighbour caches (FM-28 compares the
 # cached MAC with the one answering, and a reply to our own request may refresh the cache), and all in
-# one phase, so a run pays the listening windows (attempts x window: 2 s by default) once, not per phase
-# (a 3-node run: 8.5 -> 7 s).
+# one phase, so a run pays the listening windows (attempts x window) once, not per phase (docs/scale.md).
 ARP_PHASE = 2
 
 

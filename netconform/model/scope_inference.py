@@ -379,7 +379,7 @@ class Inference:
 
     scopes: tuple[Scope, ...]
     target: str  # "failed" or "flaky"
-    #: failed Service / name cells left to the flaky inference: see :func:`_unlucky`
+    #: failed Service / name cells left to the flaky inference: see :func:`_flickering`
     unlucky: tuple[Point, ...] = ()
 
     def explains(self, p: Point) -> bool:
@@ -713,7 +713,7 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
     Direct paths (pods, nodes, DNS servers, the outside) are inferred first; a Service or DNS-name cell
     that a direct scope explains (its backend or server is on the cut side) becomes a *consequence* of
     that scope; the Service / name cells left get scopes of their own, except, when inferring failed
-    cells, those whose subject's direct paths on the same channel flicker (:func:`_flickers_for`): they
+    cells, those whose subject's direct paths on the same channel flicker (:func:`_flickering`): they
     are kept in ``unlucky`` for the flaky inference. `roots` (the failed inference, when inferring flaky
     cells) claims the flaky Service / name cells its scopes explain first, and its ``unlucky`` cells
     become consequences of the flaky scope holding the flickering paths.
@@ -742,8 +742,9 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
         else:
             attached.setdefault(owner, []).append(p)
     if roots is not None:  # the failed Service / name cells the failed inference left to the flickers
+        flickering = [_flickering(s.points) for s in scopes]
         for p in roots.unlucky:
-            owner = next((i for i, s in enumerate(scopes) if _flickers_for(s.points, p)), None)
+            owner = next((i for i, keys in enumerate(flickering) if _subject_channel(p) in keys), None)
             if owner is None:
                 rest.append(p)
             else:
@@ -751,30 +752,33 @@ def infer(cells: Iterable[CellDict], target: str = "failed", roots: Inference | 
     scopes = [replace(s, consequences=tuple(attached.get(i, ()))) for i, s in enumerate(scopes)]
     unlucky: list[Point] = []
     if target == "failed":
-        unlucky = [p for p in rest if _flickers_for(points, p)]
-        rest = [p for p in rest if p not in unlucky]
+        keys = _flickering(points)
+        unlucky = [p for p in rest if _subject_channel(p) in keys]
+        rest = [p for p in rest if _subject_channel(p) not in keys]
     scopes += _scopes(rest, passing)
     return Inference(tuple(scopes), target, tuple(unlucky))
 
 
-def _flickers_for(points: Iterable[Point], p: Point) -> bool:
-    """Does the subject of the Service / name cell `p` see its own direct paths flicker on p's channel?
+def _subject_channel(p: Point) -> tuple[str, str | None, str]:
+    return (p.family, p.subject_node, p.channel)
 
-    Then p failing on every attempt is the same loss, unlucky on each (every attempt may land on a
-    backend behind the flickering path), not a broken Service: "the backend pods answer directly" would
-    be false. Such cells go with the flickering paths' scope, as consequences, not to a scope of their
-    own (which would suspect service NAT).
+
+def _flickering(points: Iterable[Point]) -> frozenset[tuple[str, str | None, str]]:
+    """The (subject, channel) pairs whose own direct paths flicker, read once per inference.
+
+    A Service / name cell of such a subject and channel that failed on every attempt is the same loss,
+    unlucky on each (every attempt may land on a backend behind the flickering path), not a broken
+    Service: "the backend pods answer directly" would be false. Such cells go with the flickering paths'
+    scope, as consequences, not to a scope of their own (which would suspect service NAT).
 
     >>> a = Point("a", "pod", "node-1", "pod", "node-2", "cross-node", "L4 tcp", "flaky", 0.5)
     >>> svc = Point("s", "pod", "node-1", "clusterip", None, "service", "L4 tcp", "failed", 1.0)
-    >>> _flickers_for([a], svc), _flickers_for([a], replace(svc, channel="L4 udp"))
+    >>> keys = _flickering([a])
+    >>> _subject_channel(svc) in keys, _subject_channel(replace(svc, channel="L4 udp")) in keys
     (True, False)
     """
-    return any(
-        q.outcome == "flaky"
-        and not indirect(q.target_class)
-        and (q.family, q.subject_node, q.channel) == (p.family, p.subject_node, p.channel)
-        for q in points
+    return frozenset(
+        _subject_channel(q) for q in points if q.outcome == "flaky" and not indirect(q.target_class)
     )
 
 
