@@ -30,14 +30,16 @@ def own_lab(
     name: str, nodes: int = 3, dataplane: str = "lab", lb_kind: str = "lab", *, ingress: bool = True
 ) -> Iterator[Lab]:
     """A module's private lab (for modules whose faults must not touch the shared one): up, yield,
-    down even when tests fail; skips with the reason when the lab cannot come up here.
+    down even when tests fail. A lab that cannot come up fails the tests that need it, with the lab's
+    reason: the module's own `missing(...)` check has already skipped machines that lack what a lab needs,
+    so a failed `lab up` here is a bug, never a reason to pass over them in silence.
     `dataplane="cilium"`, `lb_kind="metallb"|"f5"` add the optional components."""
     handle = Lab(name)
     try:
         handle.up(nodes=nodes, lb=True, dataplane=dataplane, lb_kind=lb_kind, ingress=ingress)
     except LabError as exc:
         handle.down()
-        pytest.skip(f"the lab cannot come up here: {exc}")
+        pytest.fail(f"lab {name} did not come up: {exc}")
     try:
         yield handle
     finally:

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import ssl
 import subprocess
 import time
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from netconform.lab.control.ports import allocate
 from netconform.lab.control.procs import MARKER
 from netconform.lab.control.realaudit import POLICY as AUDIT_POLICY
 from netconform.lab.control.realaudit import SUPERVISOR_USER
@@ -169,13 +169,6 @@ def _write_secret(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def client_kubeconfig(server: str, ca_pem: bytes, user: str, cert: Path, key: Path) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -224,9 +217,12 @@ class ControlPlane:
         self.pki = self.state_dir / "pki"
         self.logs = self.state_dir / "logs"
         self.audit_log = self.logs / "audit.log"
-        self.api_port = free_port()
+        # the API server, one per node agent, then etcd (client, peer), controller-manager, scheduler
+        ports = allocate(self.state_dir, 1 + len(self.nodes) + 4)
+        self.api_port = ports[0]
         self.url = f"https://127.0.0.1:{self.api_port}"
-        self.agent_ports = {n: free_port() for n in self.nodes}
+        self.agent_ports = dict(zip(self.nodes, ports[1 : 1 + len(self.nodes)], strict=True))
+        self.etcd_port, self.etcd_peer_port, self.kcm_port, self.sched_port = ports[1 + len(self.nodes) :]
         self.timings: dict[str, float] = {}
 
     # -- setup
@@ -281,8 +277,8 @@ class ControlPlane:
 
     def _define(self) -> None:
         b, p = self.bin, self.pki
-        etcd_port, etcd_peer = free_port(), free_port()
-        kcm_port, sched_port = free_port(), free_port()
+        etcd_port, etcd_peer = self.etcd_port, self.etcd_peer_port
+        kcm_port, sched_port = self.kcm_port, self.sched_port
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         data = self.state_dir / "etcd"
         self.components = [
