@@ -56,3 +56,13 @@ def test_neighbour_table_limits_only_go_up() -> None:
     assert after >= max(before, hostlimits.needed_entries(1))
     assert hostlimits.ensure_neighbour_capacity(1) is None  # enough now: nothing changes
     assert int(thresh3.read_text()) == after
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to write the receive backlog")
+def test_receive_backlog_only_goes_up() -> None:
+    before = int(hostlimits.BACKLOG.read_text())
+    hostlimits.ensure_backlog_capacity(20)
+    after = int(hostlimits.BACKLOG.read_text())
+    assert after >= max(before, hostlimits.needed_backlog(20)) > hostlimits.BASE_BACKLOG
+    assert hostlimits.ensure_backlog_capacity(3) is None  # a smaller lab never lowers it
+    assert int(hostlimits.BACKLOG.read_text()) == after

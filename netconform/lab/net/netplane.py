@@ -337,8 +337,11 @@ class Netplane:
         try:
             # before any lab address exists, the host's root namespace cannot reach them (hostguard)
             self.guard_warnings = hostguard.hold(self.lab)
-            # every namespace shares one neighbour table: room for this lab and the others up now
-            hostlimits.ensure_neighbour_capacity(len(self._state.nodes), _other_lab_nodes(self.lab))
+            # every namespace shares one neighbour table and one receive backlog per CPU: room for this
+            # lab and the others up now
+            others = _other_lab_nodes(self.lab)
+            hostlimits.ensure_neighbour_capacity(len(self._state.nodes), others)
+            hostlimits.ensure_backlog_capacity(len(self._state.nodes), others)
             with self._mutate() as st:
                 st.built = False
                 self._build_links(st)
