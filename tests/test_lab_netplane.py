@@ -336,6 +336,8 @@ def test_remove_and_re_add_pod(lab: DataplaneLab) -> None:
     node_ns = lab.plane.node_netns(node)
     assert "10.244.3.77" not in sh(node_ns, ["ip", "route"])
     assert "veth" + A.pod_short(key) not in sh(node_ns, ["ip", "-o", "link"])
+    # the ping left the pod's MAC in the node's cache: gone with the pod, or a pod given the IP next waits
+    assert sh(node_ns, ["ip", "neigh", "show", "to", "10.244.3.77"]).strip() == ""
     lab.plane.remove_pod(key)  # unknown keys are fine
 
 

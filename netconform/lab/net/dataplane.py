@@ -97,14 +97,9 @@ class NetplaneDataPlane:
         return str(self.plane.add_pod(key, node, ip, resolv_conf))
 
     def remove_pod(self, key: str) -> None:
-        # the record comes back from the removal: no second read of the whole state (issue 15)
-        record = self.plane.remove_pod(key)
-        if record is not None:
-            # The IP goes back to the pool: forget the old veth's MAC on its node, or the next pod given this
-            # IP is unreachable until the stale neighbour entry times out (seconds). Only that node's pod
-            # bridge ever resolves a pod IP (other nodes and the router route its CIDR via the node): one
-            # `ip` process, not one per node (issue 15: 101 per pod, 20,000 for a 100-node kit's deletion)
-            self.plane.forget_neighbour(record.ip, nodes=[record.node])
+        # the removal also flushes the pod IP's neighbour entry on its node, in the same `ip` process: it
+        # was one `ip` per node besides (issue 15: 101 per pod, 20,000 for a 100-node kit's deletion)
+        self.plane.remove_pod(key)
 
     def sync_services(self, services: list[ServiceNAT]) -> None:
         self.plane.sync_services(services)

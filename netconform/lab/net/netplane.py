@@ -655,10 +655,12 @@ class Netplane:
         if netns_exists(pod.netns):
             kill_pids(_pids_in([pod.netns]).get(pod.netns, []))
         if netns_exists(self.ns(pod.node)):
-            # -force: the route is already gone when FM-10 is active; that is not an error here
-            argv, stdin = ip_batch(
-                self.ns(pod.node), [f"link del {pod.veth}", self._pod_route("del", pod)], force=True
-            )
+            # -force: the route is already gone when FM-10 is active; that is not an error here. The IP goes
+            # back to the pool: its node forgets the old veth's MAC in the same `ip` process, or the next pod
+            # given this IP is unreachable until the stale entry times out (seconds). Only the node's pod
+            # bridge ever resolves a pod IP: the other nodes and the router route its CIDR via the node.
+            lines = [f"link del {pod.veth}", self._pod_route("del", pod), f"neigh flush to {pod.ip}/32"]
+            argv, stdin = ip_batch(self.ns(pod.node), lines, force=True)
             run(argv, input=stdin, check=False)
         run(["ip", "netns", "del", pod.netns], check=False)
         shutil.rmtree(NETNS_ETC / pod.netns, ignore_errors=True)
@@ -764,15 +766,8 @@ class Netplane:
         targets = [self.router_netns(), *(self.ns(n) for n in nodes)]
         run_parallel([(["ip", "-n", t, "neigh", "flush", "to", f"{ip}/32"], None) for t in targets])
 
-    def forget_neighbour(self, ip: str, nodes: Sequence[str] | None = None) -> None:
-        """Flush `ip` from the ARP cache of `nodes` only, or from the router's and every node's (None).
-
-        >>> plane.forget_neighbour("10.244.3.7", nodes=["node-3"])  # doctest: +SKIP
-        """
-        if nodes is None:
-            self._forget_neighbour(ip)
-            return
-        run_parallel([(["ip", "-n", self.ns(n), "neigh", "flush", "to", f"{ip}/32"], None) for n in nodes])
+    def forget_neighbour(self, ip: str) -> None:
+        self._forget_neighbour(ip)
 
     def set_static_neighbour(self, node: str, ip: str, mac: str | None) -> None:
         """A permanent neighbour entry on `node`'s eth0 (FM-28), or remove it again (mac None)."""
