@@ -1,0 +1,21 @@
+"""The examples in the docstrings of the modules issue 15 changed run as tests: an example that drifts
+from the code fails here, not in a reader's head."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import pytest
+
+from netconform.engine import results_document
+from netconform.lab.control import ports
+from netconform.lab.net import hostlimits, netplane
+
+MODULES = [results_document, ports, hostlimits, netplane]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])
+def test_docstring_examples(module: ModuleType) -> None:
+    outcome = doctest.testmod(module)
+    assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
