@@ -298,3 +298,24 @@ def test_python_without_ssl_still_runs() -> None:
     read, https = json.loads(done.stdout)["results"]
     assert read["ok"] and read["content"] == SOURCE[:2]
     assert https["error"] == "other" and "no ssl module" in https["message"], https
+
+
+def test_run_imports_only_what_probing_needs() -> None:
+    """An agent starts once per exec (hundreds per run on a big cluster): `run` with a plan of plain
+    probes must not pay for http.client, ssl, argparse, subprocess or the echo servers' modules."""
+    code = (
+        "import sys, runpy; ns = runpy.run_path(sys.argv[1], run_name='agent'); ns['main'](['run']);"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in sys.argv[2:])))"
+    )
+    costly = ["http", "ssl", "argparse", "subprocess", "socketserver", "email", "shutil", "random"]
+    plan = {"checks": [{"id": "r", "kind": "read", "path": str(AGENT), "max_bytes": 2}]}
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(AGENT), *costly],
+        input=json.dumps(plan) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    result_line, imported = done.stdout.splitlines()
+    assert json.loads(result_line)["results"][0]["ok"], done.stderr
+    assert imported == "", f"`run` imported {imported}"

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import errno
+import fcntl
 import ipaddress
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,6 +341,49 @@ def test_remove_and_re_add_pod(lab: DataplaneLab) -> None:
     # the ping left the pod's MAC in the node's cache: gone with the pod, or a pod given the IP next waits
     assert sh(node_ns, ["ip", "neigh", "show", "to", "10.244.3.77"]).strip() == ""
     lab.plane.remove_pod(key)  # unknown keys are fine
+
+
+def test_pods_are_wired_while_a_rule_sync_waits_and_the_sync_writes_the_newest_state(
+    lab: DataplaneLab,
+) -> None:
+    """A rule sync (a save and a restore per node: ~1 s at 100 nodes) holds only the rules lock, so pods
+    keep being wired; the sync that waited for that lock writes the state as it is when it gets it."""
+    key, node = "default/during-sync", "node-2"
+    echo = next(s for s in echo_services() if s.key == "default/echo")
+    moved = ServiceNAT(echo.key, "10.96.0.77", echo.ports, echo.lb_ips)  # a new ClusterIP for echo
+    others = [s for s in echo_services() if s.key != "default/echo"]
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            lab.plane.sync_services([moved, *others])
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=sync, daemon=True)
+    with open(lab.plane.state_dir / "netplane-rules.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process writing rules, as far as the plane knows
+        try:
+            writer.start()
+            deadline = time.monotonic() + 10
+            while lab.plane.state().services != [s.to_json() for s in [moved, *others]]:
+                assert time.monotonic() < deadline, "sync_services did not record the services in 10 s"
+                time.sleep(0.05)
+            netns = lab.plane.add_pod(key, node, "10.244.2.78", "nameserver 10.96.0.10\n")
+            assert writer.is_alive(), "the sync did not wait for the rules lock"
+            assert probe(lab.plane.node_netns(node), [icmp("ping", "10.244.2.78")])["ping"]["ok"]
+            assert "10.96.0.77" not in sh(lab.plane.node_netns("node-1"), ["iptables-save", "-t", "nat"])
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+    try:
+        writer.join(30)
+        assert not writer.is_alive() and not errors, errors
+        assert "10.96.0.77" in sh(lab.plane.node_netns("node-1"), ["iptables-save", "-t", "nat"])
+        assert netns in netns_list()
+    finally:
+        lab.plane.remove_pod(key)
+        lab.plane.sync_services(echo_services())
+    assert ECHO_CIP in sh(lab.plane.node_netns("node-3"), ["iptables-save", "-t", "nat"])
 
 
 @pytest.mark.parametrize(

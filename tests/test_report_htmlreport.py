@@ -112,6 +112,11 @@ def test_cell_text_is_escaped_by_the_templates() -> None:
     cells: list[str] = ["<td>a</td>", "<td>b</td>"]
     hooks.pytest_html_results_table_row(report, cells)
     assert cells[3] == '<td class="col-ncsubject">&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&amp;</td>'
+    setup = SimpleNamespace(
+        when="setup", outcome="passed", sections=[], user_properties=report.user_properties
+    )
+    hooks.pytest_html_results_table_row(setup, setup_cells := ["<td>a</td>", "<td>b</td>"])
+    assert setup_cells == []  # a passed setup has no row: pytest-html stops before formatting it
     results = synth_results(2, Fault("tunnel-blocked", "node-2"))
     for cell in results["cells"]:
         cell["subject"] = cell["subject"].replace("node-2", "<b>node-2</b>")

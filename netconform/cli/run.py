@@ -67,6 +67,10 @@ def pytest_args(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     # plugins a run never needs, at a price (docs/scale.md): hypothesis' import (~1 s), and the
     # unraisable-exception plugin's five full gc.collect() at exit over the client's heap (1-5 s)
     out += ["-p", "no:hypothesispytest", "-p", "no:unraisableexception"]
+    # print() in a check is still captured into its report; fd capture (dup2 and a temporary file read
+    # per setup, call and teardown) cost 15 % of pytest's loop over a big run's tests. `-- -s` or
+    # `-- --capture=fd` after it wins.
+    out += ["--capture=sys"]
     for name, value in sorted(vars(ns).items()):
         if name == "no_html" or value is None or value is False:
             continue

@@ -21,6 +21,9 @@ from netconform.agent import SOURCE as AGENT_FILE
 from netconform.kube.connect import Cluster, api_error_line
 
 AGENT_IN_POD = "/opt/netconform/agent.py"
+# the agent uses only the standard library: -I -S leave out site-packages and the PYTHON* variables,
+# which took 40 of an agent's 90 ms start here (a .pth that imports certifi); one start per exec
+PYTHON_FLAGS = ["-I", "-S"]
 AGENT_LOCAL = AGENT_FILE
 # the most a subject's answer may take in the controller's memory (docs/scale.md): 2,000 checks of a
 # few KB each fit many times over; an agent that talks more is cut off with a one-line error
@@ -68,7 +71,7 @@ def exec_batch(
                 api.connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
-                command=command or ["python3", AGENT_IN_POD, "run"],
+                command=command or ["python3", *PYTHON_FLAGS, AGENT_IN_POD, "run"],
                 stdin=True,
                 stdout=True,
                 stderr=True,
@@ -125,7 +128,7 @@ def run_local(runner: str | None, plan: dict[str, Any], deadline_s: float) -> di
             *prefix[1:],
         ]  # not on PATH (e.g. venv not active)
     python = "python3" if prefix else sys.executable
-    argv = [*prefix, python, str(AGENT_LOCAL), "run"]
+    argv = [*prefix, python, *PYTHON_FLAGS, str(AGENT_LOCAL), "run"]
     where = f"external subject ({' '.join(argv[:4])}...)"
     if not AGENT_LOCAL.is_file():
         raise ExecError(f"{where}: {AGENT_LOCAL} is missing")

@@ -48,7 +48,7 @@ BOOTSTRAP = (
     "sys.argv=['agent.py']+sys.argv[1:]\n"
     "exec(compile(s,'agent.py','exec'),{'__name__':'__main__','__file__':'agent.py'})\n"
 )
-EXEC_COMMAND = ["python3", "-c", BOOTSTRAP, "run"]
+EXEC_COMMAND = ["python3", "-I", "-S", "-c", BOOTSTRAP, "run"]  # -I -S: see exec.PYTHON_FLAGS
 NOT_ALLOWED = (
     "probing from {pod} needs the ephemeral container netconform-probe, which cannot be removed once "
     "added: pass --allow-ephemeral to add it (docs/workloads.md)"

@@ -1,8 +1,9 @@
 """The lab's kubelet: pod containers as real host processes in the pod's network namespace.
 
 A pod gets its network namespace and IP from the data plane (`add_pod`), or the node's namespace when
-`hostNetwork`; each container is `ip netns exec NS unshare -m --propagation private PY podlaunch.py SPEC`,
-which mounts volumes and the pod's resolv.conf in a private mount namespace, then execs the command.
+`hostNetwork`; each container is
+`ip netns exec NS unshare -m --propagation private PY -I -S podlaunch.py SPEC`, which mounts volumes
+and the pod's resolv.conf in a private mount namespace, then execs the command.
 The container is its own session (process group), its stdout/stderr go to a log file for `pods/log`,
 a close-on-exec pipe tells whether the command could be started at all (else a waiting reason like a
 real kubelet), and restartPolicy decides what happens when it exits. exec uses the same launcher, so
@@ -67,6 +68,7 @@ class ContainerRun:
     last_state: Obj = field(default_factory=dict)
     done: bool = False  # terminated for good (restartPolicy says no restart)
     stdin: Any = None  # what pods/attach writes to: the stdin pipe, or a PtyStdin (`stdin` + `tty`)
+    env: dict[str, str] = field(default_factory=dict)  # the container's environment (its launcher spec's)
 
 
 class PtyStdin:
@@ -282,8 +284,9 @@ class Kubelet:
     def _container_run(self, run: PodRun, pod: Obj, c: Obj, file_name: str) -> ContainerRun:
         """A container's launcher spec written next to its log (exec uses the same spec)."""
         cr = ContainerRun(c["name"], c, run.dir / f"{file_name}.spec.json", run.dir / f"{file_name}.log")
+        cr.env = self._env(pod, c)
         launch = {
-            "env": self._env(pod, c),
+            "env": cr.env,
             "command": self._command(c, pod),
             "workdir": c.get("workingDir") or "/",
             "scratch_dir": str(run.dir / f"{file_name}.scratch"),
@@ -523,6 +526,10 @@ class Kubelet:
             "--propagation",
             "private",
             self.python,
+            # the launcher uses only the standard library: no site-packages (a .pth importing certifi
+            # made it 52 instead of 37 ms), and it starts once per container and once per exec
+            "-I",
+            "-S",
             str(PODLAUNCH),
             str(spec_path),
             *extra,
@@ -981,6 +988,13 @@ class Kubelet:
             raise ApiError(
                 400, "BadRequest", f'unable to upgrade connection: container not found ("{cr.name}")'
             )
+        if cr.proc is not None and cr.proc.returncode is None and cr.env:
+            # as a runtime does: join the running container's mount and network namespaces, where the
+            # launcher already mounted its volumes and resolv.conf, and its working directory. One small
+            # C program instead of `ip netns exec`, `unshare` and the Python launcher again: ~45 ms of CPU
+            # less per exec, and a 100-node run makes 300 (issue 15). Not reaped yet, the pid is still it.
+            argv = ["nsenter", f"--target={cr.proc.pid}", "--mount", "--net", "--wd", "--", *command]
+            return argv, dict(cr.env)
         return self._launch_argv(run, cr.spec_path, ["--", *command]), {
             "PATH": BASE_PATH,
             LAB_MARKER: self.lab,
