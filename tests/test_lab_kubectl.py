@@ -119,6 +119,12 @@ def test_run_wait_logs_exec_describe(kubectl: Kubectl, namespace: str) -> None:
     assert "err" in done.stderr
     echoed = kubectl("-n", namespace, "exec", "-i", "sleeper", "--", "cat", stdin="via stdin\n")
     assert echoed.stdout == "via stdin\n"
+    # an exec joins the running container: its environment, its resolv.conf (mounted by the launcher)
+    view = kubectl(
+        "-n", namespace, "exec", "sleeper", "--", "sh", "-c", "echo $HOSTNAME; grep ^search /etc/resolv.conf"
+    )
+    hostname, search = view.stdout.splitlines()
+    assert hostname == "sleeper" and f"{namespace}.svc.cluster.local" in search.split(), view.stdout
     desc = kubectl("-n", namespace, "describe", "pod", "sleeper").stdout
     assert re.search(r"Status:\s+Running", desc)
     assert re.search(r"Node:\s+node-\d/10\.89\.0\.1\d", desc)
