@@ -10,11 +10,11 @@ import pytest
 
 from netconform.agent import probe_agent
 from netconform.engine import results_document
-from netconform.lab.control import ports
+from netconform.lab.control import controllers, ports
 from netconform.lab.net import hostlimits, netplane
 from netconform.report import htmlreport
 
-MODULES = [results_document, ports, hostlimits, netplane, probe_agent, htmlreport]
+MODULES = [results_document, ports, hostlimits, netplane, probe_agent, htmlreport, controllers]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

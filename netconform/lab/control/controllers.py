@@ -89,20 +89,33 @@ STUCK_MESSAGE = (
 
 
 class Ipam:
-    """Pod IPs per node from the node's /24 (.1 is the bridge): lowest free address first."""
+    """Pod IPs per node from the node's /24 (.1 is the bridge): the next free address after the last one
+    given, wrapping around, as the host-local IPAM plugin does. A pod that replaces a deleted one does
+    not get its address back at once: a long-lived pod's peers (CoreDNS's) may still hold state about
+    the old owner for seconds.
+
+    >>> ipam = Ipam()
+    >>> ipam.allocate("node-2", "a"), ipam.allocate("node-2", "b")
+    ('10.244.2.2', '10.244.2.3')
+    >>> ipam.release("a"); ipam.allocate("node-2", "c")
+    '10.244.2.4'
+    """
 
     def __init__(self) -> None:
         self.by_key: dict[str, str] = {}
+        self.last: dict[str, str] = {}  # node -> the address given last
 
     def allocate(self, node: str, key: str) -> str:
         if key in self.by_key:
             return self.by_key[key]
         used = set(self.by_key.values())
         net = ipaddress.ip_network(pod_cidr(node))
-        for host in list(net.hosts())[1:]:
-            if str(host) not in used:
-                self.by_key[key] = str(host)
-                return str(host)
+        hosts = [str(h) for h in list(net.hosts())[1:]]
+        start = hosts.index(self.last[node]) + 1 if self.last.get(node) in hosts else 0
+        for host in hosts[start:] + hosts[:start]:
+            if host not in used:
+                self.by_key[key] = self.last[node] = host
+                return host
         raise RuntimeError(f"failed to allocate for range {net}: no IP addresses available in range set")
 
     def release(self, key: str) -> None:

@@ -65,6 +65,9 @@ SERVER = "lab-ingress"
 API_TIMEOUT = 5.0
 BACKEND_CONNECT_TIMEOUT = 2.0
 BACKEND_TIMEOUT = 5.0
+RESYNC_ON_MISS_S = (
+    1.5  # the longest a request without a ready endpoint waits for a fresh sync (< a probe's 2 s)
+)
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_CLASS = "lab"
 GATEWAY_CONTROLLER = "netconform.io/lab-gateway"
@@ -530,6 +533,8 @@ class Controller:
         self.token = Path(args.token_file).read_text().strip()
         self.api: aiohttp.ClientSession
         self.backends: aiohttp.ClientSession
+        self.sync_lock = asyncio.Lock()
+        self.last_sync_started = float("-inf")  # monotonic time at which the last finished sync began
 
     # ------------------------------------------------------------------ following the API
     async def _get(self, path: str) -> dict[str, Any]:
@@ -718,10 +723,28 @@ class Controller:
     async def follow(self) -> None:
         while True:
             try:
-                await self.sync()
+                await self._locked_sync()
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 log.warning("sync failed: %s", exc)
             await asyncio.sleep(self.args.interval)  # the resync period, like an informer's
+
+    async def _locked_sync(self, not_before: float | None = None) -> None:
+        """One sync at a time; with `not_before`, none if a sync that began after that time finished."""
+        async with self.sync_lock:
+            if not_before is not None and self.last_sync_started >= not_before:
+                return
+            started = time.monotonic()
+            await self.sync()
+            self.last_sync_started = started
+
+    async def _fresh_endpoints(self, route: Route, asked: float) -> list[tuple[str, int]]:
+        """The route's ready endpoints as the API has them now: a request that would get a 503 waits for
+        one sync (at most RESYNC_ON_MISS_S). Between two polls the table may be one resync period behind
+        the API, where an informer-driven controller already has the new endpoints; a 503 is only ever
+        the API's answer, not the poll's timing (a kit probed right after its pods became Ready)."""
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            await asyncio.wait_for(self._locked_sync(not_before=asked), RESYNC_ON_MISS_S)
+        return self.table.endpoints.get((route.service, route.port)) or []
 
     # ------------------------------------------------------------------ the proxy
     async def _listen(self, on: bool) -> None:
@@ -752,6 +775,8 @@ class Controller:
         if route is None:
             return self._own(404, f"default backend - 404: no rule for host {host!r} path {request.path!r}")
         endpoints = self.table.endpoints.get((route.service, route.port)) or []
+        if not endpoints:
+            endpoints = await self._fresh_endpoints(route, time.monotonic())
         if not endpoints:
             return self._own(503, f"503 Service Temporarily Unavailable: {route.service}: no ready endpoint")
         ip, port = endpoints[next(self.turn) % len(endpoints)]
