@@ -9,6 +9,7 @@ make the host-network tests skip with the admission's own words.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -57,6 +58,7 @@ class KitOptions:
 
 
 INGRESS_PUBLISH_WAIT_S = 10.0
+ENDPOINTS_WAIT_S = 10.0  # the longest the kit waits for the echo Service's endpoints after its pods
 
 
 def ingress_manifest(name: str, ingress_class: str, host: str) -> dict[str, Any]:
@@ -311,6 +313,7 @@ class KitDeployer:
         self._create_ingresses()
         self._create_routes()
         self._wait_pods()
+        self._wait_endpoints()
         self._read_services()
         self._read_ingresses(ingress_created)
         self._read_routes(ingress_created)
@@ -638,6 +641,41 @@ class KitDeployer:
             node = info.node or name.split("-", 1)[1]
             ref = f"{role}@{node}"
             self.kit.pods[ref] = {"name": name, "node": node, "ip": info.ip}
+
+    def _wait_endpoints(self) -> None:
+        """Until the echo Service's EndpointSlices list every Ready echo pod as ready, at most
+        ENDPOINTS_WAIT_S: the endpoint controller follows the pods a moment later, and a proxy or an
+        ingress controller only after it. Past the bound the probes run anyway and say what they see.
+        """
+        from kubernetes import client
+
+        want = {pod["ip"] for ref, pod in self.kit.pods.items() if ref.startswith("echo@") and pod.get("ip")}
+        if not want:
+            return
+        api: Any = client.DiscoveryV1Api(self.cluster.api_client)
+
+        def listed() -> bool:
+            try:
+                slices = call(
+                    self.cluster,
+                    "list_namespaced_endpoint_slice",
+                    self.namespace,
+                    api=api,
+                    label_selector="kubernetes.io/service-name=echo",
+                )
+            except Exception:
+                return True  # an API without discovery/v1, or a refusal: nothing to wait for here
+            ready = {
+                address
+                for item in slices.get("items") or []
+                for ep in item.get("endpoints") or []
+                if (ep.get("conditions") or {}).get("ready") is not False
+                for address in ep.get("addresses") or []
+            }
+            return want <= ready
+
+        with contextlib.suppress(KubeError):
+            _wait("the echo Service's endpoints", ENDPOINTS_WAIT_S, listed)
 
     def _read_services(self) -> None:
         try:

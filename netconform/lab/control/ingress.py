@@ -65,9 +65,8 @@ SERVER = "lab-ingress"
 API_TIMEOUT = 5.0
 BACKEND_CONNECT_TIMEOUT = 2.0
 BACKEND_TIMEOUT = 5.0
-RESYNC_ON_MISS_S = (
-    1.5  # the longest a request without a ready endpoint waits for a fresh sync (< a probe's 2 s)
-)
+# the longest a request without a ready endpoint waits for a fresh sync: well inside a probe's 1 s
+RESYNC_ON_MISS_S = 0.5
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_CLASS = "lab"
 GATEWAY_CONTROLLER = "netconform.io/lab-gateway"
