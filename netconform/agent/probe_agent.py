@@ -1301,6 +1301,21 @@ def top_level_error(message: str) -> dict[str, Any]:
     return {"agent": VERSION, "error": "bad-plan", "message": message, "results": []}
 
 
+def _import_for(checks: list[Any]) -> None:
+    """Import, in this one thread, the modules the plan's checks use: imports run by many check threads
+    at once can meet a module another thread is importing half-way (a check then dies and the watchdog
+    reports a time-out)."""
+    kinds = {c["kind"] for c in checks if isinstance(c, dict) and isinstance(c.get("kind"), str)}
+    if "http" in kinds:
+        import http.client  # noqa: F401
+        import urllib.parse  # noqa: F401
+
+        _ssl()
+    if "iptables" in kinds:
+        import shutil  # noqa: F401
+        import subprocess  # noqa: F401
+
+
 def execute_plan(text: str) -> tuple[dict[str, Any], int]:
     """Run a plan given as JSON text: (result document, exit code). Never raises on any input."""
     if not text.strip():
@@ -1313,6 +1328,7 @@ def execute_plan(text: str) -> tuple[dict[str, Any], int]:
         return top_level_error("the plan must be a JSON object with a 'checks' list"), 0
     if not isinstance(plan.get("checks"), list):
         return top_level_error("the plan has no 'checks' list"), 0
+    _import_for(plan["checks"])
     if len(plan["checks"]) > MAX_CHECKS:
         return top_level_error(f"the plan has {len(plan['checks'])} checks; at most {MAX_CHECKS} per run"), 0
     try:
