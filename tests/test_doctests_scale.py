@@ -1,5 +1,5 @@
-"""The examples in the docstrings of the modules issue 15 changed run as tests: an example that drifts
-from the code fails here, not in a reader's head."""
+"""The examples in the docstrings of the modules issue 15 (and the port-filter diagnosis) changed run as
+tests: an example that drifts from the code fails here, not in a reader's head."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ from types import ModuleType
 import pytest
 
 from netconform.agent import probe_agent
-from netconform.engine import results_document
+from netconform.engine import diagnose, results_document
 from netconform.lab.control import controllers, ports
 from netconform.lab.net import hostlimits, netplane
-from netconform.report import htmlreport
+from netconform.report import htmlreport, verdict
 
-MODULES = [results_document, ports, hostlimits, netplane, probe_agent, htmlreport, controllers]
+MODULES = [
+    results_document,
+    ports,
+    hostlimits,
+    netplane,
+    probe_agent,
+    htmlreport,
+    controllers,
+    diagnose,
+    verdict,
+]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -37,7 +37,10 @@ def _ns(lab: Lab, node: str) -> str:
 
 
 def _iptables(lab: Lab, node: str, op: str, rule: str) -> None:
-    argv = ["ip", "netns", "exec", _ns(lab, node), "iptables", op, *rule.split()]
+    """`rule` is a chain and its match, optionally after `-t TABLE`: "-t mangle FORWARD -p tcp -j DROP"."""
+    words = rule.split()
+    table = words[:2] if words[0] == "-t" else []
+    argv = ["ip", "netns", "exec", _ns(lab, node), "iptables", *table, op, *words[len(table) :]]
     subprocess.run(argv, check=True, capture_output=True, text=True, timeout=10)
 
 
@@ -208,6 +211,48 @@ def faults(coredns_1: str) -> dict[str, HandFault]:
             ["node-3", "same-node traffic works", "tunnel"],
             ["node network", "ICMP filter"],
             "tunnel",
+        ),
+        # one port on one node, in another table: HTTP (TCP 8080) forwarded through node-3, mangle table
+        "http-port-node-3-mangle": HandFault(
+            [("node-3", "-t mangle FORWARD -p tcp --dport 8080 -j DROP")],
+            [
+                "pod@node-1->pod@node-3/L7-http",
+                "pod@node-3->pod@node-2/L7-http",
+                "pod@node-3->pod@node-3/L7-http",
+            ],
+            [
+                "pod@node-1->pod@node-3/L4-tcp",
+                "pod@node-1->pod@node-3/L3-icmp",
+                "pod@node-3->pod@node-2/L4-udp",
+                "pod@node-1->pod@node-2/L7-http",
+            ],
+            [
+                "HTTP only",
+                "through node-3",
+                "port filter",
+                "HTTP (TCP port 8080) on node-3",
+                "tunnel deliver",
+            ],
+            ["Suspect tunnel", "first broken hop", "cut off", "service NAT", "path MTU", "FM-31"],
+            "port filter",
+        ),
+        # UDP to the echo port dropped on node-2: small UDP and the MTU check's large datagrams (the same
+        # port) fail together, which is a port, not a path MTU
+        "udp-port-node-2": HandFault(
+            [("node-2", "FORWARD -p udp --dport 9001 -j DROP")],
+            [
+                "pod@node-1->pod@node-2/L4-udp",
+                "pod@node-2->pod@node-3/L4-udp",
+                "pod@node-1->pod@node-2/L3-mtu",
+            ],
+            [
+                "pod@node-1->pod@node-2/L4-tcp",
+                "pod@node-1->pod@node-3/L4-udp",
+                "pod@node-1->dns-internal/DNS-udp",
+            ],
+            ["through node-2", "port filter", "UDP port 9001 on node-2"],
+            ["path MTU", "FM-31", "Suspect tunnel", "cut off", "first broken hop"],
+            "port filter",
         ),
         # intermittent: half of node-2's incoming overlay packets dropped
         "loss-node-2": HandFault(

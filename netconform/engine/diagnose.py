@@ -15,6 +15,7 @@ from typing import Any
 from netconform.checks.mesh import cell_ok as _ok
 from netconform.model.cell import Cell
 from netconform.model.classify import classify
+from netconform.model.partition import join_words
 from netconform.model.topology import Topology
 
 Lookup = Callable[[Cell], str | None]  # outcome of a cell, None when it was not measured
@@ -60,6 +61,8 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
     if cell.subject.startswith(("pod@", "host@")) and head in ("clusterip", "lb-vip", "nodeport"):
         proto = "udp" if cell.protocol == "udp" else "tcp"
         out += [Cell(cell.subject, f"pod@{n}", "L4", proto) for n in nodes]
+        if cell.protocol == "http":  # the backends over HTTP itself: tells service NAT from a port filter
+            out += [Cell(cell.subject, f"pod@{n}", "L7", "http") for n in nodes]
     if head == "lb-vip" or (cell.subject == "external" and head == "nodeport"):
         out += [Cell(f"host@{n}", "lb-vip", "L2", "arp") for n in nodes] if head == "lb-vip" else []
         out += [Cell("external", f"nodeport@{n}", "L4", "tcp") for n in nodes]
@@ -100,6 +103,51 @@ def evidence_cells(cell: Cell, topo: Topology) -> list[Cell]:
 
 def _where(node: str | None) -> str:
     return f"on {node}" if node else "on the client"
+
+
+# the channels one subject -> pod path is measured by, and how a sentence names them
+PATH_CHANNELS = {
+    ("L3", "icmp"): "ICMP (ping)",
+    ("L3", "mtu"): "large packets with DF set",
+    ("L4", "tcp"): "TCP",
+    ("L4", "udp"): "UDP",
+    ("L7", "http"): "HTTP",
+}
+
+
+def same_path_cells(cell: Cell) -> list[Cell]:
+    """The same subject and target by the other channels: if one works, routes and tunnel deliver.
+
+    >>> [f"{c.layer} {c.protocol}" for c in same_path_cells(Cell("pod@a", "pod@b", "L7", "http"))]
+    ['L3 icmp', 'L3 mtu', 'L4 tcp', 'L4 udp']
+    """
+    return [
+        Cell(cell.subject, cell.target, layer, proto)
+        for layer, proto in PATH_CHANNELS
+        if (layer, proto) != (cell.layer, cell.protocol)
+    ]
+
+
+def port_of(cell: Cell, ports: dict[str, int]) -> int:
+    """The port `cell` sends to, from the kit's echo or Service ports (HTTP, TCP or UDP).
+
+    >>> port_of(Cell("pod@a", "pod@b", "L7", "http"), {"http": 8080, "tcp": 9000, "udp": 9001})
+    8080
+    """
+    key = (
+        "http" if cell.protocol in ("http", "https") else "udp" if cell.protocol in ("udp", "mtu") else "tcp"
+    )
+    return ports.get(key, 9000)
+
+
+def _filter_capture(nodes: Iterable[str], flt: str) -> list[str]:
+    out: list[str] = []
+    for node in dict.fromkeys(n for n in nodes if n):
+        out += [
+            f"on {node}: tcpdump -ni any '{flt}'",
+            f"on {node}: iptables-save -c | grep -E 'DROP|REJECT'; nft list ruleset | grep -E 'drop|reject'",
+        ]
+    return out
 
 
 # errors that are an answer from the far end: the network delivered the packet (FM-01/FM-02)
@@ -219,12 +267,14 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
     s, t = cell.subject_node or "", cell.target_node or ""
     src_ip = addrs.probe_ip.get(s) if cell.subject.startswith("pod@") else addrs.node_ip.get(s)
     dst_ip = addrs.echo_ip.get(t, "?")
-    port = addrs.echo_ports.get("udp" if cell.protocol in ("udp", "mtu") else "tcp", 9000)
+    port = port_of(cell, addrs.echo_ports)
     flt = f"host {src_ip} and host {dst_ip}" + ("" if cell.protocol == "icmp" else f" and port {port}")
     capture = [f"on {s}: tcpdump -ni any '{flt}'"]
     same_node_ok = _ok(lookup, Cell(f"pod@{t}", f"pod@{t}", "L4", "tcp"))
     node_to_pod_ok = _ok(lookup, Cell(f"host@{t}", f"pod@{t}", "L4", "tcp"))
-    if cell.protocol == "mtu":
+    working = [PATH_CHANNELS[(c.layer, c.protocol)] for c in same_path_cells(cell) if _ok(lookup, c)]
+    small_udp_fails = _ok(lookup, Cell(cell.subject, cell.target, "L4", "udp")) is False
+    if cell.protocol == "mtu" and not small_udp_fails:
         return Diagnosis(
             f"path MTU {s} -> {t}",
             "large DF packets are lost between the nodes: the overlay's "
@@ -232,6 +282,26 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
             "delivered",
             "FM-31",
             [*capture, f"on {s}: tcpdump -ni any 'icmp and icmp[0] == 3 and icmp[1] == 4'"],
+        )
+    # big TCP/HTTP payloads can die of a path MTU problem too; small UDP and ICMP cannot
+    size_explains = (
+        cell.protocol in ("tcp", "http")
+        and _ok(lookup, Cell(cell.subject, cell.target, "L3", "mtu")) is False
+    )
+    if working and not size_explains:
+        # the MTU probe is UDP to the echo's UDP port: with small UDP lost too, both name one port
+        what = (
+            "UDP" if cell.protocol == "mtu" else PATH_CHANNELS.get((cell.layer, cell.protocol), cell.protocol)
+        )
+        on_port = "" if cell.protocol == "icmp" else f" to port {port}"
+        return Diagnosis(
+            f"{what}{on_port} on the path {s} -> {t}",
+            f"{join_words(working)} from {cell.subject} to the same pod {dst_ip} "
+            f"work{'s' if len(working) == 1 else ''}, so the routes and the tunnel deliver; only "
+            f"{what}{on_port} gets no answer: a firewall rule or a network policy that drops it "
+            f"(on {s if s == t else s + ', ' + t} or between)",
+            "FM-19",
+            _filter_capture((s, t), flt),
         )
     if node_to_pod_ok is False or (same_node_ok is False and s == t):
         return Diagnosis(
@@ -293,14 +363,33 @@ def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) 
     head = cell.dest.head
     proto = "udp" if cell.protocol == "udp" else "tcp"
     s = cell.subject_node
+    channel = ("L7", "http") if cell.protocol == "http" else ("L4", proto)
     if head == "lb-vip":
-        vip, port = addrs.lb_ip or "?", addrs.service_ports.get(proto, 9000)
+        vip, port = addrs.lb_ip or "?", port_of(cell, addrs.service_ports)
     elif head == "clusterip":
-        vip, port = addrs.clusterip or "?", addrs.service_ports.get(proto, 9000)
+        vip, port = addrs.clusterip or "?", port_of(cell, addrs.service_ports)
     else:
         vip, port = addrs.node_ip.get(cell.target_node or "", "?"), addrs.nodeports.get(proto, 0)
     capture = [f"{_where(s)}: tcpdump -ni any 'host {vip} and port {port}'"]
-    backends = [_ok(lookup, Cell(cell.subject, f"pod@{n}", "L4", proto)) for n in topo.node_names]
+    backends = [_ok(lookup, Cell(cell.subject, f"pod@{n}", *channel)) for n in topo.node_names]
+    backend_port = port_of(cell, addrs.echo_ports)
+    if backends and all(b is False for b in backends):
+        # no backend answers on this channel directly either: if they answer on another one, a port
+        for alt in (("L4", "tcp"), ("L3", "icmp")):
+            if alt == channel or not any(
+                _ok(lookup, Cell(cell.subject, f"pod@{n}", *alt)) for n in topo.node_names
+            ):
+                continue
+            what, alt_what = PATH_CHANNELS[channel], PATH_CHANNELS[alt]
+            alt_port = f" (port {addrs.echo_ports.get('tcp', 9000)})" if alt == ("L4", "tcp") else ""
+            return Diagnosis(
+                f"{what} to port {backend_port} from {cell.subject}",
+                f"{cell.subject} reaches the backend pods over {alt_what}{alt_port} but not over {what} "
+                f"(port {backend_port}), neither directly nor through {vip}:{port}: not the service NAT, "
+                f"a firewall rule or a network policy that drops port {backend_port}",
+                "FM-19",
+                capture + _filter_capture([s or "", *topo.node_names], f"port {backend_port}"),
+            )
     if head == "lb-vip":
         arps = [_ok(lookup, Cell(f"host@{n}", "lb-vip", "L2", "arp")) for n in topo.node_names]
         if any(a is False for a in arps):
@@ -328,8 +417,21 @@ def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) 
                 "FM-05",
                 ["on the client: tcpdump -ni any 'host " + vip + "'", *capture],
             )
+    unreachable = [n for n, ok in zip(topo.node_names, backends, strict=True) if ok is False]
+    if unreachable and any(b is True for b in backends):
+        return Diagnosis(
+            f"backend pods on {join_words(unreachable)}",
+            f"{cell.subject} reaches the backend pods directly except those on {join_words(unreachable)}: "
+            "the Service fails whenever it picks one of those, the path to them is broken (not the "
+            "service NAT, which reaches the others)",
+            "FM-13",
+            capture
+            + [
+                f"on {n}: tcpdump -ni any 'host {addrs.echo_ip.get(n, '?')} and port {backend_port}'"
+                for n in unreachable
+            ],
+        )
     if any(b is True for b in backends):
-        backend_port = addrs.echo_ports.get(proto, 9000)
         backend_capture = [
             f"on {n}: tcpdump -ni any 'host {addrs.echo_ip.get(n, '?')} and port {backend_port}'"
             for n in topo.node_names

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from netconform.model.partition import Partition, analyze, join_words, natural
 from netconform.model.scope_inference import (
@@ -267,6 +268,22 @@ def suspects_for(
         )
     if out:
         return out, shape
+    # small UDP lost with the large datagrams of the MTU check (UDP to the same port): a port, not a size
+    port_chans = chans - {"L3 mtu"} if "L4 udp" in chans else chans
+    direct = classes <= {"pod", "node"}  # a Service's own failures are judged against its backends below
+    if direct and "channel" in worked and errors <= NO_ANSWER and port_chans and port_chans <= PORT_CHANNELS:
+        working = [w for c in scope.contrasts if c.coordinate == "channel" for w in c.working]
+        working = [w for w in working if w in PATH_CHANNELS] or working  # the ones that share the paths
+        out.append(
+            Suspect(
+                "port filter",
+                ("FM-19", "FM-03"),
+                f"a firewall rule or a network policy dropping {_ports_text(cells)}{on}",
+                f"{join_words(channel_words(w) for w in working)} on the same paths work: the routes and "
+                "the tunnel deliver, only these ports get no answer",
+            )
+        )
+        return out, shape
     one_way = shape is not None and shape.edges and all(d != "both" for _, _, d in shape.edges)
     if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"} and one_way:
         where = f"new connections{_on(nodes, all_nodes)}"
@@ -411,6 +428,48 @@ def suspects_for(
     if not out:
         out.append(Suspect("other", fms, "", "no single component fits this scope"))
     return out, shape
+
+
+NO_ANSWER = frozenset({"timeout", "host-unreachable", "net-unreachable"})  # dropped or rejected on the way
+PORT_CHANNELS = frozenset({"L4 tcp", "L4 udp", "L7 http", "L7 https"})
+PATH_CHANNELS = PORT_CHANNELS | {"L3 icmp", "L3 mtu"}
+
+
+def _ports_text(cells: Sequence[Cell]) -> str:
+    """The transports and ports the cells' own checks sent to: "HTTP (TCP port 8080)", "UDP port 9001".
+
+    >>> _ports_text([{"protocol": "http", "evidence": {"checks": [{"url": "http://10.0.0.1:8080/"}]}}])
+    'HTTP (TCP port 8080)'
+    """
+    by_channel: dict[str, set[int]] = {}
+    for c in cells:
+        proto = "udp" if c.get("protocol") == "mtu" else str(c.get("protocol") or "")
+        checks = (c.get("evidence") or {}).get("checks") or []
+        port = _check_port(checks[0]) if checks and isinstance(checks[0], dict) else None
+        ports = by_channel.setdefault(proto, set())
+        if port is not None:
+            ports.add(port)
+    words = []
+    for proto, ports in sorted(by_channel.items()):
+        listed = f"port{'s' if len(ports) > 1 else ''} {join_words(str(n) for n in sorted(ports))}"
+        if proto in ("http", "https"):
+            words.append(f"{proto.upper()} (TCP {listed})" if ports else proto.upper())
+        else:
+            words.append(f"{proto.upper()} {listed}" if ports else proto.upper())
+    return join_words(words)
+
+
+def _check_port(check: Mapping[str, Any]) -> int | None:
+    if isinstance(check.get("port"), int):
+        return int(check["port"])
+    url = check.get("url")
+    if isinstance(url, str):
+        try:
+            parts = urlsplit(url)
+            return parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
+    return None
 
 
 _ADDRESS_TAIL = re.compile(r"( -> [0-9.]+(:\d+)?| [0-9.]+:\d+)$")  # "pod route on node-3 -> 10.244.3.2"
