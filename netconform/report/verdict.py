@@ -3,7 +3,8 @@ coordinates with the contrast that bounds it, and only then the suspects, with h
 
 The scope comes from :mod:`netconform.model.scope_inference` (a pure search over the matrix), partitions
 from :mod:`netconform.model.partition` (the algorithm the FM-13 cell uses too). Suspects are read off the
-scope's shape: ICMP only with TCP working is a filter, not routing; DNS over UDP only with TCP working is
+scope's shape: ICMP only with TCP working is a filter, not routing; one port (HTTP 8080, UDP 9001) failing
+on pod paths whose other channels work is a port filter, not the tunnel; DNS over UDP only with TCP working is
 UDP 53 filtered, not CoreDNS; cross-node pod paths through one node with the nodes reaching each other is
 the tunnel; the same plus node-to-node failing is the node network; a Service failing while its backend
 pods answer directly is service NAT. The result is data (:meth:`RunVerdict.to_json`, stored in
