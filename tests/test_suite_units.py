@@ -66,11 +66,30 @@ def test_snat_needs_the_node_address() -> None:
 
 def test_arp_conflict_lists_each_mac_and_silence_is_l2() -> None:
     cell = Cell("host@node-1", "node@node-2", "L2", "arp")
-    conflict = run_cell(cell, [ok(macs=["00:50:56:aa:bb:cc", "02:00:00:00:00:09"])])
+    no_cache = ok(content=ARP_HEADER)
+    conflict = run_cell(cell, [ok(macs=["00:50:56:aa:bb:cc", "02:00:00:00:00:09"]), no_cache])
     assert conflict.outcome == "failed" and "00:50:56:aa:bb:cc" in conflict.reason
     assert conflict.classified_layer == "L2"
-    silent = run_cell(cell, [bad("timeout", macs=[])])
+    silent = run_cell(cell, [bad("timeout", macs=[]), no_cache])
     assert silent.outcome == "failed" and silent.classified_layer == "L2"
+
+
+ARP_HEADER = "IP address       HW type     Flags       HW address            Mask     Device\n"
+
+
+def test_a_node_cached_at_another_mac_than_the_one_answering_is_a_stale_entry() -> None:
+    cell = Cell("host@node-1", "node@node-2", "L2", "arp")
+    ip = context().node_ip("node-2")
+    answer = ok(macs=["02:00:00:00:00:02"])
+    cache = f"{ARP_HEADER}{ip}  0x1  0x6  02:00:00:00:00:99  *  eth0\n"
+    stale = run_cell(cell, [answer, ok(content=cache)])
+    assert stale.outcome == "failed" and stale.classified_fm == "FM-28", stale
+    assert f"maps node node-2 {ip} to 02:00:00:00:00:99 (PERMANENT)" in stale.reason, stale.reason
+    assert f"fix: ip neigh del {ip} dev eth0" in stale.reason
+    agrees = f"{ARP_HEADER}{ip}  0x1  0x2  02:00:00:00:00:02  *  eth0\n"
+    assert run_cell(cell, [answer, ok(content=agrees)]).outcome == "passed"
+    incomplete = f"{ARP_HEADER}{ip}  0x1  0x0  00:00:00:00:00:00  *  eth0\n"
+    assert run_cell(cell, [answer, ok(content=incomplete)]).outcome == "passed"
 
 
 def test_dns_rcodes_are_failures_with_the_dns_layer() -> None:

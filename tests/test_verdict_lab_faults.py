@@ -149,7 +149,12 @@ def faults(coredns_1: str) -> dict[str, HandFault]:
                 "pod@node-1->pod@node-3/L4-tcp",
                 "host@node-1->pod@node-2/L4-tcp",
             ],
-            ["from pods on node-1", "pod IPs on node-2", "node-1 → node-2 only", "one-way filter"],
+            [
+                "from pods on node-1",
+                "pod IPs on node-2",
+                "fails only from node-1 to node-2",
+                "one-way filter",
+            ],
             ["cut off", "node network", "ICMP filter", "partitioned", "Suspect tunnel"],
         ),
         # one destination: the CoreDNS pod on node-1, from node-3's pods only
@@ -358,3 +363,41 @@ def test_a_frozen_api_is_reported_as_unmeasured_not_as_a_network_fault(vlab: Lab
     assert any(g["at"] for g in verdict["unmeasured"]["groups"]), verdict["unmeasured"]
     assert "(from 20" in text, text  # the time the measurements failed
     assert proc.returncode != 0, (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_a_stale_neighbour_entry_made_with_ip_neigh_is_named_with_its_fix(
+    vlab: Lab, healthy: dict[str, Any], tmp_path: Path
+) -> None:
+    """Not an iptables rule: node-1's neighbour cache gets a PERMANENT entry with a wrong MAC for node-2.
+    Both directions between the two nodes break (node-1's replies go to the old MAC too); the verdict names
+    the entry and its fix once, and no filter, tunnel or partition."""
+    show = ["ip", "-n", _ns(vlab, "node-2"), "-4", "-o", "addr", "show", "dev", "eth0"]
+    out = subprocess.run(show, check=True, capture_output=True, text=True, timeout=10).stdout
+    node_2 = out.split(" inet ", 1)[1].split("/", 1)[0]
+    neigh = ["ip", "-n", _ns(vlab, "node-1"), "neigh"]
+    subprocess.run(
+        [*neigh, "replace", node_2, "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent"],
+        check=True, capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    try:
+        doc = run_suite(vlab, tmp_path)
+    finally:
+        subprocess.run([*neigh, "del", node_2, "dev", "eth0"], check=True, capture_output=True, timeout=10)
+    cells, text = by_id(doc), doc["verdict"]["text"]
+    print(f"\n[stale-neighbour] {text}")
+    arp = cells["host@node-1->node@node-2/L2-arp"]
+    assert arp["outcome"] == "failed" and arp["classified_fm"] == "FM-28", arp["reason"]
+    assert "02:00:00:00:00:99 (PERMANENT)" in arp["reason"], arp["reason"]
+    for cid in ("host@node-1->node@node-2/L3-icmp", "host@node-2->node@node-1/L3-icmp"):
+        assert cells[cid]["outcome"] == "failed", (cid, cells[cid]["reason"])
+    for cid in (
+        "host@node-1->node@node-3/L3-icmp",
+        "pod@node-2->pod@node-3/L4-tcp",
+        "host@node-2->node@node-1/L2-arp",
+    ):
+        assert cells[cid]["outcome"] == "passed", (cid, cells[cid]["reason"])
+    scopes = doc["verdict"]["scopes"]
+    assert [s["suspects"][0]["component"] for s in scopes] == ["stale neighbour entry"], text
+    assert f"fix: ip neigh del {node_2} dev eth0" in text and text.count("Suspect ") == 1, text
+    for false_cause in ("one-way filter", "port filter", "Suspect tunnel", "partitioned", "cut off"):
+        assert false_cause not in text, (false_cause, text)

@@ -364,6 +364,42 @@ def judge_nameserver_sets(cell: Cell, ctx: Context, probes: list[Probe], results
     return Verdict("passed", f"every node uses {' '.join(distinct[0]) if distinct else 'no'} nameserver(s)")
 
 
+def stale_neighbour(
+    cell: Cell, ip: str, what: str, probes: list[Probe], results: Results, table: Probe
+) -> Verdict | None:
+    """A failed verdict when the subject's neighbour cache maps `ip` to a MAC that does not answer ARP for
+    it now (FM-28's stale entry, for any address on the node's link); None when they agree.
+
+    A PERMANENT entry never heals; a learned one is wrong until the kernel re-probes it.
+    """
+    answered = {
+        str(m).lower()
+        for p in probes
+        if p.kind == "arp"
+        for a in (results.get(p) or {}).get("attempts", [])
+        for m in a.get("macs") or []
+    }
+    content = str((results.get(table) or {}).get("content") or "")
+    mac, dev = cached_macs(content).get(ip, ("", ""))
+    if not mac or not answered or mac in answered:
+        return None
+    permanent = any(
+        cols[0] == ip and cols[2] in ("0x6", "0x4")
+        for cols in (ln.split() for ln in content.splitlines()[1:])
+        if len(cols) > 2
+    )
+    fix = f"ip neigh del {ip} dev {dev}" if dev else f"ip neigh flush {ip} nud all"
+    return Verdict(
+        "failed",
+        f"stale ARP entry on {cell.subject_node}: its neighbour cache maps {what} {ip} to {mac}"
+        f"{' (PERMANENT)' if permanent else ''}, but {sorted(answered)[0]} answers for it now (fix: {fix})",
+        error="protocol",
+        classified_layer="L2",
+        meaning=f"traffic from {cell.subject_node} to {ip} goes to a MAC that does not answer for it (FM-28)",
+        classified_fm="FM-28",
+    )
+
+
 def judge_cp_vip(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
     """FM-28: the cached MAC for the control-plane VIP must be the MAC that answers for it now."""
     vip = ctx.control_plane_vip()
@@ -642,10 +678,18 @@ ingress_reaches_echo = Expectation("ingress_reaches_echo", judge_ingress)
 def one_mac(
     address: Callable[[Cell, Context], str], what: Callable[[Cell], str], local_ok: bool = False
 ) -> Expectation:
-    """Exactly one MAC answers ARP for the address (FM-06/16); `local_ok`: held by the node itself."""
+    """Exactly one MAC answers ARP for the address (FM-06/16); `local_ok`: held by the node itself. When
+    the plan also read the subject's neighbour cache (/proc/net/arp), its entry for the address must be
+    that MAC: another one is a stale entry, and traffic to the address goes to a MAC nobody answers for."""
 
     def judge(cell: Cell, ctx: Context, probes: list[Probe], results: Results) -> Verdict:
-        return judge_arp_one_mac(lambda: address(cell, ctx), what(cell), local_ok)(cell, ctx, probes, results)
+        base = judge_arp_one_mac(lambda: address(cell, ctx), what(cell), local_ok)(cell, ctx, probes, results)
+        table = next(
+            (p for p in probes if p.kind == "read" and p.fields.get("path") == "/proc/net/arp"), None
+        )
+        if base.outcome != "passed" or table is None:
+            return base
+        return stale_neighbour(cell, address(cell, ctx), what(cell), probes, results, table) or base
 
     return Expectation("one_mac", judge, "exactly one MAC answers ARP for the address (FM-06/FM-16)")
 

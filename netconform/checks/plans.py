@@ -51,7 +51,8 @@ def node_target(cell: Cell, ctx: Context) -> list[Probe]:
     if cell.protocol == "icmp":
         return [P.icmp(s, ip)]
     if cell.protocol == "arp":
-        return [P.arp(s, ip, ctx.arp_window, phase=ARP_PHASE)]
+        # the neighbour cache (phase 1, one read per node) against who answers now (phase 2): FM-28 for nodes
+        return [P.arp(s, ip, ctx.arp_window, phase=ARP_PHASE), P.read(s, "/proc/net/arp")]
     if cell.protocol == "routes":
         return [P.read(s, "/proc/net/route")]
     if cell.protocol == "conntrack":

@@ -171,7 +171,7 @@ def diagnose(
     if head == "pod":
         return _pod_path(cell, topo, addrs, lookup)
     if head in ("clusterip", "nodeport", "lb-vip"):
-        return _service_path(cell, topo, addrs, lookup)
+        return _service_path(cell, topo, addrs, lookup, error)
     if head in ("dns-internal", "dns-external", "coredns"):
         return _dns_path(cell, topo, addrs, lookup)
     if head in ("outside", "internet"):
@@ -359,7 +359,9 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
     )
 
 
-def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> Diagnosis | None:
+def _service_path(
+    cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup, error: str | None = None
+) -> Diagnosis | None:
     head = cell.dest.head
     proto = "udp" if cell.protocol == "udp" else "tcp"
     s = cell.subject_node
@@ -373,7 +375,9 @@ def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) 
     capture = [f"{_where(s)}: tcpdump -ni any 'host {vip} and port {port}'"]
     backends = [_ok(lookup, Cell(cell.subject, f"pod@{n}", *channel)) for n in topo.node_names]
     backend_port = port_of(cell, addrs.echo_ports)
-    if backends and all(b is False for b in backends):
+    # a refusal or reset is the VIP's own answer (no translation): only silence can be the path to backends
+    silent = error not in ANSWERED
+    if silent and backends and all(b is False for b in backends):
         # no backend answers on this channel directly either: if they answer on another one, a port
         for alt in (("L4", "tcp"), ("L3", "icmp")):
             if alt == channel or not any(
@@ -418,7 +422,7 @@ def _service_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) 
                 ["on the client: tcpdump -ni any 'host " + vip + "'", *capture],
             )
     unreachable = [n for n, ok in zip(topo.node_names, backends, strict=True) if ok is False]
-    if unreachable and any(b is True for b in backends):
+    if silent and unreachable and any(b is True for b in backends):
         return Diagnosis(
             f"backend pods on {join_words(unreachable)}",
             f"{cell.subject} reaches the backend pods directly except those on {join_words(unreachable)}: "

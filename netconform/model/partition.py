@@ -93,8 +93,11 @@ class Partition:
         involved = {x for a, b, _ in edges for x in (a, b)}
         others = [m for m in self.nodes if m not in involved]
         tail = f"; each still reaches {_nodes(others)}" if others else ""
-        if len(edges) == 1:
+        if len(edges) == 1 and edges[0][2] == "both":
             return f"{what} fails only between {parts[0]}{tail}"
+        if len(edges) == 1:
+            src, _, dst = edges[0][2].partition("->")
+            return f"{what} fails only from {src} to {dst}{tail}"
         return f"{what} fails on {len(edges)} node pairs only: {'; '.join(parts)}{tail}"
 
     def to_json(self) -> dict[str, Any]:

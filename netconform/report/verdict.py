@@ -151,6 +151,19 @@ def suspects_for(
             )
         )
         return out, shape
+    stale = [c for c in cells if c.get("classified_fm") == "FM-28" and c.get("layer") == "L2"]
+    stale = stale or _stale_entries_between(scope, by_key)
+    if stale:  # a wrong entry on A for B: what A sends to B, requests and replies, goes to the old MAC
+        out.append(
+            Suspect(
+                "stale neighbour entry",
+                ("FM-28", "FM-16", "FM-17"),
+                str(stale[0].get("reason") or ""),
+                "ARP is answered by another MAC than the one the node's neighbour cache holds: what the node "
+                "sends to that address goes to the old MAC",
+            )
+        )
+        return out, shape
     if chans <= {"L2 arp"}:
         fm = (
             ("FM-28",)
@@ -429,6 +442,21 @@ def suspects_for(
     if not out:
         out.append(Suspect("other", fms, "", "no single component fits this scope"))
     return out, shape
+
+
+def _stale_entries_between(scope: Scope, by_key: Mapping[str, Cell]) -> list[Cell]:
+    """The run's stale-neighbour cells (host@A -> node@B) whose two nodes hold every path of `scope`:
+    both directions between A and B break (A's replies go to the old MAC too), one cause, said once."""
+    found = []
+    for key in sorted(by_key):
+        c = by_key[key]
+        if c.get("classified_fm") != "FM-28" or c.get("layer") != "L2" or c.get("outcome") == "passed":
+            continue
+        a, b = (str(c.get(side) or "").partition("@")[2] for side in ("subject", "target"))
+        pair = {a, b}
+        if a and b and all(p.subject_node in pair and p.target_node in pair for p in scope.points):
+            found.append(c)
+    return found
 
 
 NO_ANSWER = frozenset({"timeout", "host-unreachable", "net-unreachable"})  # dropped or rejected on the way
