@@ -28,14 +28,15 @@ HOST_NODE_ICMP = Check(
 )
 HOST_NODE_ARP = Check(
     "host-node-arp",
-    fm=("FM-16",),
+    fm=("FM-16", "FM-28"),
     layer="L2",
     subjects=(HOST_PROBES,),
     targets=PerNode("node", "cross"),
     probe=ProbeSpec("arp", plans.node_target),
     expect=E.one_mac(_target_node_ip, lambda c: f"node {c.target_node}"),
     needs=ONE_NODE,
-    about="Exactly one MAC answers ARP for each node (several = IP conflict, with vendors).",
+    about="Exactly one MAC answers ARP for each node (several = IP conflict, with vendors), and the "
+    "subject's neighbour cache holds that MAC (another = stale entry, FM-28).",
 )
 HOST_ROUTES = Check(
     "host-routes",
