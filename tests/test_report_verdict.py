@@ -42,6 +42,26 @@ def test_every_node_tunnel_blocked_is_one_cluster_wide_tunnel_finding() -> None:
     assert verdict.findings[0].component == "tunnel"
 
 
+@pytest.mark.parametrize("node", ["node-3", None])
+def test_a_tunnel_measured_by_pod_tcp_and_node_pings_only_is_the_tunnel_not_a_port_filter(
+    node: str | None,
+) -> None:
+    """`-k "pod_to_pod_tcp or node_ping"` under a blocked tunnel (a CI run): the scope is "TCP only" and
+    ICMP works, but the ICMP is node to node, over the underlay, not the pod paths. Only a channel that
+    passes between the very same subject and target makes a port filter."""
+    results = synth_results(12 if node else 3, Fault("tunnel-blocked", node))
+    results["cells"] = [
+        c
+        for c in results["cells"]
+        if (c["subject"].startswith("pod@") and c["target"].startswith("pod@") and c["protocol"] == "tcp")
+        or (c["subject"].startswith("host@") and c["target"].startswith("node@") and c["protocol"] == "icmp")
+    ]
+    verdict = compute_verdict(results)
+    assert "TCP only" in verdict.text and "ICMP (ping) on the same paths work" in verdict.text, verdict.text
+    assert [f.component for f in verdict.findings] == ["tunnel"], verdict.text
+    assert "port filter" not in verdict.text and "FM-09" in verdict.text, verdict.text
+
+
 def test_partition_with_underlay_down_points_at_the_node_network() -> None:
     fault = Fault("partition", groups=[["node-1", "node-2"], ["node-3", "node-4"]])
     verdict = compute_verdict(synth_results(4, fault))

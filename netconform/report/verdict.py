@@ -285,9 +285,9 @@ def suspects_for(
     # small UDP lost with the large datagrams of the MTU check (UDP to the same port): a port, not a size
     port_chans = chans - {"L3 mtu"} if "L4 udp" in chans else chans
     direct = classes <= {"pod", "node"}  # a Service's own failures are judged against its backends below
-    if direct and "channel" in worked and errors <= NO_ANSWER and port_chans and port_chans <= PORT_CHANNELS:
-        working = [w for c in scope.contrasts if c.coordinate == "channel" for w in c.working]
-        working = [w for w in working if w in PATH_CHANNELS] or working  # the ones that share the paths
+    filtered = direct and "channel" in worked and errors <= NO_ANSWER and port_chans <= PORT_CHANNELS
+    working = _other_channels_on_the_same_pairs(cells, by_key) if filtered and port_chans else []
+    if working:
         out.append(
             Suspect(
                 "port filter",
@@ -457,6 +457,26 @@ def _stale_entries_between(scope: Scope, by_key: Mapping[str, Cell]) -> list[Cel
         if a and b and all(p.subject_node in pair and p.target_node in pair for p in scope.points):
             found.append(c)
     return found
+
+
+def _other_channels_on_the_same_pairs(cells: Sequence[Cell], by_key: Mapping[str, Cell]) -> list[str]:
+    """The channels that pass between the very same subject and target as each failing cell, when every
+    failing cell has one ([] otherwise): the evidence that the path itself delivers. A scope's channel
+    contrast is weaker (node pings passing say nothing about the pod paths' tunnel).
+    """
+    passing: dict[tuple[str, str], set[str]] = {}
+    for c in by_key.values():
+        if c.get("outcome") == "passed":
+            pair = (str(c.get("subject")), str(c.get("target")))
+            passing.setdefault(pair, set()).add(f"{c.get('layer')} {c.get('protocol')}")
+    found: set[str] = set()
+    for c in cells:
+        own = f"{c.get('layer')} {c.get('protocol')}"
+        others = passing.get((str(c.get("subject")), str(c.get("target"))), set()) & PATH_CHANNELS - {own}
+        if not others:
+            return []
+        found |= others
+    return sorted(found, key=lambda ch: sorted(PATH_CHANNELS).index(ch))
 
 
 NO_ANSWER = frozenset({"timeout", "host-unreachable", "net-unreachable"})  # dropped or rejected on the way
