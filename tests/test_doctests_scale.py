@@ -8,6 +8,7 @@ from types import ModuleType
 
 import pytest
 
+from fixtures import session
 from netconform.agent import probe_agent
 from netconform.engine import diagnose, results_document
 from netconform.lab.control import controllers, ports
@@ -24,6 +25,7 @@ MODULES = [
     controllers,
     diagnose,
     verdict,
+    session,
 ]
 
 
