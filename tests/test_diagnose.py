@@ -145,7 +145,7 @@ def test_one_port_dropped_on_a_path_that_carries_the_others_is_a_filter_not_the_
     found = diagnose(cell, TOPO, ADDRS, lookup_from(failing), "timeout")
     assert found is not None and found.fm == "FM-19", found
     assert found.hop == "HTTP to port 8080 on the path node-1 -> node-3"
-    assert "ICMP (ping), large packets with DF set, TCP and UDP" in found.summary
+    assert "ICMP (ping), large packets with DF set (MTU), TCP and UDP" in found.summary
     assert "tunnel deliver" in found.summary and "drops it (on node-1, node-3 or between)" in found.summary
     assert "on node-1: tcpdump -ni any 'host 10.244.1.10 and host 10.244.3.11 and port 8080'" in found.capture
     assert any(c.startswith("on node-3: iptables-save -c") for c in found.capture)

@@ -13,6 +13,7 @@ from netconform.agent import probe_agent
 from netconform.engine import diagnose, results_document
 from netconform.lab.control import controllers, ports
 from netconform.lab.net import hostlimits, netplane
+from netconform.model import channels
 from netconform.report import htmlreport, verdict
 
 MODULES = [
@@ -26,6 +27,7 @@ MODULES = [
     diagnose,
     verdict,
     session,
+    channels,
 ]
 
 

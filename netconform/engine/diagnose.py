@@ -14,6 +14,7 @@ from typing import Any
 
 from netconform.checks.mesh import cell_ok as _ok
 from netconform.model.cell import Cell
+from netconform.model.channels import POD_CHANNELS, channel_of, channel_words, split_channel
 from netconform.model.classify import classify
 from netconform.model.partition import join_words
 from netconform.model.topology import Topology
@@ -105,27 +106,14 @@ def _where(node: str | None) -> str:
     return f"on {node}" if node else "on the client"
 
 
-# the channels one subject -> pod path is measured by, and how a sentence names them
-PATH_CHANNELS = {
-    ("L3", "icmp"): "ICMP (ping)",
-    ("L3", "mtu"): "large packets with DF set",
-    ("L4", "tcp"): "TCP",
-    ("L4", "udp"): "UDP",
-    ("L7", "http"): "HTTP",
-}
-
-
 def same_path_cells(cell: Cell) -> list[Cell]:
     """The same subject and target by the other channels: if one works, routes and tunnel deliver.
 
     >>> [f"{c.layer} {c.protocol}" for c in same_path_cells(Cell("pod@a", "pod@b", "L7", "http"))]
     ['L3 icmp', 'L3 mtu', 'L4 tcp', 'L4 udp']
     """
-    return [
-        Cell(cell.subject, cell.target, layer, proto)
-        for layer, proto in PATH_CHANNELS
-        if (layer, proto) != (cell.layer, cell.protocol)
-    ]
+    own = channel_of(cell.layer, cell.protocol)
+    return [Cell(cell.subject, cell.target, *split_channel(ch)) for ch in POD_CHANNELS if ch != own]
 
 
 def port_of(cell: Cell, ports: dict[str, int]) -> int:
@@ -272,7 +260,9 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
     capture = [f"on {s}: tcpdump -ni any '{flt}'"]
     same_node_ok = _ok(lookup, Cell(f"pod@{t}", f"pod@{t}", "L4", "tcp"))
     node_to_pod_ok = _ok(lookup, Cell(f"host@{t}", f"pod@{t}", "L4", "tcp"))
-    working = [PATH_CHANNELS[(c.layer, c.protocol)] for c in same_path_cells(cell) if _ok(lookup, c)]
+    working = [
+        channel_words(channel_of(c.layer, c.protocol)) for c in same_path_cells(cell) if _ok(lookup, c)
+    ]
     small_udp_fails = _ok(lookup, Cell(cell.subject, cell.target, "L4", "udp")) is False
     if cell.protocol == "mtu" and not small_udp_fails:
         return Diagnosis(
@@ -290,9 +280,7 @@ def _pod_path(cell: Cell, topo: Topology, addrs: Addresses, lookup: Lookup) -> D
     )
     if working and not size_explains:
         # the MTU probe is UDP to the echo's UDP port: with small UDP lost too, both name one port
-        what = (
-            "UDP" if cell.protocol == "mtu" else PATH_CHANNELS.get((cell.layer, cell.protocol), cell.protocol)
-        )
+        what = "UDP" if cell.protocol == "mtu" else channel_words(channel_of(cell.layer, cell.protocol))
         on_port = "" if cell.protocol == "icmp" else f" to port {port}"
         return Diagnosis(
             f"{what}{on_port} on the path {s} -> {t}",
@@ -384,7 +372,7 @@ def _service_path(
                 _ok(lookup, Cell(cell.subject, f"pod@{n}", *alt)) for n in topo.node_names
             ):
                 continue
-            what, alt_what = PATH_CHANNELS[channel], PATH_CHANNELS[alt]
+            what, alt_what = channel_words(channel_of(*channel)), channel_words(channel_of(*alt))
             alt_port = f" (port {addrs.echo_ports.get('tcp', 9000)})" if alt == ("L4", "tcp") else ""
             return Diagnosis(
                 f"{what} to port {backend_port} from {cell.subject}",

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from netconform.model.channels import channel_words
 from netconform.model.partition import join_words, natural
 from netconform.model.refs import Ref
 
@@ -35,21 +36,6 @@ CellDict = Mapping[str, Any]
 #: outcomes that are points of the network scope
 MEASURED = ("passed", "failed", "flaky")
 
-CHANNEL_WORDS = {
-    "L3 icmp": "ICMP (ping)",
-    "L4 tcp": "TCP",
-    "L4 udp": "UDP",
-    "L7 http": "HTTP",
-    "L7 https": "HTTPS",
-    "L3 mtu": "large packets with DF set (MTU)",
-    "L2 arp": "ARP",
-    "DNS udp": "DNS over UDP",
-    "DNS tcp": "DNS over TCP",
-    "DNS resolve": "system-resolver lookups",
-    "L4 snat": "the source address seen outside (SNAT)",
-    "L3 routes": "the node's routes",
-    "L4 conntrack": "the conntrack budget",
-}
 PATH_WORDS = {
     "same-node": "same-node paths",
     "cross-node": "cross-node paths",
@@ -76,10 +62,6 @@ CLASS_WORDS = {
     "outside": "the outside",
     "internet": "the internet",
 }
-
-
-def channel_words(channel: str) -> str:
-    return CHANNEL_WORDS.get(channel, channel)
 
 
 def class_words(target_class: str) -> str:

@@ -17,16 +17,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from netconform.model.channels import PATH_CHANNELS, PORT_CHANNELS, channel_of, channel_words
 from netconform.model.partition import Partition, analyze, join_words, natural
 from netconform.model.scope_inference import (
     Inference,
     Point,
     Scope,
     Unmeasured,
-    channel_words,
     class_words,
     indirect,
     infer,
@@ -123,8 +124,61 @@ def _pairs_partition(scope: Scope, all_nodes: Sequence[str]) -> Partition | None
     return analyze(all_nodes, {x for x in pairs if x})
 
 
+class RunCells:
+    """The run's cells by key, with the indexes the suspects read built once per verdict, not once per
+    scope (a 100-node run has ~12,000 cells and a fault can make dozens of scopes).
+
+    >>> run = RunCells({"k": {"subject": "pod@a", "target": "pod@b", "layer": "L4", "protocol": "tcp",
+    ...                       "outcome": "passed"}})
+    >>> run.passing_channels[("pod@a", "pod@b")], run.stale_neighbours
+    ({'L4 tcp'}, [])
+    """
+
+    def __init__(self, by_key: Mapping[str, Cell]) -> None:
+        self.by_key = by_key
+
+    @cached_property
+    def stale_neighbours(self) -> list[Cell]:
+        """The failing stale-neighbour cells (FM-28 at L2), in key order."""
+        return [
+            self.by_key[key]
+            for key in sorted(self.by_key)
+            if self.by_key[key].get("classified_fm") == "FM-28"
+            and self.by_key[key].get("layer") == "L2"
+            and self.by_key[key].get("outcome") != "passed"
+        ]
+
+    @cached_property
+    def passing_channels(self) -> dict[tuple[str, str], set[str]]:
+        """The channels that pass between each (subject, target)."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for c in self.by_key.values():
+            if c.get("outcome") == "passed":
+                pair = (str(c.get("subject")), str(c.get("target")))
+                out.setdefault(pair, set()).add(channel_of(str(c.get("layer")), str(c.get("protocol"))))
+        return out
+
+    @cached_property
+    def dns_tcp_passes_from_pods(self) -> bool:
+        """Whether any pod's DNS query over TCP passed."""
+        return any(
+            c.get("layer") == "DNS" and c.get("protocol") == "tcp" and c.get("outcome") == "passed"
+            for c in self.by_key.values()
+            if str(c.get("subject", "")).startswith("pod@")
+        )
+
+    @cached_property
+    def dns_servers(self) -> set[str]:
+        """Every CoreDNS pod the run measured directly (``coredns@NODE``)."""
+        return {
+            str(c.get("target"))
+            for c in self.by_key.values()
+            if str(c.get("target", "")).startswith("coredns@")
+        }
+
+
 def suspects_for(
-    scope: Scope, all_nodes: Sequence[str], by_key: Mapping[str, Cell], intermittent: bool = False
+    scope: Scope, all_nodes: Sequence[str], run: RunCells, intermittent: bool = False
 ) -> tuple[list[Suspect], Partition | None]:
     """Suspects read off the scope's shape (first the most specific), and the node-pair shape when the
     scope is cross-node paths."""
@@ -135,7 +189,7 @@ def suspects_for(
     worked = {c.coordinate for c in scope.contrasts}
     nodes = scope.nodes
     on = _on(nodes, all_nodes)
-    cells = [by_key[p.key] for p in scope.points if p.key in by_key]
+    cells = [run.by_key[p.key] for p in scope.points if p.key in run.by_key]
     errors = {str(c.get("error")) for c in cells}
     out: list[Suspect] = []
     shape = _pairs_partition(scope, all_nodes)
@@ -152,7 +206,7 @@ def suspects_for(
         )
         return out, shape
     stale = [c for c in cells if c.get("classified_fm") == "FM-28" and c.get("layer") == "L2"]
-    stale = stale or _stale_entries_between(scope, by_key)
+    stale = stale or _stale_entries_between(scope, run)
     if stale:  # a wrong entry on A for B: what A sends to B, requests and replies, goes to the old MAC
         out.append(
             Suspect(
@@ -221,17 +275,11 @@ def suspects_for(
             )
         )
         return out, shape
-    dns_tcp_ok = any(
-        c.get("layer") == "DNS" and c.get("protocol") == "tcp" and c.get("outcome") == "passed"
-        for c in by_key.values()
-        if str(c.get("subject", "")).startswith("pod@")
-    )
+    dns_tcp_ok = run.dns_tcp_passes_from_pods
     udp_only = "DNS tcp" in {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
     # "every DNS server fails from every subject": only then may TCP through the Service stand for "TCP
     # to the same servers" (one silent server among several is the server, not UDP)
-    servers = {
-        str(c.get("target")) for c in by_key.values() if str(c.get("target", "")).startswith("coredns@")
-    }
+    servers = run.dns_servers
     failing_servers = {f"coredns@{p.target_node}" for p in scope.points if p.target_class == "coredns"}
     all_servers = (
         classes <= {"coredns"}
@@ -285,8 +333,8 @@ def suspects_for(
     # small UDP lost with the large datagrams of the MTU check (UDP to the same port): a port, not a size
     port_chans = chans - {"L3 mtu"} if "L4 udp" in chans else chans
     direct = classes <= {"pod", "node"}  # a Service's own failures are judged against its backends below
-    filtered = direct and "channel" in worked and errors <= NO_ANSWER and port_chans <= PORT_CHANNELS
-    working = _other_channels_on_the_same_pairs(cells, by_key) if filtered and port_chans else []
+    filtered = direct and "channel" in worked and errors <= NO_ANSWER and port_chans <= set(PORT_CHANNELS)
+    working = _other_channels_on_the_same_pairs(cells, run) if filtered and port_chans else []
     if working:
         out.append(
             Suspect(
@@ -444,14 +492,11 @@ def suspects_for(
     return out, shape
 
 
-def _stale_entries_between(scope: Scope, by_key: Mapping[str, Cell]) -> list[Cell]:
+def _stale_entries_between(scope: Scope, run: RunCells) -> list[Cell]:
     """The run's stale-neighbour cells (host@A -> node@B) whose two nodes hold every path of `scope`:
     both directions between A and B break (A's replies go to the old MAC too), one cause, said once."""
     found = []
-    for key in sorted(by_key):
-        c = by_key[key]
-        if c.get("classified_fm") != "FM-28" or c.get("layer") != "L2" or c.get("outcome") == "passed":
-            continue
+    for c in run.stale_neighbours:
         a, b = (str(c.get(side) or "").partition("@")[2] for side in ("subject", "target"))
         pair = {a, b}
         if a and b and all(p.subject_node in pair and p.target_node in pair for p in scope.points):
@@ -459,29 +504,23 @@ def _stale_entries_between(scope: Scope, by_key: Mapping[str, Cell]) -> list[Cel
     return found
 
 
-def _other_channels_on_the_same_pairs(cells: Sequence[Cell], by_key: Mapping[str, Cell]) -> list[str]:
+def _other_channels_on_the_same_pairs(cells: Sequence[Cell], run: RunCells) -> list[str]:
     """The channels that pass between the very same subject and target as each failing cell, when every
     failing cell has one ([] otherwise): the evidence that the path itself delivers. A scope's channel
     contrast is weaker (node pings passing say nothing about the pod paths' tunnel).
     """
-    passing: dict[tuple[str, str], set[str]] = {}
-    for c in by_key.values():
-        if c.get("outcome") == "passed":
-            pair = (str(c.get("subject")), str(c.get("target")))
-            passing.setdefault(pair, set()).add(f"{c.get('layer')} {c.get('protocol')}")
     found: set[str] = set()
     for c in cells:
-        own = f"{c.get('layer')} {c.get('protocol')}"
-        others = passing.get((str(c.get("subject")), str(c.get("target"))), set()) & PATH_CHANNELS - {own}
+        own = channel_of(str(c.get("layer")), str(c.get("protocol")))
+        others = run.passing_channels.get((str(c.get("subject")), str(c.get("target"))), set())
+        others = others & set(PATH_CHANNELS) - {own}
         if not others:
             return []
         found |= others
-    return sorted(found, key=lambda ch: sorted(PATH_CHANNELS).index(ch))
+    return [ch for ch in PATH_CHANNELS if ch in found]
 
 
 NO_ANSWER = frozenset({"timeout", "host-unreachable", "net-unreachable"})  # dropped or rejected on the way
-PORT_CHANNELS = frozenset({"L4 tcp", "L4 udp", "L7 http", "L7 https"})
-PATH_CHANNELS = PORT_CHANNELS | {"L3 icmp", "L3 mtu"}
 
 
 def _ports_text(cells: Sequence[Cell]) -> str:
@@ -580,11 +619,11 @@ def _scope_text(scope: Scope, shape: Partition | None, all_nodes: Sequence[str])
 def _finding(
     scope: Scope,
     all_nodes: Sequence[str],
-    by_key: Mapping[str, Cell],
+    run: RunCells,
     intermittent: bool,
     flaky: Sequence[Point] = (),
 ) -> Finding:
-    suspects, shape = suspects_for(scope, all_nodes, by_key, intermittent)
+    suspects, shape = suspects_for(scope, all_nodes, run, intermittent)
     nodes = scope.nodes
     if not intermittent and nodes and any(p.involved & nodes for p in flaky):
         # the same nodes also flicker: a failure on every attempt may be the same loss, unlucky twice
@@ -692,7 +731,7 @@ def compute_verdict(results: Mapping[str, Any]) -> RunVerdict:
     if not cells:
         return RunVerdict("No results: the run produced no cells (was anything selected?).", "failing")
     counts = count_outcomes(cells)
-    by_key = {key_of(c): c for c in cells}
+    run = RunCells({key_of(c): c for c in cells})
     lost = tuple(unmeasured(cells))
     lost_text = _unmeasured_text(lost)
     failed: Inference = infer(cells, "failed")
@@ -700,8 +739,8 @@ def compute_verdict(results: Mapping[str, Any]) -> RunVerdict:
     folded = sum(1 for c in cells if c.get("outcome") == "flaky") - sum(len(s.points) for s in flaky.scopes)
     # direct paths that flicker (a Service flickering because its backend is cut off says nothing new)
     flaky_points = [p for p in points_of(cells) if p.outcome == "flaky" and not indirect(p.target_class)]
-    findings = tuple(_finding(s, nodes, by_key, False, flaky_points) for s in failed.scopes)
-    flickers = _merge(tuple(_finding(s, nodes, by_key, True) for s in flaky.scopes))
+    findings = tuple(_finding(s, nodes, run, False, flaky_points) for s in failed.scopes)
+    flickers = _merge(tuple(_finding(s, nodes, run, True) for s in flaky.scopes))
     findings = _merge(findings)
     ran = len(cells) - counts["skipped"]
     sentences = []
