@@ -141,3 +141,58 @@ def test_followups_never_repeat_sampled_pairs_and_stay_bounded() -> None:
     assert {("node-1", f"node-{i}") for i in range(2, 101)} <= suspect | pairs  # its row completes
     assert {(f"node-{i}", "node-1") for i in range(2, 101)} <= suspect | pairs  # and its column
     assert followup_pairs(nodes, pairs, set()) == set()
+
+
+def _probed(nodes: list[str], k: int, broken: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    probed = set(sampled_pairs(nodes, k))
+    for _ in range(sampling.FOLLOWUP_ROUNDS):
+        extra = followup_pairs(nodes, probed, probed & broken)
+        if not extra:
+            break
+        probed |= extra
+    return probed
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=3, max_value=12), st.data())
+def test_full_mesh_measured_working_reads_as_before(n: int, data: st.DataObject) -> None:
+    """Given every pair measured, the working pairs change no word: the full mesh reads as it always has."""
+    nodes = [f"node-{i}" for i in range(1, n + 1)]
+    every = [(a, b) for a in nodes for b in nodes if a != b]
+    broken = set(data.draw(st.lists(st.sampled_from(every), max_size=len(every))))
+    plain = partition.analyze(nodes, broken)
+    measured = partition.analyze(nodes, broken, working=set(every) - broken)
+    assert measured.describe() == plain.describe() and measured.shape == plain.shape
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=12, max_value=40), st.integers(min_value=2, max_value=4), st.data())
+def test_sampled_cut_pair_claims_only_measured_pairs(n: int, k: int, data: st.DataObject) -> None:
+    """A cut pair in a sampled mesh: the follow-ups measure both directions, and the sentence no longer
+    says the pair's nodes reach every other node (most of those pairs were never probed)."""
+    nodes = [f"node-{i}" for i in range(1, n + 1)]
+    x, y = sorted(data.draw(st.lists(st.sampled_from(nodes), min_size=2, max_size=2, unique=True)),
+                  key=partition.natural)  # fmt: skip
+    cut = {(x, y), (y, x)}
+    probed = _probed(nodes, k, cut)
+    if not probed & cut:
+        return  # sampling missed the pair: nothing to say (test_followups_keep_the_partition_verdict)
+    seen = partition.analyze(nodes, probed & cut, working=probed - cut)
+    text = seen.describe()
+    assert f"fails only between {x} and {y} (both directions)" in text, text
+    others = [m for m in nodes if m not in (x, y)]
+    unmeasured = sum(1 for a in (x, y) for m in others for p in ((a, m), (m, a)) if p not in probed)
+    assert unmeasured > 0  # K << N: most pairs of x and y are not probed
+    assert "each still reaches" not in text and f"{unmeasured} were not measured" in text, text
+
+
+def test_one_way_needs_the_reverse_measured() -> None:
+    """A failing sampled pair whose reverse nobody probed is not called one-way."""
+    nodes = ["a", "b", "c"]
+    one = partition.analyze(nodes, {("a", "b")}, working={("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")})
+    assert not one.reverse_works()
+    assert one.describe() == "pod traffic fails from a to b (b → a not measured); each still reaches c"
+    both = partition.analyze(
+        nodes, {("a", "b")}, working={("b", "a"), ("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")}
+    )
+    assert both.reverse_works() and "fails only from a to b" in both.describe()

@@ -93,3 +93,17 @@ def test_a_lone_fault_on_100_nodes_is_one_scope() -> None:
     cells = matrix(100, 8, 0.0, "node-5", seed=2)
     inference = si.infer(cells)
     assert [s.describe() for s in inference.scopes] == ["from pods, on cross-node paths, through node-5"]
+
+
+def test_a_sampled_mesh_without_its_followups_claims_no_unmeasured_pair() -> None:
+    """node-5 cut off, seen only on its 16 sampled pairs (no follow-up phase ran): each failing pair's
+    reverse was never probed, so the verdict must not read them as one-way with the reverse working, nor
+    say node-5 still reaches the other 83 nodes."""
+    from netconform.report.verdict import compute_verdict
+
+    cells = matrix(100, 8, 0.0, "node-5", seed=2)
+    results = {"cells": cells, "topology": {"nodes": [{"name": f"node-{i}"} for i in range(1, 101)]}}
+    finding = compute_verdict(results).findings[0]
+    assert "one-way filter" not in [s.component for s in finding.suspects], finding.summary
+    assert "each still reaches" not in finding.summary and "only:" in finding.summary
+    assert "not measured" in finding.summary, finding.summary

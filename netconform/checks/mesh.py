@@ -39,14 +39,17 @@ def partition(topo: Topology, lookup: Lookup) -> tuple[list[list[str]], list[tup
 
 
 def mesh_partition(topo: Topology, lookup: Lookup) -> Partition:
+    """The shape of the pod-pod TCP cells: broken where they fail, working where they pass (a sampled
+    mesh or a cell not measured leaves a pair unknown, and the sentence says how many are)."""
     nodes = topo.node_names
-    broken = [
-        (a, b)
-        for a in nodes
-        for b in nodes
-        if a != b and cell_ok(lookup, Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")) is False
-    ]
-    return analyze(nodes, broken)
+    broken: list[tuple[str, str]] = []
+    working: list[tuple[str, str]] = []
+    for a in nodes:
+        for b in nodes:
+            ok = cell_ok(lookup, Cell(f"pod@{a}", f"pod@{b}", "L4", "tcp")) if a != b else None
+            if ok is not None:
+                (working if ok else broken).append((a, b))
+    return analyze(nodes, broken, working)
 
 
 def describe_partition(topo: Topology, lookup: Lookup) -> str | None:

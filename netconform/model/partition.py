@@ -48,6 +48,8 @@ class Partition:
     broken: tuple[Pair, ...]
     groups: tuple[tuple[str, ...], ...]
     blamed: tuple[str, ...]
+    #: the directed pairs measured working (None: every pair not broken is taken as working, a full mesh)
+    working: frozenset[Pair] | None = None
 
     @property
     def edges(self) -> list[tuple[str, str, str]]:
@@ -60,6 +62,18 @@ class Partition:
         for (a, b), dirs in sorted(seen.items(), key=lambda kv: (natural(kv[0][0]), natural(kv[0][1]))):
             out.append((a, b, "both" if len(dirs) == 2 else f"{next(iter(dirs))[0]}->{next(iter(dirs))[1]}"))
         return out
+
+    def _one_way(self, direction: str) -> str:
+        """ " only" when the reverse of a one-way edge ("a->b") was measured working, else what is known."""
+        src, _, dst = direction.partition("->")
+        if self.working is None or (dst, src) in self.working:
+            return " only"
+        return f" ({dst} → {src} not measured)"
+
+    def reverse_works(self) -> bool:
+        """Whether the reverse of every broken pair that is not broken itself was measured working."""
+        back = {(b, a) for a, b in self.broken} - set(self.broken)
+        return self.working is None or back <= self.working
 
     def describe(self, what: str = "pod traffic") -> str:
         """One clause in plain words."""
@@ -82,23 +96,47 @@ class Partition:
         if self.shape == "one-way":
             sources = {a for a, _ in self.broken}
             targets = {b for _, b in self.broken}
+            back = "works" if self.reverse_works() else "works where it was measured"
             if set(self.blamed) == sources:
-                return f"{what} fails from {_nodes(sources)} to all other nodes (the other direction works)"
-            return f"{what} fails to {_nodes(targets)} from all other nodes (the other direction works)"
+                return f"{what} fails from {_nodes(sources)} to all other nodes (the other direction {back})"
+            return f"{what} fails to {_nodes(targets)} from all other nodes (the other direction {back})"
         edges = self.edges
         parts = [
-            f"{a} and {b} (both directions)" if d == "both" else f"{d.replace('->', ' → ')} only"
+            f"{a} and {b} (both directions)" if d == "both" else f"{d.replace('->', ' → ')}{self._one_way(d)}"
             for a, b, d in edges
         ]
         involved = {x for a, b, _ in edges for x in (a, b)}
         others = [m for m in self.nodes if m not in involved]
-        tail = f"; each still reaches {_nodes(others)}" if others else ""
+        tail = self._still_reaches(involved, others)
         if len(edges) == 1 and edges[0][2] == "both":
             return f"{what} fails only between {parts[0]}{tail}"
         if len(edges) == 1:
             src, _, dst = edges[0][2].partition("->")
+            if self._one_way(edges[0][2]) != " only":
+                return f"{what} fails from {src} to {dst}{self._one_way(edges[0][2])}{tail}"
             return f"{what} fails only from {src} to {dst}{tail}"
         return f"{what} fails on {len(edges)} node pairs only: {'; '.join(parts)}{tail}"
+
+    def _still_reaches(self, involved: set[str], others: Sequence[str]) -> str:
+        """What the nodes of the broken pairs are seen reaching: every other node when each pair to them
+        was measured working, else (a sampled mesh, cells not measured) how many such pairs were.
+
+        >>> cut = {("a", "b"), ("b", "a")}
+        >>> sampled = analyze(["a", "b", "c", "d"], cut, working={("a", "c"), ("d", "b")})
+        >>> sampled.describe()
+        'pod traffic fails only between a and b (both directions); between these nodes and the others, 2 \
+measured pairs work and 6 were not measured'
+        """
+        if not others:
+            return ""
+        pairs = [(x, m) for x in sorted(involved, key=natural) for m in others]
+        if self.working is None or all(p in self.working and p[::-1] in self.working for p in pairs):
+            return f"; each still reaches {_nodes(others)}"
+        seen = sum(1 for x, m in pairs for p in ((x, m), (m, x)) if p in self.working)
+        unseen = 2 * len(pairs) - seen
+        return (
+            f"; between these nodes and the others, {seen} measured pairs work and {unseen} were not measured"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,20 +170,24 @@ def _components(nodes: Sequence[str], cut: set[frozenset[str]]) -> list[tuple[st
     return sorted(out, key=lambda g: (len(g) == 1, natural(g[0])))
 
 
-def analyze(nodes: Iterable[str], broken: Iterable[Pair]) -> Partition:
-    """The shape of the broken directed node pairs (pairs not listed are taken as working).
+def analyze(nodes: Iterable[str], broken: Iterable[Pair], working: Iterable[Pair] | None = None) -> Partition:
+    """The shape of the broken directed node pairs (pairs not listed are taken as working). `working`,
+    the pairs measured working, only keeps the sentence from claiming pairs nobody measured: the shapes
+    need the unlisted pairs measured, which is what the sampled mesh's follow-ups are for.
 
     >>> analyze(["n1", "n2", "n3"], {("n1", "n3"), ("n3", "n1"), ("n2", "n3"), ("n3", "n2")}).shape
     'isolated'
     """
-    names = tuple(sorted(set(nodes) | {x for p in broken for x in p}, key=natural))
-    bad = {(a, b) for a, b in broken if a != b}
+    listed = set(broken)
+    seen = None if working is None else frozenset(working)
+    names = tuple(sorted(set(nodes) | {x for p in listed for x in p}, key=natural))
+    bad = {(a, b) for a, b in listed if a != b}
     ordered = tuple(sorted(bad, key=lambda p: (natural(p[0]), natural(p[1]))))
     if not bad:
-        return Partition("none", names, (), (names,), ())
+        return Partition("none", names, (), (names,), (), seen)
     every = {(a, b) for a in names for b in names if a != b}
     if bad >= every:
-        return Partition("all", names, ordered, tuple((n,) for n in names), names)
+        return Partition("all", names, ordered, tuple((n,) for n in names), names, seen)
     cut = {frozenset(p) for p in bad}
     groups = _components(list(names), cut)
     group_of = {n: i for i, g in enumerate(groups) for n in g}
@@ -154,15 +196,15 @@ def analyze(nodes: Iterable[str], broken: Iterable[Pair]) -> Partition:
         singles = [g[0] for g in groups if len(g) == 1]
         big = [g for g in groups if len(g) > 1]
         if singles and len(big) <= 1:
-            return Partition("isolated", names, ordered, tuple(groups), tuple(singles))
-        return Partition("groups", names, ordered, tuple(groups), names)
+            return Partition("isolated", names, ordered, tuple(groups), tuple(singles), seen)
+        return Partition("groups", names, ordered, tuple(groups), names, seen)
     sources = {a for a, _ in bad}
     targets = {b for _, b in bad}
     if bad == {(a, b) for a in sources for b in names if a != b} and not (sources & targets):
-        return Partition("one-way", names, ordered, tuple(groups), tuple(sorted(sources, key=natural)))
+        return Partition("one-way", names, ordered, tuple(groups), tuple(sorted(sources, key=natural)), seen)
     if bad == {(a, b) for b in targets for a in names if a != b} and not (sources & targets):
-        return Partition("one-way", names, ordered, tuple(groups), tuple(sorted(targets, key=natural)))
+        return Partition("one-way", names, ordered, tuple(groups), tuple(sorted(targets, key=natural)), seen)
     edge_nodes = [{a, b} for a, b in bad]
     common = set.intersection(*edge_nodes)
     blamed = common if common and len(edge_nodes) > 1 else {x for p in bad for x in p}
-    return Partition("pairs", names, ordered, tuple(groups), tuple(sorted(blamed, key=natural)))
+    return Partition("pairs", names, ordered, tuple(groups), tuple(sorted(blamed, key=natural)), seen)

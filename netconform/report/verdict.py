@@ -115,13 +115,13 @@ def _on(nodes: set[str], all_nodes: Sequence[str]) -> str:
     return f" on {_nodes(nodes)}" if nodes and len(nodes) < len(all_nodes) else ""
 
 
-def _pairs_partition(scope: Scope, all_nodes: Sequence[str]) -> Partition | None:
+def _pairs_partition(scope: Scope, all_nodes: Sequence[str], run: RunCells) -> Partition | None:
     if scope.values("channel") <= {"L3 icmp", "L3 mtu", "L2 arp", "DNS udp", "DNS tcp"}:
         return None  # a protocol-only scope is not a partition of the nodes
     pairs = {p.pair for p in scope.points if p.pair and p.target_class in ("pod", "node", "coredns")}
     if not pairs or scope.values("path") - {"cross-node"}:
         return None
-    return analyze(all_nodes, {x for x in pairs if x})
+    return analyze(all_nodes, {x for x in pairs if x}, working=run.working_pairs(scope))
 
 
 class RunCells:
@@ -159,6 +159,21 @@ class RunCells:
         return out
 
     @cached_property
+    def _working_pairs(self) -> dict[tuple[str, str, str], set[tuple[str, str]]]:
+        """The node pairs measured working (passed or flaky), per (family, target class, channel)."""
+        out: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        for p in points_of(self.by_key.values()):
+            if p.outcome != "failed" and p.pair:
+                out.setdefault((p.family, p.target_class, p.channel), set()).add(p.pair)
+        return out
+
+    def working_pairs(self, scope: Scope) -> set[tuple[str, str]]:
+        """The node pairs measured working by any of the kinds of traffic (family, target class and
+        channel) the scope's points are: what a partition sentence may say still works."""
+        kinds = {(p.family, p.target_class, p.channel) for p in scope.points}
+        return set().union(*(self._working_pairs.get(k, set()) for k in kinds))
+
+    @cached_property
     def dns_tcp_passes_from_pods(self) -> bool:
         """Whether any pod's DNS query over TCP passed."""
         return any(
@@ -192,7 +207,7 @@ def suspects_for(
     cells = [run.by_key[p.key] for p in scope.points if p.key in run.by_key]
     errors = {str(c.get("error")) for c in cells}
     out: list[Suspect] = []
-    shape = _pairs_partition(scope, all_nodes)
+    shape = _pairs_partition(scope, all_nodes, run)
     if intermittent:
         where = f"on paths through {_nodes(nodes)}" if nodes else "on the paths in this scope"
         out.append(
@@ -346,7 +361,12 @@ def suspects_for(
             )
         )
         return out, shape
-    one_way = shape is not None and shape.edges and all(d != "both" for _, _, d in shape.edges)
+    one_way = (
+        shape is not None
+        and shape.edges
+        and all(d != "both" for _, _, d in shape.edges)
+        and shape.reverse_works()  # measured, not merely left out of a sampled mesh
+    )
     if classes <= {"pod", "coredns", "node"} and paths <= {"cross-node"} and one_way:
         where = f"new connections{_on(nodes, all_nodes)}"
         why = (
