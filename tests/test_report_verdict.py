@@ -252,3 +252,20 @@ def test_api_frozen_cells_are_unmeasured_first_and_never_a_network_diagnosis() -
     for words in ("tunnel", "SNAT", "partition", "cut off", "Suspect"):
         assert words not in verdict.text, words
     assert verdict.to_json()["unmeasured"]["groups"][0]["cells"]
+
+
+def test_resolver_lookups_failing_while_dns_over_udp_works_is_the_resolver_not_udp_53() -> None:
+    """A 100-node run under load: one pod's getaddrinfo timed out while its own DNS queries over UDP
+    and TCP to the same servers passed. The contrast says UDP 53 works, so the suspect is not UDP 53."""
+    results = synth_results(3, None)
+    resolve = [c for c in results["cells"] if c["protocol"] == "resolve" and c["subject"] == "pod@node-2"]
+    assert resolve and any(
+        c["protocol"] == "udp" and c["layer"] == "DNS" and c["subject"] == "pod@node-2"
+        for c in results["cells"]
+    )
+    for c in resolve:
+        c["outcome"], c["error"] = "failed", "timeout"
+    verdict = compute_verdict(results)
+    first = verdict.findings[0]
+    assert first.component == "system resolver" and "FM-21" in first.fm, verdict.text
+    assert "UDP port 53" not in verdict.text and "DNS over UDP" in first.summary, verdict.text

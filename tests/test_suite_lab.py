@@ -444,3 +444,17 @@ def test_ctrl_c_mid_run_cleans_up(lab: Any, tmp_path: Path) -> None:
     assert proc.returncode == 2, output[-2000:]
     assert "Traceback" not in output
     assert managed_namespaces(lab) == []
+
+
+def test_timings_say_where_the_wall_went(healthy: dict[str, Any]) -> None:
+    """results.json's run.timings: each stage once, in order, none negative, the phases as the engine
+    ran them, and together within the session's wall (the reports and the deletion come after)."""
+    run = healthy["results"]["run"]
+    timings = run["timings"]
+    stages = ["setup_s", "kit_s", "collection_s", "probes_s", "tests_s"]
+    assert [k for k in timings if k != "phases"] == stages, timings
+    assert all(timings[k] >= 0 for k in stages), timings
+    assert [p["phase"] for p in timings["phases"]] == list(range(1, run["stats"]["phases"] + 1))
+    assert sum(p["checks"] for p in timings["phases"]) == run["stats"]["probe_checks"], timings
+    assert sum(p["duration_s"] for p in timings["phases"]) <= timings["probes_s"]
+    assert sum(timings[k] for k in stages) <= run["duration_s"] + 0.01, (timings, run["duration_s"])

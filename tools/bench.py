@@ -100,6 +100,7 @@ def run_suite(lab: str, out: Path, extra: list[str], timeout: float) -> dict[str
         "namespace": doc["run"]["options"].get("namespace"),
         "probe_timeout": doc["run"]["options"].get("probe_timeout"),
         "attempts": doc["run"]["options"].get("attempts"),
+        "timings": doc["run"].get("timings") or {},
     }
 
 
@@ -191,6 +192,29 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+STAGES = ("setup_s", "kit_s", "collection_s", "probes_s", "tests_s")
+
+
+def stages_table(rows: list[dict[str, Any]]) -> str:
+    """Where each size's counted run spent its wall (results.json's run.timings); "after" is the rest:
+    the reports, the wait for the kit's namespace and the process' start and exit."""
+    head = ["nodes", "setup", "kit", "collection", "probes (phases)", "tests", "after", "wall"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        s = r["healthy"]
+        t = s.get("timings") or {}
+        if not t:
+            continue
+        phases = " + ".join(f"{p['duration_s']:.1f}" for p in t.get("phases") or [])
+        after = s["wall_s"] - sum(float(t.get(k) or 0.0) for k in STAGES)
+        cells = [f"{float(t.get(k) or 0.0):.1f} s" for k in STAGES]
+        cells[3] += f" ({phases})" if phases else ""
+        lines.append(
+            "| " + " | ".join([str(r["nodes"]), *cells, f"{after:.1f} s", f"{s['wall_s']:.1f} s"]) + " |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tools/bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="3,20,50,100", help="lab sizes, comma-separated (default 3,20,50,100)")
@@ -267,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "bench.json").write_text(json.dumps({"rows": rows, "fault": fault}, indent=1))
     print()
     print(table(rows))
+    print()
+    print(stages_table(rows))
     if fault:
         verdict = "within" if fault["added_s"] <= fault["bound_s"] else "OVER"
         print(

@@ -291,7 +291,21 @@ def suspects_for(
         )
         return out, shape
     dns_tcp_ok = run.dns_tcp_passes_from_pods
-    udp_only = "DNS tcp" in {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
+    channels_working = {w for c in scope.contrasts if c.coordinate == "channel" for w in c.working}
+    udp_only = "DNS tcp" in channels_working
+    if chans <= {"DNS resolve"} and "DNS udp" in channels_working:
+        # the same pods' own DNS queries over UDP are answered: neither the network nor the servers
+        out.append(
+            Suspect(
+                "system resolver",
+                ("FM-21",),
+                f"the pods' resolver{on}: resolv.conf's search list and ndots, and its time-outs",
+                "DNS over UDP from the same pods to the same servers works: the network and the servers "
+                "answer; only lookups through the system resolver (getaddrinfo, one query per search "
+                "domain and address family) fail or run out of time",
+            )
+        )
+        return out, shape
     # "every DNS server fails from every subject": only then may TCP through the Service stand for "TCP
     # to the same servers" (one silent server among several is the server, not UDP)
     servers = run.dns_servers
